@@ -1,0 +1,228 @@
+"""``backfill-lab``: the engine from a terminal, mirroring the guide's pseudocode commands.
+
+    backfill-lab demo --db lab.duckdb
+    backfill-lab status --db lab.duckdb
+    backfill-lab backfill --db lab.duckdb --partitions 2024-12-01..2024-12-31 \\
+        --max-parallel 2 --write-mode overwrite --retries 2
+
+Bad arguments get one line on stderr and exit code 2; a backfill that ran but left failed steps
+exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from .demo import DEMO_HISTORY, DEMO_OUTAGE, build_demo, demo_pipeline
+from .errors import BackfillLabError, ConfigError, did_you_mean
+from .grid import grid_states, render_text
+from .ledger import Ledger
+from .partitions import PartitionSet
+from .runner import BackfillRunner, StepEvent
+from .warehouse import WRITE_MODES, Warehouse
+
+__all__ = ["main"]
+
+PROG = "backfill-lab"
+
+
+class UsageError(Exception):
+    """A command line the CLI cannot run: reported in one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("argument command: invalid choice"):
+            bad = message.split("'")[1] if "'" in message else ""
+            message = f"unknown command {bad!r}.{did_you_mean(bad, _COMMANDS)}"
+        elif "invalid choice" in message:
+            found = re.findall(r"'([^']*)'", message)
+            if found:
+                message = f"{message}{did_you_mean(found[0], found[1:])}"
+        elif "unrecognized arguments" in message:
+            bad = message.split(":", 1)[1].strip().split()[0]
+            flags = [a for p in self._actions for a in p.option_strings]
+            for action in self._actions:
+                if isinstance(action, argparse._SubParsersAction):
+                    for sub in action.choices.values():
+                        flags += [a for p in sub._actions for a in p.option_strings]
+            message = f"unknown option {bad!r}.{did_you_mean(bad, flags)}"
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _positive(name: str, minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise UsageError(f"'{name}' must be an integer >= {minimum} (got {text!r})")
+        return value
+
+    return parse
+
+
+def _tags(values: Sequence[str] | None) -> dict[str, str]:
+    tags = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"'--audit-tag' must look like KEY=VALUE (got {item!r})")
+        tags[key] = value
+    return tags
+
+
+def _existing_db(path: str) -> Warehouse:
+    if not Path(path).exists():
+        raise UsageError(
+            f"warehouse {path!r} does not exist; create the demo with "
+            f"'{PROG} demo --db {path}'"
+        )
+    return Warehouse(path)
+
+
+def _parser() -> _Parser:
+    parser = _Parser(prog=PROG, description="Backfill partitioned pipelines safely, on DuckDB.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    demo = sub.add_parser("demo", help="build the demo warehouse with a staged outage")
+    demo.add_argument("--db", required=True, help="DuckDB file to create")
+    demo.add_argument("--history", default=DEMO_HISTORY, help="partitions the scheduler ran")
+    demo.add_argument("--outage", default=DEMO_OUTAGE,
+                      help="partitions whose scheduled runs failed ('none' for no outage)")
+    demo.add_argument("--seed", type=_positive("seed", 0), default=7)
+    demo.add_argument("--entities", type=_positive("entities", 1), default=1000)
+    demo.add_argument("--events-per-day", type=_positive("events-per-day", 1), default=4000)
+    demo.add_argument("--force", action="store_true", help="replace an existing file")
+
+    bf = sub.add_parser("backfill", help="backfill a range of partitions of the demo pipeline")
+    bf.add_argument("--db", required=True)
+    bf.add_argument("--partitions", required=True,
+                    help="'2024-12-01..2024-12-31', a key, or a comma-separated list")
+    bf.add_argument("--layers", help="comma-separated layers (default: all, upstream first)")
+    bf.add_argument("--order", default="ascending", choices=["ascending", "descending"])
+    bf.add_argument("--max-parallel", type=_positive("max-parallel", 1), default=1)
+    bf.add_argument("--write-mode", default="overwrite", choices=list(WRITE_MODES))
+    bf.add_argument("--merge-keys", help="comma-separated keys, required with merge")
+    bf.add_argument("--retries", type=_positive("retries", 0), default=0)
+    bf.add_argument("--target", help="table for the last layer, e.g. features_v2")
+    bf.add_argument("--code-version", help="pin this code version (default: the deployed one)")
+    bf.add_argument("--feature-version", choices=["v1", "v2"],
+                    help="feature definition to run (default: the demo's)")
+    bf.add_argument("--backfill-id", help="name the backfill; reuse it to resume")
+    bf.add_argument("--audit-tag", action="append", metavar="KEY=VALUE",
+                    help="tag recorded with every write (repeatable)")
+    bf.add_argument("--dry-run", action="store_true", help="print the ordered steps only")
+    bf.add_argument("--quiet", action="store_true", help="no line per step")
+
+    st = sub.add_parser("status", help="print the partition grid and the latest backfills")
+    st.add_argument("--db", required=True)
+    st.add_argument("--partitions", help="range to show (default: everything present)")
+    st.add_argument("--backfill-id", help="print this backfill's ledger")
+    return parser
+
+
+_COMMANDS = ("demo", "backfill", "status")
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    path = Path(args.db)
+    if path.exists():
+        if not args.force:
+            raise UsageError(f"{args.db!r} already exists; pass --force to replace it")
+        path.unlink()
+        Path(f"{args.db}.wal").unlink(missing_ok=True)
+    outage = None if args.outage.lower() == "none" else args.outage
+    with Warehouse(args.db) as wh:
+        pipeline, runs = build_demo(wh, history=args.history, outage=outage, seed=args.seed,
+                                    entities=args.entities, events_per_day=args.events_per_day)
+        print(f"built {args.db}: pipeline {pipeline.name} ({' -> '.join(pipeline.layer_names)}), "
+              f"code version {pipeline.code_version}, {len(runs)} scheduled runs, "
+              f"outage {outage or 'none'}")
+        print(render_text(grid_states(wh, pipeline.layer_names, args.history)))
+    return 0
+
+
+def _print_event(event: StepEvent) -> None:
+    if event.status == "running":
+        return
+    detail = f"{event.rows} rows" if event.rows is not None else (event.error or "")
+    print(f"{event.status:<9} {event.layer:<9} {event.partition}  attempt {event.attempt}  "
+          f"{detail}", flush=True)
+
+
+def _cmd_backfill(args: argparse.Namespace) -> int:
+    with _existing_db(args.db) as wh:
+        pipeline = demo_pipeline(wh, feature_version=args.feature_version)
+        runner = BackfillRunner(
+            pipeline, wh, args.partitions,
+            layers=args.layers.split(",") if args.layers else None,
+            order=args.order, concurrency=args.max_parallel, retries=args.retries,
+            mode=args.write_mode,
+            merge_keys=args.merge_keys.split(",") if args.merge_keys else None,
+            target=args.target, code_version=args.code_version, backfill_id=args.backfill_id,
+            audit_tags=_tags(args.audit_tag),
+            on_event=None if args.quiet or args.dry_run else _print_event,
+        )
+        if args.dry_run:
+            plan = runner.dry_run()
+            print(plan.to_string(index=False))
+            print(f"dry run: {len(plan)} steps, nothing written")
+            return 0
+        result = runner.run()
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(result.counts().items()))
+        print(f"backfill {result.backfill_id}: {result.status} ({counts}; "
+              f"at most {result.max_in_flight} in flight; {result.seconds:.1f}s)")
+        if result.resumed:
+            print(f"resumed: {result.resumed} steps had already succeeded and were not rerun")
+        return 0 if result.ok else 1
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    with _existing_db(args.db) as wh:
+        pipeline = demo_pipeline(wh)
+        if args.partitions:
+            partitions = PartitionSet.parse(args.partitions)
+        else:
+            keys = {k for t in wh.tables() for k in wh.partition_counts(t)}
+            if not keys:
+                print("no partitions yet")
+                return 0
+            partitions = PartitionSet.range(min(keys), max(keys))
+        print(render_text(grid_states(wh, pipeline.layer_names, partitions)))
+        ledger = Ledger(wh)
+        if args.backfill_id:
+            df = ledger.frame(args.backfill_id)
+            cols = ["layer", "partition", "attempt", "status", "rows", "error"]
+            print(df[cols].to_string(index=False))
+        else:
+            ids = [i for i in ledger.backfill_ids() if not i.startswith("scheduled-")]
+            print("backfills: " + (", ".join(ids) if ids else "none yet"))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``backfill-lab``; returns the exit code."""
+    try:
+        args = _parser().parse_args(argv)
+        handler = {"demo": _cmd_demo, "backfill": _cmd_backfill, "status": _cmd_status}
+        return handler[args.command](args)
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except (BackfillLabError, ConfigError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. piped into `head`: stop quietly, as Unix tools do
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

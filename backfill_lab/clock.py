@@ -1,0 +1,59 @@
+"""Injectable clocks: the lab never reads the wall clock where a test or a notebook needs repeatable
+numbers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Protocol
+
+__all__ = ["Clock", "FixedClock", "SystemClock"]
+
+
+class Clock(Protocol):
+    def now(self) -> dt.datetime: ...
+
+
+class SystemClock:
+    """The real time, in UTC, without tzinfo (DuckDB TIMESTAMP)."""
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+    def __repr__(self) -> str:
+        return "SystemClock()"
+
+
+class FixedClock:
+    """A clock that starts at ``start`` and moves ``tick`` forward on every reading.
+
+    >>> clock = FixedClock("2025-01-01T02:00", tick=dt.timedelta(seconds=1))
+    >>> clock.now(), clock.now()
+    (datetime.datetime(2025, 1, 1, 2, 0), datetime.datetime(2025, 1, 1, 2, 0, 1))
+    >>> clock.advance(dt.timedelta(days=1)); clock.now()
+    datetime.datetime(2025, 1, 2, 2, 0, 2)
+    """
+
+    def __init__(
+        self, start: str | dt.datetime, tick: dt.timedelta = dt.timedelta(0)
+    ) -> None:
+        self._now = dt.datetime.fromisoformat(start) if isinstance(start, str) else start
+        self._tick = tick
+        self._lock = threading.Lock()
+
+    def now(self) -> dt.datetime:
+        with self._lock:
+            value = self._now
+            self._now = value + self._tick
+            return value
+
+    def advance(self, delta: dt.timedelta) -> None:
+        with self._lock:
+            self._now += delta
+
+    def set(self, value: dt.datetime) -> None:
+        with self._lock:
+            self._now = value
+
+    def __repr__(self) -> str:
+        return f"FixedClock({self._now.isoformat()!r}, tick={self._tick!r})"

@@ -1,0 +1,147 @@
+"""The run ledger: one row per step attempt, kept in the warehouse itself.
+
+Rows are only ever inserted (never updated), so parallel steps never contend for a ledger row. A
+successful attempt's row is inserted in the same transaction as its partition write: the data and
+the record of it commit together, which is what makes resume after a crash exact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from .db import one, run
+from .errors import UnknownNameError
+
+__all__ = ["STATUSES", "BackfillRecord", "Ledger", "LedgerEntry"]
+
+STATUSES: tuple[str, ...] = ("success", "failed", "skipped", "cancelled")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS _bl_ledger (
+    backfill_id VARCHAR, layer VARCHAR, partition VARCHAR, target VARCHAR, mode VARCHAR,
+    code_version VARCHAR, attempt INTEGER, status VARCHAR, rows BIGINT,
+    started TIMESTAMP, finished TIMESTAMP, error VARCHAR, upstream VARCHAR[], audit_tags VARCHAR
+);
+CREATE TABLE IF NOT EXISTS _bl_backfills (
+    backfill_id VARCHAR, pipeline VARCHAR, code_version VARCHAR, params VARCHAR,
+    created TIMESTAMP
+);
+"""
+_COLUMNS = (
+    "backfill_id", "layer", "partition", "target", "mode", "code_version", "attempt", "status",
+    "rows", "started", "finished", "error", "upstream", "audit_tags",
+)
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One attempt of one step (a layer's partition) of one backfill."""
+
+    backfill_id: str
+    layer: str
+    partition: str
+    target: str
+    mode: str
+    code_version: str
+    attempt: int
+    status: str
+    rows: int | None = None
+    started: dt.datetime | None = None
+    finished: dt.datetime | None = None
+    error: str | None = None
+    upstream: tuple[str, ...] = ()
+    audit_tags: Mapping[str, str] = field(default_factory=dict)
+
+    def values(self) -> list[Any]:
+        row = [getattr(self, c) for c in _COLUMNS]
+        row[_COLUMNS.index("upstream")] = list(self.upstream)
+        row[_COLUMNS.index("audit_tags")] = json.dumps(dict(self.audit_tags), sort_keys=True)
+        return row
+
+
+@dataclass(frozen=True)
+class BackfillRecord:
+    """What a backfill was started with, kept so a resume can refuse a different one."""
+
+    backfill_id: str
+    pipeline: str
+    code_version: str
+    params: dict[str, Any]
+    created: dt.datetime
+
+
+class Ledger:
+    """Read and write the run ledger of one warehouse."""
+
+    def __init__(self, connection_source: Any) -> None:
+        # ``connection_source`` is a Warehouse (anything with ``cursor()``); kept loose to
+        # avoid an import cycle and to let tests pass a bare DuckDB connection factory.
+        self._source = connection_source
+        run(self._cursor(), _SCHEMA)
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        return self._source.cursor()
+
+    def record(self, entry: LedgerEntry, cur: duckdb.DuckDBPyConnection | None = None) -> None:
+        """Insert one row; pass ``cur`` to make it part of that cursor's open transaction."""
+        holes = ", ".join("?" for _ in _COLUMNS)
+        run(cur or self._cursor(),
+            f"INSERT INTO _bl_ledger ({', '.join(_COLUMNS)}) VALUES ({holes})", entry.values())
+
+    def start_backfill(self, record: BackfillRecord) -> None:
+        run(
+            self._cursor(),
+            "INSERT INTO _bl_backfills VALUES (?, ?, ?, ?, ?)",
+            [record.backfill_id, record.pipeline, record.code_version,
+             json.dumps(record.params, sort_keys=True), record.created],
+        )
+
+    def backfill(self, backfill_id: str) -> BackfillRecord | None:
+        row = one(self._cursor(), "SELECT * FROM _bl_backfills WHERE backfill_id = ?",
+                  [backfill_id])
+        if row is None:
+            return None
+        return BackfillRecord(row[0], row[1], row[2], json.loads(row[3]), row[4])
+
+    def backfill_ids(self) -> list[str]:
+        rows = run(self._cursor(),
+                   "SELECT backfill_id FROM _bl_backfills ORDER BY created, backfill_id")
+        return [r[0] for r in rows]
+
+    def frame(self, backfill_id: str | None = None) -> pd.DataFrame:
+        """The ledger as a DataFrame, in the order steps finished (one backfill, or all)."""
+        if backfill_id is not None and backfill_id not in self.backfill_ids():
+            raise UnknownNameError.of("backfill id", backfill_id, self.backfill_ids())
+        where = "WHERE backfill_id = ?" if backfill_id else ""
+        params = [backfill_id] if backfill_id else []
+        return self._cursor().execute(
+            f"SELECT * FROM _bl_ledger {where} ORDER BY finished, layer, partition, attempt",
+            params,
+        ).df()
+
+    def last_status(self, backfill_id: str) -> dict[tuple[str, str], tuple[str, int]]:
+        """``(layer, partition) -> (status, attempts so far)`` from each step's latest attempt."""
+        rows = run(
+            self._cursor(),
+            "SELECT layer, partition, arg_max(status, attempt), max(attempt) "
+            "FROM _bl_ledger WHERE backfill_id = ? GROUP BY layer, partition",
+            [backfill_id],
+        )
+        return {(layer, part): (status, int(n)) for layer, part, status, n in rows}
+
+    def latest_by_partition(self, layers: Sequence[str] | None = None) -> pd.DataFrame:
+        """The newest recorded status of every (layer, partition), across all backfills."""
+        df = self._cursor().execute(
+            "SELECT layer, partition, arg_max(status, finished) AS status, "
+            "max(finished) AS finished FROM _bl_ledger GROUP BY layer, partition"
+        ).df()
+        if layers is not None:
+            df = df[df["layer"].isin(list(layers))]
+        return df.reset_index(drop=True)

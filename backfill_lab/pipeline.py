@@ -1,0 +1,267 @@
+"""Pipelines: named layers, each a transform per partition, with dependencies between layers.
+
+A transform is either SQL or a Python function returning a DataFrame.
+
+* SQL is a SELECT. ``{layer}`` placeholders become that layer's table (so the same SQL reads
+  ``features_v2`` or ``features_v1`` as the backfill says), and the parameters ``$partition``,
+  ``$window_start`` and ``$window_end`` hold the partition being built and the span its
+  dependencies read.
+* A Python transform receives a :class:`StepContext` and returns the partition's rows.
+
+A dependency maps a partition of the layer to the partitions of the upstream layer it reads: the
+same partition, or a trailing window of N partitions (e.g. "last 7 days").
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from .errors import ConfigError, UnknownNameError
+from .partitions import parse_key, to_value, trailing_window
+
+__all__ = [
+    "Dependency",
+    "Layer",
+    "Pipeline",
+    "SamePartition",
+    "StepContext",
+    "TrailingWindow",
+]
+
+
+@dataclass(frozen=True)
+class SamePartition:
+    """Partition D reads upstream partition D.
+
+    >>> SamePartition().upstream("2024-12-05")
+    ['2024-12-05']
+    """
+
+    def upstream(self, key: str) -> list[str]:
+        return [key]
+
+    def __str__(self) -> str:
+        return "same partition"
+
+
+@dataclass(frozen=True)
+class TrailingWindow:
+    """Partition D reads the ``size`` upstream partitions ending at D.
+
+    >>> TrailingWindow(3).upstream("2024-12-05")
+    ['2024-12-03', '2024-12-04', '2024-12-05']
+    """
+
+    size: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 1:
+            raise ConfigError.invalid("window size", "an integer >= 1", self.size)
+
+    def upstream(self, key: str) -> list[str]:
+        return trailing_window(key, self.size)
+
+    def __str__(self) -> str:
+        return f"trailing {self.size}"
+
+
+Mapping_ = SamePartition | TrailingWindow
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """``layer`` is read through ``mapping``."""
+
+    layer: str
+    mapping: Mapping_ = SamePartition()
+
+    @classmethod
+    def same(cls, layer: str) -> Dependency:
+        return cls(layer, SamePartition())
+
+    @classmethod
+    def window(cls, layer: str, size: int) -> Dependency:
+        return cls(layer, TrailingWindow(size))
+
+
+Transform = str | Callable[["StepContext"], pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One stage of a pipeline, writing one table partitioned by ``partition_column``."""
+
+    name: str
+    transform: Transform
+    depends_on: tuple[Dependency, ...] = ()
+    partition_column: str = "date"
+    merge_keys: tuple[str, ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.transform, str) and not callable(self.transform):
+            raise ConfigError.invalid(
+                f"transform of layer {self.name!r}", "SQL text or a function", self.transform
+            )
+        deps = tuple(d if isinstance(d, Dependency) else Dependency(d) for d in self.depends_on)
+        object.__setattr__(self, "depends_on", deps)
+        object.__setattr__(self, "merge_keys", tuple(self.merge_keys))
+
+    @property
+    def is_sql(self) -> bool:
+        return isinstance(self.transform, str)
+
+
+class _Tables(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        raise UnknownNameError.of("layer in SQL placeholder", key, self.keys())
+
+
+@dataclass
+class StepContext:
+    """What a transform sees while it builds one partition."""
+
+    pipeline: Pipeline
+    layer: Layer
+    partition: str
+    tables: Mapping[str, str]
+    warehouse: Any
+    code_version: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def read(self, layer: str, partitions: Iterable[str] | None = None) -> pd.DataFrame:
+        """Rows of an upstream layer: by default the partitions its dependency maps to."""
+        dep = next((d for d in self.layer.depends_on if d.layer == layer), None)
+        if dep is None:
+            known = [d.layer for d in self.layer.depends_on]
+            raise UnknownNameError.of(f"upstream of layer {self.layer.name!r}", layer, known)
+        keys = list(partitions) if partitions is not None else dep.mapping.upstream(self.partition)
+        table = self.tables[layer]
+        upstream = self.pipeline.layer(layer)
+        values = [to_value(parse_key(k)) for k in keys]
+        return self.warehouse.sql(
+            f'SELECT * FROM "{table}" WHERE "{upstream.partition_column}" IN '
+            f"(SELECT unnest($keys)) ORDER BY ALL",
+            {"keys": values},
+        )
+
+
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+class Pipeline:
+    """Named layers in dependency order, with the code version that is deployed right now.
+
+    ``code_version`` is what the running code says it is; a backfill pins one and stops when the
+    pipeline reports another (a deploy in the middle of a backfill).
+    """
+
+    def __init__(
+        self, name: str, layers: Sequence[Layer], *, code_version: str = "v1",
+        description: str = "",
+    ) -> None:
+        self.name = name
+        self.description = description
+        self._layers: dict[str, Layer] = {}
+        for layer in layers:
+            if layer.name in self._layers:
+                raise ConfigError(f"layer {layer.name!r} is defined twice in pipeline {name!r}")
+            self._layers[layer.name] = layer
+        for layer in layers:
+            for dep in layer.depends_on:
+                if dep.layer not in self._layers:
+                    raise UnknownNameError.of(
+                        f"upstream layer of {layer.name!r}", dep.layer, self._layers
+                    )
+        self._order = self._topological()
+        self._version = code_version
+        self._lock = threading.Lock()
+
+    @property
+    def code_version(self) -> str:
+        with self._lock:
+            return self._version
+
+    def deploy(self, code_version: str) -> None:
+        """Change the deployed code version (what a release does under a running backfill)."""
+        with self._lock:
+            self._version = code_version
+
+    def _topological(self) -> list[str]:
+        order: list[str] = []
+        state: dict[str, int] = {}
+
+        def visit(name: str, path: tuple[str, ...]) -> None:
+            if state.get(name) == 2:
+                return
+            if state.get(name) == 1:
+                cycle = " -> ".join((*path, name))
+                raise ConfigError(f"pipeline {self.name!r} has a dependency cycle: {cycle}")
+            state[name] = 1
+            for dep in self._layers[name].depends_on:
+                visit(dep.layer, (*path, name))
+            state[name] = 2
+            order.append(name)
+
+        for name in self._layers:
+            visit(name, ())
+        return order
+
+    @property
+    def layer_names(self) -> list[str]:
+        """Layers upstream first."""
+        return list(self._order)
+
+    def layer(self, name: str) -> Layer:
+        try:
+            return self._layers[name]
+        except KeyError:
+            what = f"layer of pipeline {self.name!r}"
+            raise UnknownNameError.of(what, name, self._order) from None
+
+    def check_layers(self, names: Iterable[str]) -> list[str]:
+        """Validate layer names; return them upstream first."""
+        wanted = list(names)
+        for name in wanted:
+            self.layer(name)
+        return [n for n in self._order if n in wanted]
+
+    def upstream(self, layer: str, key: str) -> list[tuple[str, str]]:
+        """Every ``(layer, partition)`` that building ``(layer, key)`` reads.
+
+        >>> from backfill_lab.demo import daily_features
+        >>> daily_features().upstream("features", "2024-12-02")[:2]
+        [('staging', '2024-11-26'), ('staging', '2024-11-27')]
+        """
+        return [(d.layer, k) for d in self.layer(layer).depends_on for k in d.mapping.upstream(key)]
+
+    def sql_for(
+        self, layer: Layer, key: str, tables: Mapping[str, str]
+    ) -> tuple[str, dict[str, Any]]:
+        """The SELECT and parameters that build ``key`` of a SQL layer."""
+        assert isinstance(layer.transform, str)
+        text = layer.transform.format_map(_Tables(tables))
+        window = [k for d in layer.depends_on for k in d.mapping.upstream(key)] or [key]
+        available = {
+            "partition": to_value(key),
+            "window_start": to_value(min(window)),
+            "window_end": to_value(max(window)),
+        }
+        params: dict[str, Any] = {}
+        for name in _PARAM.findall(text):
+            if name not in available:
+                raise UnknownNameError.of(f"SQL parameter of layer {layer.name!r}", name, available)
+            params[name] = available[name]
+        return text, params
+
+    def __repr__(self) -> str:
+        return (
+            f"Pipeline({self.name!r}, layers={' -> '.join(self._order)}, "
+            f"code_version={self.code_version!r})"
+        )

@@ -1,0 +1,505 @@
+"""The backfill runner: steps (layer x partition), real parallel execution under a cap, retries.
+
+A backfill is a set of steps, one per (layer, partition). A step may start only when every step it
+reads from in the same backfill has succeeded (upstream before downstream, per partition); when one
+of those failed, the step is skipped rather than built on a hole. Among ready steps the runner
+starts the earliest partition first (``ascending``) or the latest (``descending``), never more than
+``concurrency`` at a time, each in its own thread with its own DuckDB cursor.
+
+Every attempt goes to the ledger. A successful attempt's ledger row commits in the same
+transaction as its partition, so a backfill killed at any instant and resumed with the same
+``backfill_id`` reruns exactly the steps that had not committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from .clock import Clock, SystemClock
+from .db import quote
+from .errors import (
+    BackfillLabError,
+    CodeVersionMismatch,
+    ConfigError,
+    UnknownNameError,
+    UpstreamMissing,
+)
+from .faults import Fault, Faults
+from .ledger import BackfillRecord, Ledger, LedgerEntry
+from .partitions import ORDERS, PartitionSet
+from .pipeline import Layer, Pipeline, SamePartition, StepContext
+from .warehouse import WRITE_MODES, Warehouse
+
+__all__ = ["BackfillResult", "BackfillRunner", "Step", "StepEvent", "StepResult", "run_backfill"]
+
+# Errors that the same attempt would hit again: retrying them only burns time.
+_PERMANENT = (UpstreamMissing, CodeVersionMismatch, ConfigError)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One layer's partition to build, and the steps of this backfill it waits for."""
+
+    layer: str
+    partition: str
+    table: str
+    waits_for: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.layer, self.partition)
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """A change of a step's state, sent to ``on_event`` (the live grid listens to these)."""
+
+    layer: str
+    partition: str
+    status: str  # running | success | failed | retrying | skipped | cancelled
+    attempt: int
+    rows: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class StepResult:
+    layer: str
+    partition: str
+    table: str
+    status: str
+    attempts: int
+    rows: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class BackfillResult:
+    """What a backfill did: every step's outcome, the order steps started, peak concurrency."""
+
+    backfill_id: str
+    status: str  # success | failed | aborted | dry_run
+    steps: list[StepResult]
+    started_order: list[tuple[str, str]] = field(default_factory=list)
+    max_in_flight: int = 0
+    resumed: int = 0
+    seconds: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for s in self.steps:
+            out[s.status] = out.get(s.status, 0) + 1
+        return out
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame([s.__dict__ for s in self.steps])
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{k}={v}" for k, v in sorted(self.counts().items()))
+        return (
+            f"BackfillResult({self.backfill_id!r}, status={self.status!r}, {counts}, "
+            f"max_in_flight={self.max_in_flight}, resumed={self.resumed}, "
+            f"seconds={self.seconds:.2f})"
+        )
+
+
+def _int_option(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        else:
+            raise ConfigError.invalid(name, f"an integer >= {minimum}", value)
+    if value < minimum:
+        raise ConfigError.invalid(name, f"an integer >= {minimum}", value)
+    return value
+
+
+class BackfillRunner:
+    """Plan and run one backfill. :func:`run_backfill` is the one-call form."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        warehouse: Warehouse,
+        partitions: object,
+        *,
+        layers: Sequence[str] | None = None,
+        order: str = "ascending",
+        concurrency: int = 1,
+        retries: int = 0,
+        backoff: float = 0.05,
+        mode: str = "overwrite",
+        merge_keys: Sequence[str] | None = None,
+        target: str | Mapping[str, str] | None = None,
+        code_version: str | None = None,
+        backfill_id: str | None = None,
+        faults: Faults | Sequence[Fault] | None = None,
+        audit_tags: Mapping[str, str] | None = None,
+        clock: Clock | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        on_event: Callable[[StepEvent], None] | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.warehouse = warehouse
+        self.partitions = PartitionSet.parse(partitions)  # type: ignore[arg-type]
+        self.layers = pipeline.check_layers(layers if layers is not None else pipeline.layer_names)
+        if not self.layers:
+            raise ConfigError.invalid("layers", "at least one layer name", list(layers or []))
+        if order not in ORDERS:
+            raise UnknownNameError.of("order", str(order), ORDERS)
+        self.order = order
+        self.concurrency = _int_option("concurrency", concurrency, 1)
+        self.retries = _int_option("retries", retries, 0)
+        if not isinstance(backoff, int | float) or backoff < 0:
+            raise ConfigError.invalid("backoff", "a number of seconds >= 0", backoff)
+        self.backoff = float(backoff)
+        if mode not in WRITE_MODES:
+            raise UnknownNameError.of("write mode", str(mode), WRITE_MODES)
+        self.mode = mode
+        self.merge_keys = tuple(merge_keys or ())
+        if mode == "merge" and not self.merge_keys:
+            raise ConfigError(
+                "write mode 'merge' needs merge_keys, e.g. ['entity_id', 'date'] (got none)"
+            )
+        self.tables = self._tables(target)
+        deployed = pipeline.code_version
+        self.code_version = code_version if code_version is not None else deployed
+        if self.code_version != deployed:
+            raise CodeVersionMismatch(
+                f"backfill pinned to code version {self.code_version!r} but pipeline "
+                f"{pipeline.name!r} runs {deployed!r}; deploy {self.code_version!r} first, "
+                f"or pin {deployed!r}"
+            )
+        self.backfill_id = backfill_id or f"bf-{uuid.uuid4().hex[:8]}"
+        if isinstance(faults, Faults):
+            self.faults = faults
+        else:
+            self.faults = Faults(faults or (), sleep=sleep)
+        self.audit_tags = {str(k): str(v) for k, v in (audit_tags or {}).items()}
+        self.clock: Clock = clock or SystemClock()
+        self.sleep = sleep
+        self.on_event = on_event
+        self.ledger = Ledger(warehouse)
+        self.steps = self._build_steps()
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self.max_in_flight = 0
+
+    # -- planning ------------------------------------------------------------------------
+    def _tables(self, target: str | Mapping[str, str] | None) -> dict[str, str]:
+        tables = {name: name for name in self.pipeline.layer_names}
+        if target is None:
+            return tables
+        if isinstance(target, str):
+            quote(target)
+            tables[self.layers[-1]] = target
+            return tables
+        for layer, table in dict(target).items():
+            if layer not in self.layers:
+                raise UnknownNameError.of("layer in target", layer, self.layers)
+            quote(table)
+            tables[layer] = table
+        return tables
+
+    def _build_steps(self) -> list[Step]:
+        in_backfill = {(layer, p) for layer in self.layers for p in self.partitions}
+        steps = []
+        for p in self.partitions.ordered(self.order):
+            for layer in self.layers:
+                waits = tuple(
+                    key for key in self.pipeline.upstream(layer, p) if key in in_backfill
+                )
+                steps.append(Step(layer, p, self.tables[layer], waits))
+        return steps
+
+    def _priority(self) -> dict[tuple[str, str], tuple[int, int]]:
+        rank = {p: i for i, p in enumerate(self.partitions.ordered(self.order))}
+        layer_rank = {name: i for i, name in enumerate(self.layers)}
+        return {s.key: (rank[s.partition], layer_rank[s.layer]) for s in self.steps}
+
+    def dry_run(self) -> pd.DataFrame:
+        """The steps in the order a one-at-a-time run would start them; nothing is written."""
+        done: set[tuple[str, str]] = set()
+        pending = {s.key: s for s in self.steps}
+        prio = self._priority()
+        rows = []
+        while pending:
+            ready = sorted(
+                (s for s in pending.values() if all(w in done for w in s.waits_for)),
+                key=lambda s: prio[s.key],
+            )
+            step = ready[0]
+            del pending[step.key]
+            done.add(step.key)
+            rows.append({
+                "seq": len(rows) + 1, "layer": step.layer, "partition": step.partition,
+                "table": step.table, "mode": self.mode, "code_version": self.code_version,
+                "waits_for": ", ".join(f"{layer}:{p}" for layer, p in step.waits_for),
+            })
+        return pd.DataFrame(rows)
+
+    def params(self) -> dict[str, Any]:
+        """What identifies this backfill, stored so a resume can be checked against it."""
+        return {
+            "partitions": str(self.partitions), "layers": self.layers, "order": self.order,
+            "mode": self.mode, "merge_keys": list(self.merge_keys), "tables": self.tables,
+            "concurrency": self.concurrency, "retries": self.retries,
+            "audit_tags": self.audit_tags,
+        }
+
+    # -- running -------------------------------------------------------------------------
+    def _emit(self, event: StepEvent) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def _start_or_resume(self) -> dict[tuple[str, str], tuple[str, int]]:
+        record = self.ledger.backfill(self.backfill_id)
+        if record is None:
+            self.ledger.start_backfill(BackfillRecord(
+                self.backfill_id, self.pipeline.name, self.code_version, self.params(),
+                self.clock.now(),
+            ))
+            return {}
+        if record.code_version != self.code_version:
+            raise CodeVersionMismatch(
+                f"backfill {self.backfill_id!r} was started at code version "
+                f"{record.code_version!r}; resuming it at {self.code_version!r} would mix "
+                f"versions; deploy {record.code_version!r} or start a new backfill id"
+            )
+        mine = self.params()
+        for key in ("partitions", "layers", "mode", "merge_keys", "tables"):
+            if record.params.get(key) != mine[key]:
+                raise ConfigError(
+                    f"backfill {self.backfill_id!r} was started with {key}="
+                    f"{record.params.get(key)!r} (got {mine[key]!r}); resume it with the same "
+                    f"{key}, or start a new backfill id"
+                )
+        return self.ledger.last_status(self.backfill_id)
+
+    def run(self) -> BackfillResult:
+        """Run every unfinished step; return what happened."""
+        t0 = time.perf_counter()
+        previous = self._start_or_resume()
+        prio = self._priority()
+        results: dict[tuple[str, str], StepResult] = {}
+        attempts_before: dict[tuple[str, str], int] = {}
+        for step in self.steps:
+            status, attempts = previous.get(step.key, ("", 0))
+            attempts_before[step.key] = attempts
+            if status == "success":
+                results[step.key] = StepResult(step.layer, step.partition, step.table,
+                                               "success", attempts)
+        resumed = len(results)
+        done = {k for k, r in results.items() if r.status == "success"}
+        broken: set[tuple[str, str]] = set()
+        pending = {s.key: s for s in self.steps if s.key not in results}
+        running: dict[Future[StepResult], Step] = {}
+        started_order: list[tuple[str, str]] = []
+        aborted: str | None = None
+        with ThreadPoolExecutor(max_workers=self.concurrency,
+                                thread_name_prefix="backfill") as pool:
+            while pending or running:
+                for key, step in list(pending.items()):
+                    bad = [w for w in step.waits_for if w in broken]
+                    if bad:
+                        del pending[key]
+                        error = f"upstream {bad[0][0]} {bad[0][1]} did not succeed"
+                        results[key] = self._finish_without_run(step, "skipped", error,
+                                                                attempts_before[key])
+                        broken.add(key)
+                ready = sorted(
+                    (s for s in pending.values() if all(w in done for w in s.waits_for)),
+                    key=lambda s: prio[s.key],
+                )
+                while ready and len(running) < self.concurrency and aborted is None:
+                    step = ready.pop(0)
+                    deployed = self.pipeline.code_version
+                    if deployed != self.code_version:
+                        aborted = (
+                            f"code version changed from {self.code_version!r} to {deployed!r} "
+                            f"during backfill {self.backfill_id!r}; stopped to avoid mixing "
+                            f"versions; resume after deploying {self.code_version!r}"
+                        )
+                        break
+                    del pending[step.key]
+                    started_order.append(step.key)
+                    running[pool.submit(self._execute, step, attempts_before[step.key])] = step
+                if aborted is not None and not running:
+                    for key, step in list(pending.items()):
+                        del pending[key]
+                        results[key] = self._finish_without_run(step, "cancelled", aborted,
+                                                                attempts_before[key])
+                    break
+                if not running:
+                    if pending:  # nothing runnable and nothing running: a dependency cycle
+                        raise ConfigError(f"steps can never start: {sorted(pending)[:3]}")
+                    break
+                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    step = running.pop(fut)
+                    result = fut.result()
+                    results[step.key] = result
+                    (done if result.status == "success" else broken).add(step.key)
+        ordered = [results[s.key] for s in self.steps]
+        if aborted is not None:
+            status = "aborted"
+        elif all(r.status == "success" for r in ordered):
+            status = "success"
+        else:
+            status = "failed"
+        return BackfillResult(
+            self.backfill_id, status, ordered, started_order, self.max_in_flight, resumed,
+            time.perf_counter() - t0,
+        )
+
+    def _finish_without_run(
+        self, step: Step, status: str, error: str, attempts: int
+    ) -> StepResult:
+        now = self.clock.now()
+        self.ledger.record(self._entry(step, attempts + 1, status, None, now, now, error, ()))
+        self._emit(StepEvent(step.layer, step.partition, status, attempts + 1, error=error))
+        return StepResult(step.layer, step.partition, step.table, status, attempts, error=error)
+
+    def _entry(
+        self, step: Step, attempt: int, status: str, rows: int | None,
+        started: dt.datetime, finished: dt.datetime, error: str | None,
+        upstream: Sequence[str],
+    ) -> LedgerEntry:
+        return LedgerEntry(
+            self.backfill_id, step.layer, step.partition, step.table, self.mode,
+            self.code_version, attempt, status, rows, started, finished, error,
+            tuple(upstream), self.audit_tags,
+        )
+
+    def _execute(self, step: Step, attempts_before: int) -> StepResult:
+        with self._lock:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        try:
+            return self._attempts(step, attempts_before)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _attempts(self, step: Step, attempts_before: int) -> StepResult:
+        layer = self.pipeline.layer(step.layer)
+        last = attempts_before + 1 + self.retries
+        attempt = attempts_before
+        error = ""
+        while attempt < last:
+            attempt += 1
+            started = self.clock.now()
+            self._emit(StepEvent(step.layer, step.partition, "running", attempt))
+            upstream: list[str] = []
+            try:
+                if self.pipeline.code_version != self.code_version:
+                    raise CodeVersionMismatch(
+                        f"code version changed to {self.pipeline.code_version!r} before "
+                        f"{step.layer} {step.partition} ran (pinned {self.code_version!r})"
+                    )
+                upstream = self._check_upstream(layer, step)
+                self.faults.before_attempt(step.layer, step.partition)
+                rows = self._build(layer, step)
+                params = rows[1] if isinstance(rows, tuple) else None
+                source = rows[0] if isinstance(rows, tuple) else rows
+
+                def on_commit(cur: Any, written: int, attempt: int = attempt,
+                              started: dt.datetime = started, upstream: list[str] = upstream
+                              ) -> None:
+                    self.ledger.record(self._entry(step, attempt, "success", written, started,
+                                                   self.clock.now(), None, upstream), cur)
+
+                result = self.warehouse.write_partition(
+                    step.table, step.partition, source, self.mode,
+                    merge_keys=self.merge_keys, params=params,
+                    partition_column=layer.partition_column, on_commit=on_commit,
+                )
+                self._emit(StepEvent(step.layer, step.partition, "success", attempt,
+                                     rows=result.rows))
+                return StepResult(step.layer, step.partition, step.table, "success", attempt,
+                                  rows=result.rows)
+            except Exception as exc:  # every failure is recorded; none escapes a worker
+                error = _one_line(exc)
+                permanent = isinstance(exc, _PERMANENT)
+                self.ledger.record(self._entry(step, attempt, "failed", None, started,
+                                               self.clock.now(), error, upstream))
+                if permanent or attempt >= last:
+                    break
+                self._emit(StepEvent(step.layer, step.partition, "retrying", attempt,
+                                     error=error))
+                self.sleep(self.backoff * 2 ** (attempt - attempts_before - 1))
+        self._emit(StepEvent(step.layer, step.partition, "failed", attempt, error=error))
+        return StepResult(step.layer, step.partition, step.table, "failed",
+                          attempt, error=error)
+
+    def _check_upstream(self, layer: Layer, step: Step) -> list[str]:
+        """Upstream partitions this step reads; a missing same-partition input is an error."""
+        read: list[str] = []
+        for dep in layer.depends_on:
+            keys = dep.mapping.upstream(step.partition)
+            present = self.warehouse.existing_partitions(self.tables[dep.layer], keys)
+            for key in keys:
+                if key in present:
+                    read.append(f"{dep.layer}:{key}")
+                elif isinstance(dep.mapping, SamePartition):
+                    raise UpstreamMissing(
+                        f"upstream {dep.layer} {key} is missing, so {step.layer} {key} cannot "
+                        f"be built; backfill {dep.layer} first (include it in 'layers')"
+                    )
+        return read
+
+    def _build(self, layer: Layer, step: Step) -> pd.DataFrame | tuple[str, dict[str, Any]]:
+        if layer.is_sql:
+            sql, params = self.pipeline.sql_for(layer, step.partition, self.tables)
+            if not self.faults.corrupts(step.layer, step.partition):
+                return sql, params
+            df = self.warehouse.sql(sql, params)
+        else:
+            ctx = StepContext(self.pipeline, layer, step.partition, self.tables,
+                              self.warehouse, self.code_version)
+            df = layer.transform(ctx)  # type: ignore[operator]
+            if not isinstance(df, pd.DataFrame):
+                raise ConfigError.invalid(f"result of layer {layer.name!r}", "a DataFrame",
+                                          type(df).__name__)
+        return self.faults.corrupt(step.layer, step.partition, df)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    if isinstance(exc, BackfillLabError):
+        return first
+    return f"{type(exc).__name__}: {first}"
+
+
+def run_backfill(
+    pipeline: Pipeline, warehouse: Warehouse, partitions: object, *, dry_run: bool = False,
+    **options: Any,
+) -> BackfillResult | pd.DataFrame:
+    """Run a backfill (or, with ``dry_run=True``, return its ordered steps and write nothing).
+
+    Options are those of :class:`BackfillRunner`: ``layers``, ``order``, ``concurrency``,
+    ``retries``, ``backoff``, ``mode``, ``merge_keys``, ``target``, ``code_version``,
+    ``backfill_id``, ``faults``, ``audit_tags``, ``clock``, ``sleep``, ``on_event``.
+    """
+    fixed = ("self", "pipeline", "warehouse", "partitions")
+    known = [p for p in inspect.signature(BackfillRunner.__init__).parameters if p not in fixed]
+    for name in options:
+        if name not in known:
+            raise UnknownNameError.of("backfill option", name, known)
+    runner = BackfillRunner(pipeline, warehouse, partitions, **options)
+    return runner.dry_run() if dry_run else runner.run()

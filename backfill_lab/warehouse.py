@@ -1,0 +1,407 @@
+"""The lab warehouse: partitioned tables in DuckDB, three write modes, and a capacity limit.
+
+Every partition write is one DuckDB transaction. ``overwrite`` deletes and re-inserts one partition
+inside it, so a concurrent reader sees either the old partition or the new one, never an empty or
+half-written one (DuckDB's MVCC gives each reader a snapshot). ``merge`` upserts on merge keys with
+``MERGE INTO``. ``append`` only inserts, so a rerun duplicates rows: it is kept to show why.
+
+The capacity models a shared warehouse: at most ``capacity`` writes run at once; a write that finds
+no free slot within ``queue_timeout`` seconds fails with :class:`WarehouseOverloaded`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import pandas as pd
+
+from .db import bind, one, quote, run
+from .errors import ConfigError, MergeKeyError, UnknownNameError, WarehouseOverloaded
+from .partitions import grain_of, parse_key, to_value
+
+__all__ = ["WRITE_MODES", "Warehouse", "WriteMode", "WriteResult"]
+
+WriteMode = Literal["overwrite", "merge", "append"]
+WRITE_MODES: tuple[str, ...] = ("overwrite", "merge", "append")
+
+
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one partition write did."""
+
+    table: str
+    partition: str
+    mode: str
+    rows: int
+
+
+Source = pd.DataFrame | str
+OnCommit = Callable[[duckdb.DuckDBPyConnection, int], None]
+
+
+class Warehouse:
+    """A DuckDB database (a file, or ``":memory:"``) holding partitioned tables.
+
+    >>> wh = Warehouse()
+    >>> wh.write_partition("t", "2024-12-01", pd.DataFrame({"date": [pd.Timestamp("2024-12-01")]}))
+    WriteResult(table='t', partition='2024-12-01', mode='overwrite', rows=1)
+    >>> wh.partition_counts("t")
+    {'2024-12-01': 1}
+    """
+
+    def __init__(
+        self,
+        path: str | Path = ":memory:",
+        *,
+        capacity: int | None = None,
+        write_latency: float = 0.0,
+        queue_timeout: float = 0.05,
+    ) -> None:
+        if capacity is not None and (
+            not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1
+        ):
+            raise ConfigError.invalid("capacity", "an integer >= 1 or None", capacity)
+        if not isinstance(write_latency, int | float) or write_latency < 0:
+            raise ConfigError.invalid("write_latency", "a number of seconds >= 0", write_latency)
+        self.path = str(path)
+        try:
+            self._con = duckdb.connect(self.path)
+        except duckdb.IOException as exc:
+            first = str(exc).splitlines()[0]
+            raise ConfigError(
+                f"cannot open warehouse {self.path!r}: {first}; close the other program "
+                f"(or notebook kernel) that has it open"
+            ) from None
+        self.capacity = capacity
+        self.write_latency = float(write_latency)
+        self.queue_timeout = float(queue_timeout)
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._ddl_lock = threading.Lock()
+        self._slots = threading.Condition()
+        self._active = 0
+        self.peak_writes = 0
+        self.overloaded = 0
+        self._names = itertools.count()
+        run(
+            self._con,
+            "CREATE TABLE IF NOT EXISTS _bl_tables ("
+            "name VARCHAR PRIMARY KEY, partition_column VARCHAR, grain VARCHAR)"
+        )
+        run(
+            self._con,
+            "CREATE TABLE IF NOT EXISTS _bl_meta (key VARCHAR PRIMARY KEY, value VARCHAR)"
+        )
+
+    # -- connections ---------------------------------------------------------------------
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's own DuckDB cursor (DuckDB connections are not shared across threads)."""
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._con.cursor()
+            self._local.cursor = cur
+            with self._ddl_lock:
+                self._cursors.append(cur)
+        return cur
+
+    def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
+        """Run a query and return a DataFrame."""
+        return self.cursor().execute(query, params).df()
+
+    def close(self) -> None:
+        for cur in self._cursors:
+            cur.close()
+        self._con.close()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Warehouse({self.path!r}, capacity={self.capacity}, tables={self.tables()})"
+
+    # -- metadata ------------------------------------------------------------------------
+    def set_meta(self, key: str, value: str) -> None:
+        run(self.cursor(), "INSERT OR REPLACE INTO _bl_meta VALUES (?, ?)", [key, value])
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = one(self.cursor(), "SELECT value FROM _bl_meta WHERE key = ?", [key])
+        return row[0] if row else default
+
+    def tables(self) -> list[str]:
+        """Names of the partitioned tables, sorted."""
+        rows = run(self.cursor(), "SELECT name FROM _bl_tables ORDER BY name")
+        return [r[0] for r in rows]
+
+    def has_table(self, table: str) -> bool:
+        return table in self.tables()
+
+    def partition_column(self, table: str) -> str:
+        row = one(self.cursor(), "SELECT partition_column FROM _bl_tables WHERE name = ?", [table])
+        if row is None:
+            raise UnknownNameError.of("table", table, self.tables())
+        return row[0]
+
+    # -- capacity ------------------------------------------------------------------------
+    @contextmanager
+    def write_slot(self) -> Iterator[None]:
+        """Hold one of the warehouse's write slots, or fail as an overloaded warehouse does."""
+        with self._slots:
+            if self.capacity is not None:
+                deadline = time.monotonic() + self.queue_timeout
+                while self._active >= self.capacity:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        self.overloaded += 1
+                        raise WarehouseOverloaded(
+                            f"warehouse overloaded: {self._active + 1} concurrent writes for a "
+                            f"capacity of {self.capacity}; throttled write failed after "
+                            f"{self.queue_timeout:g}s; set concurrency to at most {self.capacity}"
+                        )
+                    self._slots.wait(remaining)
+            self._active += 1
+            self.peak_writes = max(self.peak_writes, self._active)
+        try:
+            if self.write_latency:
+                time.sleep(self.write_latency)
+            yield
+        finally:
+            with self._slots:
+                self._active -= 1
+                self._slots.notify()
+
+    # -- writes --------------------------------------------------------------------------
+    def _ensure_table(
+        self, cur: duckdb.DuckDBPyConnection, table: str, source_sql: str, params: Any,
+        partition_column: str, grain: str,
+    ) -> None:
+        if self.has_table(table):
+            return
+        with self._ddl_lock:
+            if self.has_table(table):
+                return
+            run(
+                cur,
+                f"CREATE TABLE IF NOT EXISTS {quote(table)} AS "
+                f"SELECT * FROM ({source_sql}) LIMIT 0",
+                bind(source_sql, params or {}),
+            )
+            run(cur, "INSERT INTO _bl_tables VALUES (?, ?, ?)", [table, partition_column, grain])
+
+    def write_partition(
+        self,
+        table: str,
+        partition: str,
+        rows: Source,
+        mode: str = "overwrite",
+        *,
+        merge_keys: Sequence[str] | None = None,
+        params: dict[str, Any] | None = None,
+        partition_column: str = "date",
+        on_commit: OnCommit | None = None,
+    ) -> WriteResult:
+        """Write one partition of ``table`` from a DataFrame or a SELECT, in one transaction.
+
+        ``rows`` must hold only rows of ``partition`` (checked; the write is rolled back
+        otherwise). ``on_commit`` runs inside the same transaction, so a ledger row written
+        there commits together with the data or not at all.
+        """
+        if mode not in WRITE_MODES:
+            raise UnknownNameError.of("write mode", str(mode), WRITE_MODES)
+        key = parse_key(partition)
+        quote(table)
+        if self.has_table(table):
+            partition_column = self.partition_column(table)
+        pcol = quote(partition_column)
+        if mode == "merge" and not merge_keys:
+            raise MergeKeyError(
+                "write mode 'merge' needs merge_keys, e.g. ['entity_id', 'date'] (got none)"
+            )
+        cur = self.cursor()
+        sql_params: dict[str, Any] = dict(params or {})
+        if isinstance(rows, pd.DataFrame):
+            view = f"_bl_df_{next(self._names)}"
+            cur.register(view, rows)
+            source_sql = f"SELECT * FROM {view}"
+        elif isinstance(rows, str):
+            view = None
+            source_sql = rows
+        else:
+            expected = "a DataFrame or a SELECT statement"
+            raise ConfigError.invalid("rows", expected, type(rows).__name__)
+        try:
+            self._ensure_table(cur, table, source_sql, sql_params, partition_column,
+                               grain_of(key))
+            with self.write_slot():
+                written = self._write(cur, table, key, pcol, source_sql, sql_params, mode,
+                                      merge_keys, on_commit)
+        finally:
+            if view is not None:
+                cur.unregister(view)
+        return WriteResult(table, key, mode, written)
+
+    def _write(
+        self, cur: duckdb.DuckDBPyConnection, table: str, key: str, pcol: str,
+        source_sql: str, params: dict[str, Any], mode: str,
+        merge_keys: Sequence[str] | None, on_commit: OnCommit | None,
+    ) -> int:
+        t = quote(table)
+        value = to_value(key)
+        params = {**params, "_bl_partition": value}
+        run(cur, "BEGIN TRANSACTION")
+        try:
+            if mode == "overwrite":
+                delete = f"DELETE FROM {t} WHERE {pcol} = $_bl_partition"
+                run(cur, delete, bind(delete, params))
+                insert = f"INSERT INTO {t} BY NAME {source_sql}"
+                written = run(cur, insert, bind(insert, params))[0][0]
+            elif mode == "append":
+                before = self._count(cur, t, pcol, params)
+                insert = f"INSERT INTO {t} BY NAME {source_sql}"
+                written = run(cur, insert, bind(insert, params))[0][0]
+                if self._count(cur, t, pcol, params) - before != written:
+                    self._outside(cur, t, key, pcol)
+            else:
+                written = self._merge(cur, t, key, pcol, source_sql, params, list(merge_keys or []))
+            if mode == "overwrite" and self._count(cur, t, pcol, params) != written:
+                self._outside(cur, t, key, pcol)
+            if on_commit is not None:
+                on_commit(cur, int(written))
+            run(cur, "COMMIT")
+        except BaseException:
+            run(cur, "ROLLBACK")
+            raise
+        return int(written)
+
+    @staticmethod
+    def _count(cur: duckdb.DuckDBPyConnection, t: str, pcol: str, params: dict[str, Any]) -> int:
+        return run(
+            cur, f"SELECT count(*) FROM {t} WHERE {pcol} = $_bl_partition",
+            {"_bl_partition": params["_bl_partition"]},
+        )[0][0]
+
+    @staticmethod
+    def _outside(cur: duckdb.DuckDBPyConnection, t: str, key: str, pcol: str) -> None:
+        raise ConfigError(
+            f"rows written to partition {key} of {t} must all have {pcol} = {key} "
+            f"(some rows fell in other partitions); filter the transform to its partition"
+        )
+
+    def _merge(
+        self, cur: duckdb.DuckDBPyConnection, t: str, key: str, pcol: str,
+        source_sql: str, params: dict[str, Any], keys: list[str],
+    ) -> int:
+        src = f"_bl_merge_{next(self._names)}"
+        create = f"CREATE TEMP TABLE {src} AS {source_sql}"
+        run(cur, create, bind(create, params))
+        try:
+            columns = [r[0] for r in run(cur, f"DESCRIBE {src}")]
+            for k in keys:
+                if k not in columns:
+                    raise UnknownNameError.of("merge key", k, columns)
+            on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
+            nulls = " OR ".join(f"{quote(k)} IS NULL" for k in keys)
+            n_null = run(cur, f"SELECT count(*) FROM {src} WHERE {nulls}")[0][0]
+            if n_null:
+                raise MergeKeyError(
+                    f"merge keys {keys} are NULL in {n_null} rows of partition {key}; NULL keys "
+                    f"never match, so every rerun would add them again: fix the rows upstream"
+                )
+            cols = ", ".join(quote(k) for k in keys)
+            total, distinct = run(cur, f"SELECT count(*), count(DISTINCT ({cols})) FROM {src}")[0]
+            if total != distinct:
+                raise MergeKeyError(
+                    f"merge keys {keys} are not unique in partition {key}: {total - distinct} "
+                    f"duplicate rows (MERGE would silently keep one); dedupe upstream or "
+                    f"choose keys that identify a row"
+                )
+            outside = run(
+                cur, f"SELECT count(*) FROM {src} WHERE {pcol} IS DISTINCT FROM $_bl_partition",
+                {"_bl_partition": params["_bl_partition"]},
+            )[0][0]
+            if outside:
+                self._outside(cur, t, key, pcol)
+            run(
+                cur,
+                f"MERGE INTO {t} AS t USING {src} AS s ON {on} AND t.{pcol} = $_bl_partition "
+                f"WHEN MATCHED THEN UPDATE WHEN NOT MATCHED THEN INSERT",
+                {"_bl_partition": params["_bl_partition"]},
+            )
+            return int(total)
+        finally:
+            run(cur, f"DROP TABLE IF EXISTS {src}")
+
+    # -- reads ---------------------------------------------------------------------------
+    def read_partition(self, table: str, partition: str) -> pd.DataFrame:
+        """All rows of one partition, in a stable order."""
+        pcol = quote(self.partition_column(table))
+        return self.sql(
+            f"SELECT * FROM {quote(table)} WHERE {pcol} = ? ORDER BY ALL",
+            [to_value(parse_key(partition))],
+        )
+
+    def partition_counts(self, table: str) -> dict[str, int]:
+        """Row count per existing partition, oldest first."""
+        return {k: n for k, (n, _) in self._stats(table).items()}
+
+    def existing_partitions(self, table: str, keys: Sequence[str]) -> set[str]:
+        """Which of ``keys`` hold at least one row (cheap: DuckDB skips row groups by min/max)."""
+        if not keys or not self.has_table(table):
+            return set()
+        pcol = quote(self.partition_column(table))
+        values = sorted(to_value(parse_key(k)) for k in keys)
+        rows = run(
+            self.cursor(),
+            f"SELECT DISTINCT {pcol} FROM {quote(table)} WHERE {pcol} BETWEEN ? AND ?",
+            [values[0], values[-1]],
+        )
+        daily = self.grain(table) == "daily"
+        found = {_as_key(r[0], daily) for r in rows}
+        return found & {parse_key(k) for k in keys}
+
+    def checksums(self, table: str) -> dict[str, str]:
+        """An order-independent checksum per partition: equal iff the rows are equal (as a bag)."""
+        return {k: f"{n}:{h}" for k, (n, h) in self._stats(table).items()}
+
+    def checksum(self, table: str, partition: str) -> str | None:
+        return self.checksums(table).get(parse_key(partition))
+
+    def _stats(self, table: str) -> dict[str, tuple[int, int]]:
+        if not self.has_table(table):
+            return {}
+        pcol = quote(self.partition_column(table))
+        daily = self.grain(table) == "daily"
+        rows = run(
+            self.cursor(),
+            f"SELECT {pcol}, count(*), sum(hash(_bl_row)::HUGEINT) FROM {quote(table)} AS _bl_row "
+            f"GROUP BY {pcol} ORDER BY {pcol}",
+        )
+        return {_as_key(p, daily): (int(n), int(h)) for p, n, h in rows}
+
+    def grain(self, table: str) -> str:
+        row = one(self.cursor(), "SELECT grain FROM _bl_tables WHERE name = ?", [table])
+        if row is None:
+            raise UnknownNameError.of("table", table, self.tables())
+        return row[0]
+
+
+def _as_key(value: Any, daily: bool) -> str:
+    """The key of a partition column value (DATE, TIMESTAMP or text)."""
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if daily and isinstance(value, dt.datetime):
+        value = value.date()
+    return parse_key(value)

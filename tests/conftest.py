@@ -1,0 +1,25 @@
+"""Shared fixtures: small, seeded demo data so the unit suite stays fast."""
+
+from __future__ import annotations
+
+import pytest
+
+from backfill_lab import EventSource, Warehouse, daily_features
+
+SMALL = EventSource(seed=3, entities=40, events_per_day=160)
+
+
+@pytest.fixture
+def wh():
+    warehouse = Warehouse()
+    yield warehouse
+    warehouse.close()
+
+
+@pytest.fixture
+def pipeline():
+    return daily_features(SMALL)
+
+
+def all_checksums(warehouse: Warehouse) -> dict[str, dict[str, str]]:
+    return {t: warehouse.checksums(t) for t in warehouse.tables()}

@@ -1,0 +1,18 @@
+"""The worked examples in docstrings are part of the documentation: keep them true."""
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import backfill_lab
+
+MODULES = sorted(m.name for m in pkgutil.iter_modules(backfill_lab.__path__))
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(f"backfill_lab.{name}")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
