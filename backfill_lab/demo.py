@@ -88,7 +88,7 @@ QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY event_time) = 1
 """
 
 # v1: amounts as recorded. v2 (the "changed feature definition" of worked example 2): amounts
-# capped at 150 before aggregation, so a few outliers no longer dominate the averages.
+# capped at 60 before aggregation, so a few outliers no longer dominate the averages.
 FEATURES_SQL = """
 WITH w AS (
     SELECT date, entity_id, {amount} AS amount
@@ -107,7 +107,7 @@ FROM w
 GROUP BY entity_id
 HAVING count(*) FILTER (WHERE date = $partition) > 0
 """
-_AMOUNT = {"v1": "amount", "v2": "least(amount, 150.0)"}
+_AMOUNT = {"v1": "amount", "v2": "least(amount, 60.0)"}
 
 
 def daily_features(

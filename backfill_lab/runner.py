@@ -447,18 +447,26 @@ class BackfillRunner:
                           attempt, error=error)
 
     def _check_upstream(self, layer: Layer, step: Step) -> list[str]:
-        """Upstream partitions this step reads; a missing same-partition input is an error."""
+        """The upstream partitions this step reads; a hole among them is an error.
+
+        A trailing window that reaches back before the upstream table's first partition reads
+        what exists (the start of history); a missing partition after that is a hole, and
+        building on it would silently produce wrong features.
+        """
         read: list[str] = []
         for dep in layer.depends_on:
+            table = self.tables[dep.layer]
             keys = dep.mapping.upstream(step.partition)
-            present = self.warehouse.existing_partitions(self.tables[dep.layer], keys)
+            present = self.warehouse.existing_partitions(table, keys)
+            first = self.warehouse.first_partition(table)
             for key in keys:
                 if key in present:
                     read.append(f"{dep.layer}:{key}")
-                elif isinstance(dep.mapping, SamePartition):
+                elif isinstance(dep.mapping, SamePartition) or (first is not None and key > first):
                     raise UpstreamMissing(
-                        f"upstream {dep.layer} {key} is missing, so {step.layer} {key} cannot "
-                        f"be built; backfill {dep.layer} first (include it in 'layers')"
+                        f"upstream {dep.layer} {key} is missing, so {step.layer} "
+                        f"{step.partition} ({dep.mapping} of {dep.layer}) cannot be built; "
+                        f"backfill {dep.layer} {key} first (include it in 'layers' and the range)"
                     )
         return read
 

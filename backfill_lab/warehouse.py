@@ -372,6 +372,16 @@ class Warehouse:
         found = {_as_key(r[0], daily) for r in rows}
         return found & {parse_key(k) for k in keys}
 
+    def first_partition(self, table: str) -> str | None:
+        """The oldest partition holding rows, or None for an empty or unknown table."""
+        if not self.has_table(table):
+            return None
+        pcol = quote(self.partition_column(table))
+        value = one(self.cursor(), f"SELECT min({pcol}) FROM {quote(table)}")
+        if value is None or value[0] is None:
+            return None
+        return _as_key(value[0], self.grain(table) == "daily")
+
     def checksums(self, table: str) -> dict[str, str]:
         """An order-independent checksum per partition: equal iff the rows are equal (as a bag)."""
         return {k: f"{n}:{h}" for k, (n, h) in self._stats(table).items()}

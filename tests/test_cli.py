@@ -1,0 +1,110 @@
+"""The backfill-lab command line: the guide's pseudocode commands, with one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from backfill_lab import Ledger, Warehouse
+from backfill_lab.cli import main
+
+SMALL_DEMO = ["--history", "2024-11-25..2024-12-10", "--outage", "2024-12-01..2024-12-04",
+              "--entities", "30", "--events-per-day", "120"]
+
+
+@pytest.fixture
+def db(tmp_path, capsys):
+    path = tmp_path / "lab.duckdb"
+    assert main(["demo", "--db", str(path), *SMALL_DEMO]) == 0
+    return path
+
+
+def test_demo_status_backfill_status(db, capsys):
+    out = capsys.readouterr().out
+    assert "outage 2024-12-01..2024-12-04" in out and "XXXX" in out
+    # the outage days, and the features after them, whose 7-day windows reached into the hole
+    code = main(["backfill", "--db", str(db), "--partitions", "2024-12-01..2024-12-10",
+                 "--max-parallel", "2", "--write-mode", "overwrite", "--retries", "2",
+                 "--backfill-id", "dec", "--audit-tag", "ticket=INC-1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "backfill dec: success (30 success; at most 2 in flight" in out
+    assert main(["status", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "X" not in out.split("legend")[0] and "." not in out.split("legend")[0].split("\n", 1)[1]
+    assert "backfills: dec" in out
+    with Warehouse(db) as wh:
+        assert set(Ledger(wh).frame("dec").audit_tags) == {'{"ticket": "INC-1"}'}
+
+
+def test_dry_run_prints_steps_and_writes_nothing(db, capsys):
+    capsys.readouterr()
+    with Warehouse(db) as wh:
+        before = {t: wh.checksums(t) for t in wh.tables()}
+    code = main(["backfill", "--db", str(db), "--partitions", "2024-12-01..2024-12-02",
+                 "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0 and "dry run: 6 steps, nothing written" in out
+    with Warehouse(db) as wh:
+        assert {t: wh.checksums(t) for t in wh.tables()} == before
+        assert Ledger(wh).backfill_ids() == [f"scheduled-2024-{d}" for d in (
+            ["11-25", "11-26", "11-27", "11-28", "11-29", "11-30"]
+            + [f"12-{i:02d}" for i in range(1, 11)])]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["backfill", "--partitions", "2024-12-01", "--max-parallel", "two"],
+         "'max-parallel' must be an integer >= 1 (got 'two')"),
+        (["backfill", "--partitions", "2024-12-31..2024-12-01"], "is reversed"),
+        (["backfill", "--partitions", "2024-12-01", "--write-mode", "upsert"],
+         "invalid choice: 'upsert'"),
+        (["backfill", "--partitions", "2024-12-01", "--max-paralel", "2"],
+         "Did you mean '--max-parallel'?"),
+        (["backfill", "--partitions", "2024-12-01", "--layers", "stagin"],
+         "Did you mean 'staging'?"),
+        (["backfill", "--partitions", "2024-12-01", "--write-mode", "merge"], "needs merge_keys"),
+        (["backfill", "--partitions", "2024-12-01", "--audit-tag", "oops"], "KEY=VALUE"),
+        (["backfil"], "Did you mean 'backfill'?"),
+        (["backfill", "--partitions", "2024-12-01", "--code-version", "v9"],
+         "pinned to code version 'v9'"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(db, capsys, args, message):
+    capsys.readouterr()
+    argv = [*args[:1], "--db", str(db), *args[1:]] if args[0] != "backfil" else args
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and err.startswith("backfill-lab: error: ")
+
+
+def test_missing_warehouse_and_existing_demo(tmp_path, db, capsys):
+    capsys.readouterr()
+    assert main(["status", "--db", str(tmp_path / "nope.duckdb")]) == 2
+    assert "does not exist; create the demo with" in capsys.readouterr().err
+    assert not (tmp_path / "nope.duckdb").exists()
+    assert main(["demo", "--db", str(db)]) == 2
+    assert "pass --force" in capsys.readouterr().err
+
+
+def test_console_script_runs_as_a_real_process(db):
+    proc = subprocess.run(
+        [sys.executable, "-m", "backfill_lab.cli", "backfill", "--db", str(db),
+         "--partitions", "2024-12-32"],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "got '2024-12-32'" in proc.stderr
+
+
+def test_failed_steps_exit_1(db, capsys):
+    code = main(["backfill", "--db", str(db), "--partitions", "2024-12-02",
+                 "--layers", "features"])
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "upstream staging 2024-12-01 is missing, so features 2024-12-02" in out
