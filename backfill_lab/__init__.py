@@ -3,6 +3,17 @@
 The names a learner uses are re-exported here; each lives in the module named for what it holds.
 """
 
+from .checks import (
+    CheckResult,
+    DownstreamRead,
+    Drift,
+    NullRate,
+    RowCount,
+    UniqueKeys,
+    ValidationReport,
+    Validations,
+    validate,
+)
 from .clock import Clock, FixedClock, SystemClock
 from .demo import EventSource, build_demo, daily_features, demo_pipeline
 from .errors import (
@@ -12,6 +23,7 @@ from .errors import (
     InjectedFault,
     MergeKeyError,
     PartitionError,
+    SwitchoverBlocked,
     UnknownNameError,
     UpstreamMissing,
     WarehouseOverloaded,
@@ -22,6 +34,8 @@ from .ledger import Ledger
 from .partitions import PartitionSet, parse_partitions
 from .pipeline import Dependency, Layer, Pipeline, SamePartition, StepContext, TrailingWindow
 from .runner import BackfillResult, BackfillRunner, StepEvent, run_backfill
+from .snapshots import Snapshot, restore, snapshot, untouched_report
+from .versions import canary_compare, point_view, rollback_view, switch_view, view_state
 from .warehouse import WRITE_MODES, Warehouse
 
 __version__ = "0.1.0"
@@ -31,10 +45,13 @@ __all__ = [
     "BackfillLabError",
     "BackfillResult",
     "BackfillRunner",
+    "CheckResult",
     "Clock",
     "CodeVersionMismatch",
     "ConfigError",
     "Dependency",
+    "DownstreamRead",
+    "Drift",
     "EventSource",
     "Fault",
     "Faults",
@@ -43,23 +60,39 @@ __all__ = [
     "Layer",
     "Ledger",
     "MergeKeyError",
+    "NullRate",
     "PartitionError",
     "PartitionSet",
     "Pipeline",
+    "RowCount",
     "SamePartition",
+    "Snapshot",
     "StepContext",
     "StepEvent",
+    "SwitchoverBlocked",
     "SystemClock",
     "TrailingWindow",
+    "UniqueKeys",
     "UnknownNameError",
     "UpstreamMissing",
+    "ValidationReport",
+    "Validations",
     "Warehouse",
     "WarehouseOverloaded",
     "build_demo",
+    "canary_compare",
     "daily_features",
     "demo_pipeline",
     "grid_states",
     "parse_partitions",
+    "point_view",
     "render_text",
+    "restore",
+    "rollback_view",
     "run_backfill",
+    "snapshot",
+    "switch_view",
+    "untouched_report",
+    "validate",
+    "view_state",
 ]

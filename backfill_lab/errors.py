@@ -17,6 +17,7 @@ __all__ = [
     "InjectedFault",
     "MergeKeyError",
     "PartitionError",
+    "SwitchoverBlocked",
     "UnknownNameError",
     "UpstreamMissing",
     "WarehouseOverloaded",
@@ -79,6 +80,10 @@ class WarehouseOverloaded(BackfillLabError, RuntimeError):
 
 class CodeVersionMismatch(BackfillLabError, RuntimeError):
     """A backfill pinned to one code version saw another: it stops instead of mixing outputs."""
+
+
+class SwitchoverBlocked(BackfillLabError, RuntimeError):
+    """A view switch refused: targeted partitions invalid, unvalidated, or failing the canary."""
 
 
 class InjectedFault(BackfillLabError, RuntimeError):

@@ -14,6 +14,7 @@ same partition, or a trailing window of N partitions (e.g. "last 7 days").
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -133,6 +134,7 @@ class StepContext:
     tables: Mapping[str, str]
     warehouse: Any
     code_version: str
+    now: dt.datetime | None = None  # the run's clock reading: what "has arrived by now" means
     params: dict[str, Any] = field(default_factory=dict)
 
     def read(self, layer: str, partitions: Iterable[str] | None = None) -> pd.DataFrame:

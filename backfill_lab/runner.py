@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from .checks import Validations, record_results, validate_partition
 from .clock import Clock, SystemClock
 from .db import quote
 from .errors import (
@@ -66,7 +67,7 @@ class StepEvent:
 
     layer: str
     partition: str
-    status: str  # running | success | failed | retrying | skipped | cancelled
+    status: str  # running | success | invalid | failed | retrying | skipped | cancelled
     attempt: int
     rows: int | None = None
     error: str | None = None
@@ -152,6 +153,7 @@ class BackfillRunner:
         clock: Clock | None = None,
         sleep: Callable[[float], None] = time.sleep,
         on_event: Callable[[StepEvent], None] | None = None,
+        validations: Validations | Mapping[str, Any] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.warehouse = warehouse
@@ -194,6 +196,7 @@ class BackfillRunner:
         self.sleep = sleep
         self.on_event = on_event
         self.ledger = Ledger(warehouse)
+        self.validations = self._validations(validations)
         self.steps = self._build_steps()
         self._lock = threading.Lock()
         self._in_flight = 0
@@ -214,6 +217,24 @@ class BackfillRunner:
             quote(table)
             tables[layer] = table
         return tables
+
+    def _validations(self, spec: object) -> dict[str, Validations]:
+        """``{layer: Validations}``; a bare Validations (or plan section) checks the last layer."""
+        if spec is None:
+            return {}
+        if isinstance(spec, Validations):
+            return {self.layers[-1]: spec}
+        if not isinstance(spec, Mapping):
+            raise ConfigError.invalid("validations", "a Validations or a mapping", spec)
+        if spec and all(k in self.pipeline.layer_names for k in spec):
+            out = {}
+            for layer, value in spec.items():
+                if layer not in self.layers:
+                    raise UnknownNameError.of("layer in validations", layer, self.layers)
+                out[layer] = value if isinstance(value, Validations) else \
+                    Validations.from_dict(value)
+            return out
+        return {self.layers[-1]: Validations.from_dict(spec)}
 
     def _build_steps(self) -> list[Step]:
         in_backfill = {(layer, p) for layer in self.layers for p in self.partitions}
@@ -259,6 +280,7 @@ class BackfillRunner:
             "mode": self.mode, "merge_keys": list(self.merge_keys), "tables": self.tables,
             "concurrency": self.concurrency, "retries": self.retries,
             "audit_tags": self.audit_tags,
+            "validations": {k: v.to_dict() for k, v in self.validations.items()},
         }
 
     # -- running -------------------------------------------------------------------------
@@ -428,10 +450,12 @@ class BackfillRunner:
                     merge_keys=self.merge_keys, params=params,
                     partition_column=layer.partition_column, on_commit=on_commit,
                 )
-                self._emit(StepEvent(step.layer, step.partition, "success", attempt,
-                                     rows=result.rows))
-                return StepResult(step.layer, step.partition, step.table, "success", attempt,
-                                  rows=result.rows)
+                failed = self._validate(step)
+                status = "invalid" if failed else "success"
+                self._emit(StepEvent(step.layer, step.partition, status, attempt,
+                                     rows=result.rows, error=failed))
+                return StepResult(step.layer, step.partition, step.table, status, attempt,
+                                  rows=result.rows, error=failed)
             except Exception as exc:  # every failure is recorded; none escapes a worker
                 error = _one_line(exc)
                 permanent = isinstance(exc, _PERMANENT)
@@ -445,6 +469,18 @@ class BackfillRunner:
         self._emit(StepEvent(step.layer, step.partition, "failed", attempt, error=error))
         return StepResult(step.layer, step.partition, step.table, "failed",
                           attempt, error=error)
+
+    def _validate(self, step: Step) -> str | None:
+        """Run the layer's checks on the partition just written; the failures, or None."""
+        checks = self.validations.get(step.layer)
+        if checks is None or not checks.enabled:
+            return None
+        results = validate_partition(self.warehouse, step.table, step.partition, checks)
+        record_results(self.warehouse, results, self.backfill_id, self.clock.now())
+        failed = [r for r in results if not r.passed]
+        if not failed:
+            return None
+        return "validation failed: " + "; ".join(f"{r.check}: {r.detail}" for r in failed)
 
     def _check_upstream(self, layer: Layer, step: Step) -> list[str]:
         """The upstream partitions this step reads; a hole among them is an error.
@@ -478,7 +514,7 @@ class BackfillRunner:
             df = self.warehouse.sql(sql, params)
         else:
             ctx = StepContext(self.pipeline, layer, step.partition, self.tables,
-                              self.warehouse, self.code_version)
+                              self.warehouse, self.code_version, now=self.clock.now())
             df = layer.transform(ctx)  # type: ignore[operator]
             if not isinstance(df, pd.DataFrame):
                 raise ConfigError.invalid(f"result of layer {layer.name!r}", "a DataFrame",

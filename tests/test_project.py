@@ -1,0 +1,44 @@
+"""The project's set-up files agree with each other."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CONDA_NAMES = {"duckdb": "python-duckdb"}
+
+
+def _requirements() -> dict[str, str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = project["dependencies"] + project["optional-dependencies"]["dev"]
+    out = {}
+    for req in reqs:
+        name, spec = re.match(r"([A-Za-z0-9_.-]+)\s*(.*)", req).groups()
+        out[CONDA_NAMES.get(name.lower(), name.lower())] = spec.replace(" ", "")
+    return out
+
+
+def test_environment_yml_pins_what_pyproject_pins():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    listed = {}
+    for dep in env["dependencies"]:
+        if isinstance(dep, str):
+            name, spec = re.match(r"([A-Za-z0-9_.-]+)\s*(.*)", dep).groups()
+            listed[name.lower()] = spec.replace(" ", "")
+    assert {k: listed.get(k) for k in _requirements()} == _requirements()
+    assert listed["python"] == ">=3.11"
+    text = (ROOT / "environment.yml").read_text()
+    for line in text.split("dependencies:", 1)[1].splitlines():
+        item = line.split("#")[0].strip()
+        if item.startswith("- ") and item not in ("- pip", "- pip:"):
+            assert "#" in line, f"environment.yml: every pin is commented: {line.strip()}"
+
+
+def test_ci_runs_exactly_make_test():
+    lines = [x for x in (ROOT / ".ci" / "run").read_text().splitlines()
+             if x.strip() and not x.startswith("#")]
+    assert lines[-1].strip() == "make test"
