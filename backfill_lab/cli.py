@@ -18,12 +18,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from .checks import DownstreamRead, Drift, NullRate, RowCount, UniqueKeys, Validations, validate
 from .demo import DEMO_HISTORY, DEMO_OUTAGE, build_demo, demo_pipeline
-from .errors import BackfillLabError, ConfigError, did_you_mean
+from .errors import (
+    BackfillLabError,
+    ConfigError,
+    SwitchoverBlocked,
+    UnknownNameError,
+    did_you_mean,
+)
 from .grid import grid_states, render_text
 from .ledger import Ledger
 from .partitions import PartitionSet
 from .runner import BackfillRunner, StepEvent
+from .snapshots import restore
+from .versions import point_view, rollback_view, switch_view
 from .warehouse import WRITE_MODES, Warehouse
 
 __all__ = ["main"]
@@ -63,6 +72,20 @@ def _positive(name: str, minimum: int):
             value = None
         if value is None or value < minimum:
             raise UsageError(f"'{name}' must be an integer >= {minimum} (got {text!r})")
+        return value
+
+    return parse
+
+
+def _share(name: str, upper: float | None = 1.0):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if value < 0 or (upper is not None and value > upper):
+            bound = f"in [0, {upper:g}]" if upper is not None else ">= 0"
+            raise UsageError(f"'{name}' must be a number {bound} (got {text!r})")
         return value
 
     return parse
@@ -121,6 +144,38 @@ def _parser() -> _Parser:
     bf.add_argument("--dry-run", action="store_true", help="print the ordered steps only")
     bf.add_argument("--quiet", action="store_true", help="no line per step")
 
+    bf.add_argument("--validate", action="store_true",
+                    help="run the recommended checks on each partition of the last layer")
+    bf.add_argument("--drift-baseline", help="table to compare distributions with (--validate)")
+
+    va = sub.add_parser("validate", help="run the per-partition checklist on a table")
+    va.add_argument("--db", required=True)
+    va.add_argument("--table", required=True)
+    va.add_argument("--partitions", required=True)
+    va.add_argument("--row-min", type=_positive("row-min", 0))
+    va.add_argument("--row-max", type=_positive("row-max", 0))
+    va.add_argument("--null-max", type=_share("null-max"), default=0.01)
+    va.add_argument("--unique-keys", default="entity_id,date")
+    va.add_argument("--drift-baseline", help="table whose same partition is the baseline "
+                    "(default: the previous 7 partitions)")
+    va.add_argument("--max-psi", type=_share("max-psi", upper=None), default=0.2)
+
+    sw = sub.add_parser("switchover", help="point a view at a validated version")
+    sw.add_argument("--db", required=True)
+    sw.add_argument("--view", required=True)
+    sw.add_argument("--to", required=True, help="table to expose, e.g. features_v2")
+    sw.add_argument("--partitions", help="expose only these partitions of --to")
+    sw.add_argument("--canary-max-psi", type=_share("canary-max-psi", upper=None), default=0.2,
+                    help="largest distribution shift the canary comparison accepts")
+    sw.add_argument("--create", action="store_true",
+                    help="create the view over --to without checks (the initial set-up)")
+
+    rb = sub.add_parser("rollback", help="point a view back, or restore a snapshot")
+    rb.add_argument("--db", required=True)
+    target = rb.add_mutually_exclusive_group(required=True)
+    target.add_argument("--view", help="undo the view's last switch")
+    target.add_argument("--snapshot", help="restore this snapshot id exactly")
+
     st = sub.add_parser("status", help="print the partition grid and the latest backfills")
     st.add_argument("--db", required=True)
     st.add_argument("--partitions", help="range to show (default: everything present)")
@@ -128,7 +183,7 @@ def _parser() -> _Parser:
     return parser
 
 
-_COMMANDS = ("demo", "backfill", "status")
+_COMMANDS = ("demo", "backfill", "validate", "switchover", "rollback", "status")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -169,6 +224,8 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
             target=args.target, code_version=args.code_version, backfill_id=args.backfill_id,
             audit_tags=_tags(args.audit_tag),
             on_event=None if args.quiet or args.dry_run else _print_event,
+            validations=Validations.recommended(baseline=args.drift_baseline)
+            if args.validate else None,
         )
         if args.dry_run:
             plan = runner.dry_run()
@@ -182,6 +239,49 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
         if result.resumed:
             print(f"resumed: {result.resumed} steps had already succeeded and were not rerun")
         return 0 if result.ok else 1
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    with _existing_db(args.db) as wh:
+        if not wh.has_table(args.table):
+            raise UnknownNameError.of("table", args.table, wh.tables())
+        checks = Validations(
+            RowCount(min=args.row_min, max=args.row_max) if args.row_min is not None
+            or args.row_max is not None else RowCount.near_trailing_mean(),
+            NullRate(max=args.null_max),
+            UniqueKeys(tuple(args.unique_keys.split(","))) if args.unique_keys else None,
+            Drift(baseline=args.drift_baseline, max_psi=args.max_psi),
+            DownstreamRead(),
+        )
+        report = validate(wh, args.table, args.partitions, checks)
+        print(report)
+        return 0 if report.passed else 1
+
+
+def _cmd_switchover(args: argparse.Namespace) -> int:
+    with _existing_db(args.db) as wh:
+        if args.create:
+            state = point_view(wh, args.view, args.to)
+        else:
+            try:
+                state = switch_view(wh, args.view, args.to, partitions=args.partitions,
+                                    max_psi=args.canary_max_psi)
+            except SwitchoverBlocked as exc:
+                print(f"{PROG}: {exc}", file=sys.stderr)
+                return 1
+        print(f"view {state}")
+    return 0
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    with _existing_db(args.db) as wh:
+        if args.view:
+            print(f"view {rollback_view(wh, args.view)}")
+        else:
+            report = restore(wh, args.snapshot)
+            print(report.to_string(index=False))
+            print(f"restored snapshot {args.snapshot}: {len(report)} partitions, checksums equal")
+    return 0
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -211,7 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``backfill-lab``; returns the exit code."""
     try:
         args = _parser().parse_args(argv)
-        handler = {"demo": _cmd_demo, "backfill": _cmd_backfill, "status": _cmd_status}
+        handler = {"demo": _cmd_demo, "backfill": _cmd_backfill, "validate": _cmd_validate,
+                   "switchover": _cmd_switchover, "rollback": _cmd_rollback,
+                   "status": _cmd_status}
         return handler[args.command](args)
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

@@ -193,7 +193,8 @@ def canary_compare(
 
 def switch_view(
     wh: Any, view: str, to_table: str, *, partitions: object = None,
-    canary: CanaryReport | None = None, sample: int = 3, now: dt.datetime | None = None,
+    canary: CanaryReport | None = None, sample: int = 3, max_psi: float = 0.2,
+    now: dt.datetime | None = None,
 ) -> ViewState:
     """Point ``view`` at ``to_table`` (all of it, or only ``partitions``) if it is safe.
 
@@ -226,7 +227,7 @@ def switch_view(
         )
     old = current.base if current.base != to_table else current.patch
     if canary is None and old and old != to_table:
-        canary = canary_compare(wh, old, to_table, targeted, sample=sample)
+        canary = canary_compare(wh, old, to_table, targeted, sample=sample, max_psi=max_psi)
     if canary is not None and not canary.passed:
         worst = [r["partition"] for r in canary.rows if not r["passed"]]
         raise SwitchoverBlocked(

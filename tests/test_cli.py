@@ -108,3 +108,32 @@ def test_failed_steps_exit_1(db, capsys):
     assert code == 1
     out = capsys.readouterr().out
     assert "upstream staging 2024-12-01 is missing, so features 2024-12-02" in out
+
+
+def test_validate_switchover_rollback_commands(db, capsys):
+    capsys.readouterr()
+    base = ["--db", str(db)]
+    assert main(["backfill", *base, "--partitions", "2024-12-01..2024-12-10", "--quiet"]) == 0
+    assert main(["backfill", *base, "--partitions", "2024-12-01..2024-12-10", "--quiet",
+                 "--layers", "features", "--target", "features_v2", "--feature-version", "v2",
+                 "--code-version", "v2.0.0"]) == 0
+    assert main(["switchover", *base, "--view", "features_view", "--to", "features",
+                 "--create"]) == 0
+    # never validated: the switch is refused and the view is unchanged
+    assert main(["switchover", *base, "--view", "features_view", "--to", "features_v2"]) == 1
+    assert "never validated: 2024-12-01..2024-12-10" in capsys.readouterr().err
+    code = main(["validate", *base, "--table", "features_v2", "--partitions",
+                 "2024-12-01..2024-12-10", "--drift-baseline", "features", "--max-psi", "5"])
+    out = capsys.readouterr().out
+    assert code == 0 and "50/50 checks passed" in out
+    # 30 entities a day is too few rows for a tight PSI: loosen the canary for this tiny demo
+    assert main(["switchover", *base, "--view", "features_view", "--to", "features_v2",
+                 "--canary-max-psi", "5"]) == 0
+    assert "view features_view -> features_v2" in capsys.readouterr().out
+    assert main(["rollback", *base, "--view", "features_view"]) == 0
+    assert "view features_view -> features" in capsys.readouterr().out
+    code = main(["validate", *base, "--table", "features", "--partitions", "2024-12-05",
+                 "--row-min", "100000"])
+    assert code == 1 and "FAIL row_count" in capsys.readouterr().out
+    assert main(["validate", *base, "--table", "featurs", "--partitions", "2024-12-05"]) == 2
+    assert "Did you mean 'features'?" in capsys.readouterr().err
