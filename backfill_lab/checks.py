@@ -281,9 +281,13 @@ class Validations:
             if name == "unique_keys":
                 out[name] = list(value.keys)
                 continue
-            defaults = type(value)()
-            out[name] = {k: list(v) if isinstance(v, tuple) else v
-                         for k, v in asdict(value).items() if v != getattr(defaults, k)}
+            fields = {k: list(v) if isinstance(v, tuple) else v
+                      for k, v in asdict(value).items() if v is not None}
+            if name == "row_count" and value.relative is None:
+                fields.pop("window")
+            if name == "drift" and value.baseline is not None:
+                fields.pop("reference_window")
+            out[name] = fields
         return out
 
 
