@@ -30,10 +30,13 @@ from .errors import (
 )
 from .faults import Fault, Faults
 from .grid import grid_states, render_text
+from .latedata import LateEventSource, late_arrival_metrics, late_features, plot_late_arrivals
 from .ledger import Ledger
 from .partitions import PartitionSet, parse_partitions
 from .pipeline import Dependency, Layer, Pipeline, SamePartition, StepContext, TrailingWindow
+from .plan import Plan, load_plan
 from .runner import BackfillResult, BackfillRunner, StepEvent, run_backfill
+from .scheduler import LateDataPolicy, Schedule, Scheduler, parse_delay, partition_due
 from .snapshots import Snapshot, restore, snapshot, untouched_report
 from .versions import canary_compare, point_view, rollback_view, switch_view, view_state
 from .warehouse import WRITE_MODES, Warehouse
@@ -57,6 +60,8 @@ __all__ = [
     "Faults",
     "FixedClock",
     "InjectedFault",
+    "LateDataPolicy",
+    "LateEventSource",
     "Layer",
     "Ledger",
     "MergeKeyError",
@@ -64,8 +69,11 @@ __all__ = [
     "PartitionError",
     "PartitionSet",
     "Pipeline",
+    "Plan",
     "RowCount",
     "SamePartition",
+    "Schedule",
+    "Scheduler",
     "Snapshot",
     "StepContext",
     "StepEvent",
@@ -84,7 +92,13 @@ __all__ = [
     "daily_features",
     "demo_pipeline",
     "grid_states",
+    "late_arrival_metrics",
+    "late_features",
+    "load_plan",
+    "parse_delay",
     "parse_partitions",
+    "partition_due",
+    "plot_late_arrivals",
     "point_view",
     "render_text",
     "restore",

@@ -112,9 +112,13 @@ _AMOUNT = {"v1": "amount", "v2": "least(amount, 60.0)"}
 
 def daily_features(
     source: EventSource | None = None, *, feature_version: str = "v1",
-    code_version: str | None = None,
+    code_version: str | None = None, features_table: str | None = None,
 ) -> Pipeline:
-    """The demo pipeline over ``source`` (a default seeded source when omitted)."""
+    """The demo pipeline over ``source`` (a default seeded source when omitted).
+
+    ``features_table`` names the table the features layer writes by default (``features_v1``
+    where readers use a view called ``features``).
+    """
     if feature_version not in _AMOUNT:
         raise UnknownNameError.of("feature version", feature_version, _AMOUNT)
     src = source or EventSource()
@@ -123,12 +127,14 @@ def daily_features(
         return src.events(ctx.partition)
 
     layers = [
-        Layer("raw", raw, description="events copied from the source system"),
-        Layer("staging", STAGING_SQL, (Dependency.same("raw"),),
+        Layer("raw", raw, merge_keys=("event_id", "date"),
+              description="events copied from the source system"),
+        Layer("staging", STAGING_SQL, (Dependency.same("raw"),), merge_keys=("event_id", "date"),
               description="clean events: no null amounts or entities, one row per event"),
         Layer("features", FEATURES_SQL.format(amount=_AMOUNT[feature_version]),
               (Dependency.window("staging", 7),), merge_keys=("entity_id", "date"),
-              description="per entity and day: 1-day and trailing 7-day purchase features"),
+              description="per entity and day: 1-day and trailing 7-day purchase features",
+              table=features_table),
     ]
     return Pipeline(
         "daily_features", layers,

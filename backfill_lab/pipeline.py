@@ -104,6 +104,7 @@ class Layer:
     partition_column: str = "date"
     merge_keys: tuple[str, ...] = ()
     description: str = ""
+    table: str | None = None  # the table it writes by default (None: the layer's name)
 
     def __post_init__(self) -> None:
         if not isinstance(self.transform, str) and not callable(self.transform):
@@ -113,6 +114,10 @@ class Layer:
         deps = tuple(d if isinstance(d, Dependency) else Dependency(d) for d in self.depends_on)
         object.__setattr__(self, "depends_on", deps)
         object.__setattr__(self, "merge_keys", tuple(self.merge_keys))
+
+    @property
+    def default_table(self) -> str:
+        return self.table or self.name
 
     @property
     def is_sql(self) -> bool:

@@ -23,11 +23,11 @@ import yaml
 from .checks import Validations
 from .errors import ConfigError, UnknownNameError
 from .partitions import ORDERS, PartitionSet, shift
+from .scheduler import LateDataPolicy
 from .warehouse import WRITE_MODES
 
 __all__ = [
     "BackfillSpec",
-    "LateDataSpec",
     "Plan",
     "RollbackSpec",
     "SwitchoverSpec",
@@ -203,42 +203,6 @@ class SwitchoverSpec:
         return cls(spec["view"], when)
 
 
-def parse_delay(value: object) -> dt.timedelta:
-    """``"2d"``, ``"48h"``, ``0`` or a timedelta, as a timedelta.
-
-    >>> parse_delay("2d"), parse_delay("36h")
-    (datetime.timedelta(days=2), datetime.timedelta(days=1, seconds=43200))
-    """
-    if isinstance(value, dt.timedelta):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return dt.timedelta(days=value)
-    if isinstance(value, str):
-        text = value.strip().lower()
-        for suffix, unit in (("d", "days"), ("h", "hours")):
-            number = text.removesuffix(suffix)
-            if text.endswith(suffix) and number.isdigit():
-                return dt.timedelta(**{unit: int(number)})
-    raise ConfigError.invalid("late_data.watermark_delay", "a delay like '2d' or '48h'", value)
-
-
-@dataclass(frozen=True)
-class LateDataSpec:
-    watermark_delay: dt.timedelta = dt.timedelta(0)
-    reprocess_window: int = 0
-
-    @classmethod
-    def from_dict(cls, spec: Mapping[str, Any]) -> LateDataSpec:
-        _check_keys("in late_data", spec, ("watermark_delay", "reprocess_window"))
-        return cls(parse_delay(spec.get("watermark_delay", "0d")),
-                   _int("late_data.reprocess_window", spec.get("reprocess_window", 0), 0))
-
-    def to_dict(self) -> dict[str, Any]:
-        hours = int(self.watermark_delay.total_seconds() // 3600)
-        delay = f"{hours // 24}d" if hours % 24 == 0 else f"{hours}h"
-        return {"watermark_delay": delay, "reprocess_window": self.reprocess_window}
-
-
 @dataclass(frozen=True)
 class Plan:
     """A whole backfill plan. Build one with :meth:`load` (YAML text, a file, a dict)."""
@@ -252,7 +216,7 @@ class Plan:
     rollback: RollbackSpec | None = None
     audit_tags: Mapping[str, str] | None = None
     switchover: SwitchoverSpec | None = None
-    late_data: LateDataSpec | None = None
+    late_data: LateDataPolicy | None = None
 
     # -- loading ---------------------------------------------------------------------------
     @classmethod
@@ -322,7 +286,7 @@ class Plan:
             else None,
             switchover=SwitchoverSpec.from_dict(_mapping("switchover", switchover))
             if switchover is not None else None,
-            late_data=LateDataSpec.from_dict(_mapping("late_data", late))
+            late_data=LateDataPolicy.parse(_mapping("late_data", late))
             if late is not None else None,
         )
 
@@ -345,7 +309,10 @@ class Plan:
         if self.switchover is not None:
             out["switchover"] = {"view": self.switchover.view, "when": self.switchover.when}
         if self.late_data is not None:
-            out["late_data"] = self.late_data.to_dict()
+            hours = int(self.late_data.watermark_delay.total_seconds() // 3600)
+            delay = f"{hours // 24}d" if hours % 24 == 0 else f"{hours}h"
+            out["late_data"] = {"watermark_delay": delay,
+                                "reprocess_window": self.late_data.reprocess_window}
         return out
 
     def to_yaml(self) -> str:

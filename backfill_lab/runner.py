@@ -204,7 +204,7 @@ class BackfillRunner:
 
     # -- planning ------------------------------------------------------------------------
     def _tables(self, target: str | Mapping[str, str] | None) -> dict[str, str]:
-        tables = {name: name for name in self.pipeline.layer_names}
+        tables = {n: self.pipeline.layer(n).default_table for n in self.pipeline.layer_names}
         if target is None:
             return tables
         if isinstance(target, str):
@@ -447,7 +447,7 @@ class BackfillRunner:
 
                 result = self.warehouse.write_partition(
                     step.table, step.partition, source, self.mode,
-                    merge_keys=self.merge_keys, params=params,
+                    merge_keys=self._merge_keys(layer), params=params,
                     partition_column=layer.partition_column, on_commit=on_commit,
                 )
                 failed = self._validate(step)
@@ -469,6 +469,13 @@ class BackfillRunner:
         self._emit(StepEvent(step.layer, step.partition, "failed", attempt, error=error))
         return StepResult(step.layer, step.partition, step.table, "failed",
                           attempt, error=error)
+
+    def _merge_keys(self, layer: Layer) -> tuple[str, ...]:
+        """The backfill's merge keys apply to its last layer (the output the plan names); an
+        upstream layer merges on the keys it declares, which identify its own rows."""
+        if layer.name == self.layers[-1] and self.merge_keys:
+            return self.merge_keys
+        return layer.merge_keys or self.merge_keys
 
     def _validate(self, step: Step) -> str | None:
         """Run the layer's checks on the partition just written; the failures, or None."""

@@ -120,7 +120,7 @@ def test_aliases_and_lists():
         ({"backfill": {"partitions": "2024-12-01"}, "rollback": {"strategy": "undo"}},
          "unknown rollback.strategy 'undo'"),
         ({"backfill": {"partitions": "2024-12-01"}, "late_data": {"watermark_delay": "2 days"}},
-         "'late_data.watermark_delay' must be a delay like '2d' or '48h' (got '2 days')"),
+         "'watermark_delay' must be a duration like '2d', '48h' or '0d' (got '2 days')"),
         ({"backfill": {"partitions": "2024-12-01"}, "validations": {"nul_rate": {}}},
          "Did you mean 'null_rate'?"),
         ({"backfill": {"partitions": "2024-12-01"}, "switchover": {"when": "validated"}},
