@@ -29,7 +29,7 @@ from .errors import (
     WarehouseOverloaded,
 )
 from .faults import Fault, Faults
-from .grid import grid_states, render_text
+from .grid import PartitionGrid, grid_states, render_html, render_text
 from .latedata import LateEventSource, late_arrival_metrics, late_features, plot_late_arrivals
 from .ledger import Ledger
 from .partitions import PartitionSet, parse_partitions
@@ -67,6 +67,7 @@ __all__ = [
     "MergeKeyError",
     "NullRate",
     "PartitionError",
+    "PartitionGrid",
     "PartitionSet",
     "Pipeline",
     "Plan",
@@ -100,6 +101,7 @@ __all__ = [
     "partition_due",
     "plot_late_arrivals",
     "point_view",
+    "render_html",
     "render_text",
     "restore",
     "rollback_view",

@@ -200,7 +200,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(f"built {args.db}: pipeline {pipeline.name} ({' -> '.join(pipeline.layer_names)}), "
               f"code version {pipeline.code_version}, {len(runs)} scheduled runs, "
               f"outage {outage or 'none'}")
-        print(render_text(grid_states(wh, pipeline.layer_names, args.history)))
+        print(render_text(grid_states(wh, pipeline.layer_names, args.history, pipeline=pipeline)))
     return 0
 
 
@@ -295,7 +295,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
                 print("no partitions yet")
                 return 0
             partitions = PartitionSet.range(min(keys), max(keys))
-        print(render_text(grid_states(wh, pipeline.layer_names, partitions)))
+        print(render_text(grid_states(wh, pipeline.layer_names, partitions, pipeline=pipeline)))
         ledger = Ledger(wh)
         if args.backfill_id:
             df = ledger.frame(args.backfill_id)

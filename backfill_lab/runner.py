@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -71,6 +71,7 @@ class StepEvent:
     attempt: int
     rows: int | None = None
     error: str | None = None
+    total: int | None = None  # steps this run executes (a progress bar's denominator)
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,7 @@ class BackfillRunner:
         self._lock = threading.Lock()
         self._in_flight = 0
         self.max_in_flight = 0
+        self._total: int | None = None
 
     # -- planning ------------------------------------------------------------------------
     def _tables(self, target: str | Mapping[str, str] | None) -> dict[str, str]:
@@ -286,6 +288,8 @@ class BackfillRunner:
     # -- running -------------------------------------------------------------------------
     def _emit(self, event: StepEvent) -> None:
         if self.on_event is not None:
+            if event.total is None and self._total is not None:
+                event = replace(event, total=self._total)
             self.on_event(event)
 
     def _start_or_resume(self) -> dict[tuple[str, str], tuple[str, int]]:
@@ -329,6 +333,7 @@ class BackfillRunner:
         done = {k for k, r in results.items() if r.status == "success"}
         broken: set[tuple[str, str]] = set()
         pending = {s.key: s for s in self.steps if s.key not in results}
+        self._total = len(pending)
         running: dict[Future[StepResult], Step] = {}
         started_order: list[tuple[str, str]] = []
         aborted: str | None = None
