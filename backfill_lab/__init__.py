@@ -28,6 +28,7 @@ from .errors import (
     UpstreamMissing,
     WarehouseOverloaded,
 )
+from .execute import PlanRun, run_plan
 from .faults import Fault, Faults
 from .grid import PartitionGrid, grid_states, render_html, render_text
 from .latedata import LateEventSource, late_arrival_metrics, late_features, plot_late_arrivals
@@ -35,8 +36,12 @@ from .ledger import Ledger
 from .partitions import PartitionSet, parse_partitions
 from .pipeline import Dependency, Layer, Pipeline, SamePartition, StepContext, TrailingWindow
 from .plan import Plan, load_plan
+from .rules import RuleResult, judge
 from .runner import BackfillResult, BackfillRunner, StepEvent, run_backfill
+from .scenarios import Scenario, scenario
 from .scheduler import LateDataPolicy, Schedule, Scheduler, parse_delay, partition_due
+from .selfcheck import CheckReport, check
+from .simulate import SimulationReport, simulate
 from .snapshots import Snapshot, restore, snapshot, untouched_report
 from .versions import canary_compare, point_view, rollback_view, switch_view, view_state
 from .warehouse import WRITE_MODES, Warehouse
@@ -48,6 +53,7 @@ __all__ = [
     "BackfillLabError",
     "BackfillResult",
     "BackfillRunner",
+    "CheckReport",
     "CheckResult",
     "Clock",
     "CodeVersionMismatch",
@@ -71,10 +77,14 @@ __all__ = [
     "PartitionSet",
     "Pipeline",
     "Plan",
+    "PlanRun",
     "RowCount",
+    "RuleResult",
     "SamePartition",
+    "Scenario",
     "Schedule",
     "Scheduler",
+    "SimulationReport",
     "Snapshot",
     "StepContext",
     "StepEvent",
@@ -90,9 +100,11 @@ __all__ = [
     "WarehouseOverloaded",
     "build_demo",
     "canary_compare",
+    "check",
     "daily_features",
     "demo_pipeline",
     "grid_states",
+    "judge",
     "late_arrival_metrics",
     "late_features",
     "load_plan",
@@ -106,6 +118,9 @@ __all__ = [
     "restore",
     "rollback_view",
     "run_backfill",
+    "run_plan",
+    "scenario",
+    "simulate",
     "snapshot",
     "switch_view",
     "untouched_report",

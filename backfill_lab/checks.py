@@ -25,7 +25,7 @@ import pandas as pd
 
 from .db import quote, run
 from .errors import ConfigError, UnknownNameError
-from .partitions import PartitionSet, parse_key, shift, to_value
+from .partitions import PartitionSet, parse_key, to_value
 
 __all__ = [
     "CHECKS",
@@ -364,7 +364,26 @@ def _read(wh: Any, table: str, keys: Sequence[str]) -> pd.DataFrame:
                   {"k": values})
 
 
-def _row_count(wh: Any, table: str, key: str, df: pd.DataFrame, cfg: RowCount) -> CheckResult:
+def _trusted_before(wh: Any, reference: str, key: str, n: int) -> list[str]:
+    """The ``n`` newest partitions of ``reference`` before ``key`` that hold rows and whose latest
+    validation did not fail: the history a new partition is compared with.
+
+    Counting existing partitions (not calendar days) keeps the comparison the same whether the
+    days just before are already rebuilt or still in flight in a parallel backfill.
+    """
+    if not wh.has_table(reference):
+        return []
+    bad = invalid_partitions(wh, reference)
+    pcol = quote(wh.partition_column(reference))
+    daily = wh.grain(reference) == "daily"
+    rows = run(wh.cursor(), f"SELECT DISTINCT {pcol} FROM {quote(reference)} WHERE {pcol} < ? "
+                            f"ORDER BY {pcol} DESC LIMIT ?", [to_value(key), n + len(bad)])
+    keys = [parse_key(r[0].date() if daily and hasattr(r[0], "hour") else r[0]) for r in rows]
+    return [k for k in keys if k not in bad][:n]
+
+
+def _row_count(wh: Any, table: str, key: str, df: pd.DataFrame, cfg: RowCount,
+               reference: str) -> CheckResult:
     n = len(df)
     problems, limits = [], []
     if cfg.min is not None:
@@ -376,12 +395,15 @@ def _row_count(wh: Any, table: str, key: str, df: pd.DataFrame, cfg: RowCount) -
         if n > cfg.max:
             problems.append(f"{n} rows > max {cfg.max}")
     if cfg.relative is not None:
-        earlier = [shift(key, -i) for i in range(1, cfg.window + 1)]
-        pcol = quote(wh.partition_column(table))
-        counts = dict(run(
-            wh.cursor(),
-            f"SELECT {pcol}, count(*) FROM {quote(table)} WHERE {pcol} BETWEEN ? AND ? "
-            f"GROUP BY {pcol}", [to_value(earlier[-1]), to_value(earlier[0])]))
+        earlier = _trusted_before(wh, reference, key, cfg.window)
+        counts: dict[Any, int] = {}
+        if earlier:
+            pcol = quote(wh.partition_column(reference))
+            counts = dict(run(
+                wh.cursor(),
+                f"SELECT {pcol}, count(*) FROM {quote(reference)} "
+                f"WHERE {pcol} IN (SELECT unnest(?)) GROUP BY {pcol}",
+                [[to_value(k) for k in earlier]]))
         history = [n for n in counts.values() if n]
         if history:
             mean = sum(history) / len(history)
@@ -427,7 +449,7 @@ def _unique(table: str, key: str, df: pd.DataFrame, cfg: UniqueKeys) -> CheckRes
 
 
 def _drift(wh: Any, table: str, key: str, df: pd.DataFrame, cfg: Drift,
-           skip: Sequence[str]) -> CheckResult:
+           skip: Sequence[str], reference: str) -> CheckResult:
     if cfg.baseline is not None:
         if not wh.has_table(cfg.baseline):
             raise UnknownNameError.of("baseline table in validations.drift", cfg.baseline,
@@ -435,9 +457,11 @@ def _drift(wh: Any, table: str, key: str, df: pd.DataFrame, cfg: Drift,
         base = _read(wh, cfg.baseline, [key])
         source = f"{cfg.baseline} {key}"
     else:
-        earlier = [shift(key, -i) for i in range(1, cfg.reference_window + 1)]
-        base = _read(wh, table, earlier)
-        source = f"previous {cfg.reference_window} partitions of {table}"
+        # the reference is what readers trust: earlier partitions of the table they read,
+        # minus any whose latest validation failed (known-bad data is no baseline)
+        earlier = _trusted_before(wh, reference, key, cfg.reference_window)
+        base = _read(wh, reference, earlier) if earlier else pd.DataFrame()
+        source = f"previous {cfg.reference_window} partitions of {reference}"
     columns = list(cfg.columns) if cfg.columns else _numeric_columns(df, skip)
     limits = []
     if cfg.max_psi is not None:
@@ -482,22 +506,28 @@ def _downstream(wh: Any, table: str, key: str, cfg: DownstreamRead) -> CheckResu
 
 
 def validate_partition(wh: Any, table: str, partition: str, validations: Validations,
-                       ) -> list[CheckResult]:
-    """Run every enabled check on one partition of ``table``."""
+                       *, reference: str | None = None) -> list[CheckResult]:
+    """Run every enabled check on one partition of ``table``.
+
+    Checks that compare with earlier partitions (the row count's trailing mean, drift without a
+    baseline) read them from ``reference`` (default: ``table``): when a backfill writes
+    ``features_v2`` beside ``features_v1``, the history readers trust is in ``features_v1``.
+    """
     key = parse_key(partition)
+    reference = reference or table
     df = _read(wh, table, [key]) if wh.has_table(table) else pd.DataFrame()
     skip = [wh.partition_column(table)] if wh.has_table(table) else []
     if validations.unique_keys is not None:
         skip += [k for k in validations.unique_keys.keys if k not in skip]
     out: list[CheckResult] = []
     if validations.row_count is not None:
-        out.append(_row_count(wh, table, key, df, validations.row_count))
+        out.append(_row_count(wh, table, key, df, validations.row_count, reference))
     if validations.null_rate is not None:
         out.append(_null_rate(table, key, df, validations.null_rate))
     if validations.unique_keys is not None:
         out.append(_unique(table, key, df, validations.unique_keys))
     if validations.drift is not None:
-        out.append(_drift(wh, table, key, df, validations.drift, skip))
+        out.append(_drift(wh, table, key, df, validations.drift, skip, reference))
     if validations.downstream_read is not None:
         out.append(_downstream(wh, table, key, validations.downstream_read))
     return out
@@ -506,8 +536,8 @@ def validate_partition(wh: Any, table: str, partition: str, validations: Validat
 def record_results(wh: Any, results: Sequence[CheckResult], backfill_id: str | None,
                    when: dt.datetime) -> None:
     """Append check results to ``_bl_validations`` (the grid and switchover read them there)."""
+    wh.ensure("_bl_validations", _SCHEMA)
     cur = wh.cursor()
-    run(cur, _SCHEMA)
     for r in results:
         run(cur, "INSERT INTO _bl_validations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [backfill_id, r.table, r.partition, r.check,
@@ -517,7 +547,7 @@ def record_results(wh: Any, results: Sequence[CheckResult], backfill_id: str | N
 
 def validate(wh: Any, table: str, partitions: object, validations: Validations, *,
              backfill_id: str | None = None, record: bool = True,
-             now: dt.datetime | None = None) -> ValidationReport:
+             now: dt.datetime | None = None, reference: str | None = None) -> ValidationReport:
     """Validate each partition, record the results, and return the report."""
     if not isinstance(validations, Validations):
         validations = Validations.from_dict(validations)  # type: ignore[arg-type]
@@ -525,7 +555,7 @@ def validate(wh: Any, table: str, partitions: object, validations: Validations, 
         raise ConfigError("no validations enabled; configure at least one of " + ", ".join(CHECKS))
     results: list[CheckResult] = []
     for key in PartitionSet.parse(partitions):  # type: ignore[arg-type]
-        results.extend(validate_partition(wh, table, key, validations))
+        results.extend(validate_partition(wh, table, key, validations, reference=reference))
     if record:
         when = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
         record_results(wh, results, backfill_id, when)
@@ -534,7 +564,7 @@ def validate(wh: Any, table: str, partitions: object, validations: Validations, 
 
 def latest_validations(wh: Any, table: str) -> pd.DataFrame:
     """The newest recorded verdict of each check of each partition of ``table``."""
-    run(wh.cursor(), _SCHEMA)
+    wh.ensure("_bl_validations", _SCHEMA)
     return wh.sql(
         'SELECT partition, "check", arg_max(passed, rowid) AS passed, '
         'arg_max(detail, rowid) AS detail, max(checked_at) AS checked_at '

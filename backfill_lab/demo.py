@@ -11,6 +11,7 @@ Everything is a pure function of the seed: the same seed gives the same rows on 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,11 +88,13 @@ WHERE date = $partition AND amount IS NOT NULL AND entity_id IS NOT NULL
 QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY event_time) = 1
 """
 
+# Sums run over whole cents (DECIMAL), never over doubles: a parallel float sum depends on the
+# order threads add in, and a backfill must give the same bytes every time it runs.
 # v1: amounts as recorded. v2 (the "changed feature definition" of worked example 2): amounts
 # capped at 60 before aggregation, so a few outliers no longer dominate the averages.
 FEATURES_SQL = """
 WITH w AS (
-    SELECT date, entity_id, {amount} AS amount
+    SELECT date, entity_id, CAST({amount} AS DECIMAL(18, 2)) AS amount
     FROM {{staging}}
     WHERE date BETWEEN $window_start AND $window_end
 )
@@ -99,10 +102,11 @@ SELECT
     CAST($partition AS DATE) AS date,
     entity_id,
     count(*) FILTER (WHERE date = $partition) AS events_1d,
-    round(sum(amount) FILTER (WHERE date = $partition), 2) AS amount_1d,
-    round(avg(amount) FILTER (WHERE date = $partition), 4) AS avg_amount_1d,
+    CAST(sum(amount) FILTER (WHERE date = $partition) AS DOUBLE) AS amount_1d,
+    round(CAST(sum(amount) FILTER (WHERE date = $partition) AS DOUBLE)
+          / count(*) FILTER (WHERE date = $partition), 4) AS avg_amount_1d,
     count(*) AS events_7d,
-    round(sum(amount), 2) AS amount_7d
+    CAST(sum(amount) AS DOUBLE) AS amount_7d
 FROM w
 GROUP BY entity_id
 HAVING count(*) FILTER (WHERE date = $partition) > 0
@@ -156,7 +160,9 @@ def demo_pipeline(warehouse: Warehouse, *, feature_version: str | None = None) -
         int(warehouse.get_meta("demo.events_per_day", "4000") or 4000),
     )
     version = feature_version or warehouse.get_meta("demo.feature_version", "v1") or "v1"
-    return daily_features(source, feature_version=version)
+    table = warehouse.get_meta("demo.features_table", "features")
+    return daily_features(source, feature_version=version,
+                          features_table=None if table == "features" else table)
 
 
 def build_demo(
@@ -167,22 +173,28 @@ def build_demo(
     seed: int = 7,
     entities: int = 1000,
     events_per_day: int = 4000,
+    faults: Sequence[Fault] = (),
+    features_table: str | None = None,
 ) -> tuple[Pipeline, list[BackfillResult]]:
     """Load ``history`` as a nightly scheduler would have, with every run in ``outage`` failed.
 
     Each day is its own scheduled run (backfill id ``scheduled-<day>``), oldest first. The outage
     is staged for real: the ``raw`` step of each outage day fails (its source was down), so
     ``staging`` and ``features`` are skipped for those days and the ledger says so. Days just
-    after the outage still run, with a trailing window that reads fewer days than it should:
-    their features exist but are built on a hole.
+    after the outage refuse to build: their 7-day window reads the hole.
+
+    ``faults`` are planted in the scheduled runs too (e.g. a bad config that shifted a feature
+    for some days); ``features_table`` names the features table (``features_v1`` where readers
+    use a view called ``features``; the view is the caller's to create).
     """
     source = EventSource(seed, entities, events_per_day)
     for key, value in (("demo.seed", seed), ("demo.entities", entities),
                        ("demo.events_per_day", events_per_day), ("demo.feature_version", "v1")):
         warehouse.set_meta(key, str(value))
-    pipeline = daily_features(source)
+    warehouse.set_meta("demo.features_table", features_table or "features")
+    pipeline = daily_features(source, features_table=features_table)
     partitions = PartitionSet.parse(history)
-    faults = [Fault.fail("raw", outage)] if outage else []
+    planted = [Fault.fail("raw", outage)] if outage else []
     if outage:
         missing = set(PartitionSet.parse(outage)) - set(partitions)
         if missing:
@@ -190,7 +202,7 @@ def build_demo(
                 f"outage {outage!r} must lie inside history {history!r} "
                 f"(outside: {min(missing)})"
             )
-    injected = Faults(faults)
+    injected = Faults([*planted, *faults])
     results = []
     for day in partitions:  # one scheduled run per day, oldest first, as a nightly scheduler does
         results.append(BackfillRunner(

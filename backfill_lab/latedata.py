@@ -157,7 +157,8 @@ class LateEventSource:
 
 
 FEATURES_SQL = """
-SELECT date, entity_id, count(*) AS events, round(sum(amount), 2) AS amount
+SELECT date, entity_id, count(*) AS events,
+       CAST(sum(CAST(amount AS DECIMAL(18, 2))) AS DOUBLE) AS amount
 FROM {raw}
 WHERE date = $partition
 GROUP BY date, entity_id

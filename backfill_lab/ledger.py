@@ -84,7 +84,11 @@ class Ledger:
         # ``connection_source`` is a Warehouse (anything with ``cursor()``); kept loose to
         # avoid an import cycle and to let tests pass a bare DuckDB connection factory.
         self._source = connection_source
-        run(self._cursor(), _SCHEMA)
+        ensure = getattr(self._source, "ensure", None)
+        if ensure is not None:
+            ensure("_bl_ledger", _SCHEMA)
+        else:
+            run(self._cursor(), _SCHEMA)
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         return self._source.cursor()

@@ -487,7 +487,9 @@ class BackfillRunner:
         checks = self.validations.get(step.layer)
         if checks is None or not checks.enabled:
             return None
-        results = validate_partition(self.warehouse, step.table, step.partition, checks)
+        reference = self.pipeline.layer(step.layer).default_table
+        results = validate_partition(self.warehouse, step.table, step.partition, checks,
+                                     reference=reference)
         record_results(self.warehouse, results, self.backfill_id, self.clock.now())
         failed = [r for r in results if not r.passed]
         if not failed:

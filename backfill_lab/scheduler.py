@@ -441,7 +441,7 @@ class Scheduler:
         self.options = self._options(options)
         self.name = name or pipeline.name
         self._id_prefix = "scheduled-" if name is None else f"scheduled-{name}-"
-        run(warehouse.cursor(), _SCHEMA)
+        warehouse.ensure(_TABLE, _SCHEMA)
         stored = warehouse.get_meta(self._meta("start"))
         if start is not None:
             self.start = parse_key(start)

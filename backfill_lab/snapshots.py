@@ -58,8 +58,8 @@ def snapshot(wh: Any, table: str, partitions: object, *, snapshot_id: str | None
     pcol = quote(wh.partition_column(table))
     before = wh.checksums(table)
     sums = {k: before[k] for k in keys if k in before}
+    wh.ensure("_bl_snapshots", _SCHEMA)
     cur = wh.cursor()
-    run(cur, _SCHEMA)
     if one(cur, "SELECT count(*) FROM _bl_snapshots WHERE snapshot_id = ?", [sid]) != (0,):
         raise ConfigError(f"snapshot id {sid!r} is taken; choose another snapshot_id")
     sql = (f"CREATE TABLE {quote(copy)} AS SELECT * FROM {quote(table)} "
@@ -79,15 +79,16 @@ def snapshot(wh: Any, table: str, partitions: object, *, snapshot_id: str | None
 
 def snapshots(wh: Any) -> list[Snapshot]:
     """Every snapshot recorded in the warehouse, oldest first."""
+    wh.ensure("_bl_snapshots", _SCHEMA)
     cur = wh.cursor()
-    run(cur, _SCHEMA)
     rows = run(cur, 'SELECT snapshot_id, "table", copy, partitions, checksums '
                     "FROM _bl_snapshots ORDER BY rowid")
     return [Snapshot(r[0], r[1], r[2], tuple(json.loads(r[3])), json.loads(r[4])) for r in rows]
 
 
-def restore(wh: Any, snap: Snapshot | str) -> pd.DataFrame:
-    """Put the snapshot's partitions back, in one transaction, and prove it with checksums.
+def restore(wh: Any, snap: Snapshot | str, *, partitions: object = None) -> pd.DataFrame:
+    """Put the snapshot's partitions back (all, or only ``partitions``) in one transaction, and
+    prove it with checksums.
 
     Partitions that had no rows at snapshot time are emptied again. Returns one row per partition
     (checksum at snapshot, checksum after restore, equal); raises if any differs.
@@ -97,12 +98,20 @@ def restore(wh: Any, snap: Snapshot | str) -> pd.DataFrame:
         if snap not in found:
             raise UnknownNameError.of("snapshot", snap, found)
         snap = found[snap]
+    keys = list(snap.partitions)
+    if partitions is not None:
+        wanted = set(PartitionSet.parse(partitions))  # type: ignore[arg-type]
+        outside = sorted(wanted - set(keys))
+        if outside:
+            raise ConfigError(f"snapshot {snap.snapshot_id} holds no copy of {outside[0]}; it "
+                              f"covers {PartitionSet.parse(keys)}")
+        keys = [k for k in keys if k in wanted]
     pcol = quote(wh.partition_column(snap.table))
     t, c = quote(snap.table), quote(snap.copy)
     cur = wh.cursor()
     run(cur, "BEGIN TRANSACTION")
     try:
-        for key in snap.partitions:
+        for key in keys:
             run(cur, f"DELETE FROM {t} WHERE {pcol} = ?", [to_value(key)])
             run(cur, f"INSERT INTO {t} BY NAME SELECT * FROM {c} WHERE {pcol} = ?",
                 [to_value(key)])
@@ -112,7 +121,7 @@ def restore(wh: Any, snap: Snapshot | str) -> pd.DataFrame:
         raise
     after = wh.checksums(snap.table)
     rows = [{"partition": k, "at_snapshot": snap.checksums.get(k), "after_restore": after.get(k),
-             "equal": snap.checksums.get(k) == after.get(k)} for k in snap.partitions]
+             "equal": snap.checksums.get(k) == after.get(k)} for k in keys]
     report = pd.DataFrame(rows)
     if not report["equal"].all():
         bad = report.loc[~report["equal"], "partition"].tolist()

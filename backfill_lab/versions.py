@@ -68,8 +68,8 @@ def _now() -> dt.datetime:
 
 
 def _history(wh: Any, view: str) -> list[tuple[Any, ...]]:
+    wh.ensure("_bl_views", _SCHEMA)
     cur = wh.cursor()
-    run(cur, _SCHEMA)
     return run(cur, "SELECT base, patch, patch_partitions, reason, switched_at FROM _bl_views "
                     "WHERE view = ? ORDER BY rowid", [view])
 
@@ -102,8 +102,8 @@ def _apply(wh: Any, state: ViewState, reason: str, now: dt.datetime | None) -> N
                 f"SELECT * FROM {quote(state.patch)} WHERE {pcol} IN ({keys})")
     else:
         body = f"SELECT * FROM {quote(state.base)}"
+    wh.ensure("_bl_views", _SCHEMA)
     cur = wh.cursor()
-    run(cur, _SCHEMA)
     run(cur, "BEGIN TRANSACTION")
     try:
         run(cur, f"CREATE OR REPLACE VIEW {quote(state.view)} AS {body}")
@@ -226,8 +226,11 @@ def switch_view(
             f"fix those partitions first"
         )
     old = current.base if current.base != to_table else current.patch
-    if canary is None and old and old != to_table:
-        canary = canary_compare(wh, old, to_table, targeted, sample=sample, max_psi=max_psi)
+    # compare with the old version only where it is trusted: a fix of known-bad partitions is
+    # supposed to differ from them
+    trusted = [k for k in targeted if k not in invalid_partitions(wh, old)] if old else []
+    if canary is None and old and old != to_table and trusted:
+        canary = canary_compare(wh, old, to_table, trusted, sample=sample, max_psi=max_psi)
     if canary is not None and not canary.passed:
         worst = [r["partition"] for r in canary.rows if not r["passed"]]
         raise SwitchoverBlocked(

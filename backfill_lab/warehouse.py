@@ -89,11 +89,13 @@ class Warehouse:
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._ddl_lock = threading.Lock()
+        self._cursor_lock = threading.Lock()
         self._slots = threading.Condition()
         self._active = 0
         self.peak_writes = 0
         self.overloaded = 0
         self._names = itertools.count()
+        self._ensured: set[str] = set()
         run(
             self._con,
             "CREATE TABLE IF NOT EXISTS _bl_tables ("
@@ -111,7 +113,7 @@ class Warehouse:
         if cur is None:
             cur = self._con.cursor()
             self._local.cursor = cur
-            with self._ddl_lock:
+            with self._cursor_lock:
                 self._cursors.append(cur)
         return cur
 
@@ -134,6 +136,16 @@ class Warehouse:
         return f"Warehouse({self.path!r}, capacity={self.capacity}, tables={self.tables()})"
 
     # -- metadata ------------------------------------------------------------------------
+    def ensure(self, name: str, ddl: str) -> None:
+        """Create a system table once (DDL from several threads at once conflicts in DuckDB)."""
+        if name in self._ensured:
+            return
+        cur = self.cursor()
+        with self._ddl_lock:
+            if name not in self._ensured:
+                run(cur, ddl)
+                self._ensured.add(name)
+
     def set_meta(self, key: str, value: str) -> None:
         run(self.cursor(), "INSERT OR REPLACE INTO _bl_meta VALUES (?, ?)", [key, value])
 

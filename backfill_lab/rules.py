@@ -1,0 +1,357 @@
+"""The safe-backfill checklist as rules: one per design step, checklist item and common mistake.
+
+Each rule judges a :class:`~backfill_lab.plan.Plan` against an exercise's
+:class:`~backfill_lab.scenarios.Scenario` and returns a :class:`RuleResult`: passed or not, the
+points, and a message that teaches (what is wrong, why it is unsafe, how to fix it, and where the
+workbook explains it). Rules are independent: a plan with one mistake fails the one rule that
+names it. The grader and ``backfill_lab.check`` run exactly these functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .partitions import PartitionSet
+from .pipeline import TrailingWindow
+from .plan import Plan
+from .scenarios import Scenario
+
+__all__ = ["CHECKLIST", "LATE_RULES", "RULES", "RuleResult", "judge", "rule_names"]
+
+NB = "notebooks/05_designing_safe_backfills.ipynb"
+SECTIONS = {
+    "range": f"{NB} § 1. Range and order",
+    "order": f"{NB} § 1. Range and order",
+    "dependencies": f"{NB} § Mistake: ignoring dependencies",
+    "concurrency": f"{NB} § 3. Concurrency from system limits",
+    "idempotent_writes": f"{NB} § 2. Write mode",
+    "retries": "notebooks/02_daily_backfill.ipynb § Retries",
+    "validations": f"{NB} § 4. Validations per partition",
+    "rollback": "notebooks/03_versioned_recompute.ipynb § Rollback",
+    "code_version": f"{NB} § Mistake: mixing code versions",
+    "lineage": f"{NB} § 5. Run metadata and lineage",
+    "watermark": "notebooks/04_late_data.ipynb § Watermark",
+    "reprocess_window": "notebooks/04_late_data.ipynb § Rolling reprocessing window",
+    "merge_keys": "notebooks/04_late_data.ipynb § Merge, not append",
+}
+MAX_RETRIES = 5
+MAX_WINDOW = 7
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """The verdict of one rule (or outcome check) on one plan."""
+
+    name: str
+    passed: bool
+    points: float
+    max_points: float
+    message: str
+    section: str = ""
+
+    def __str__(self) -> str:
+        verdict = "pass" if self.passed else "FAIL"
+        return f"{verdict} {self.name}: {self.message}"
+
+
+def _ok(name: str, message: str) -> RuleResult:
+    return RuleResult(name, True, 1.0, 1.0, message, SECTIONS.get(name, ""))
+
+
+def _fail(name: str, what: str, why: str, fix: str) -> RuleResult:
+    return RuleResult(name, False, 0.0, 1.0, f"{what} {why} Fix: {fix}",
+                      SECTIONS.get(name, ""))
+
+
+def _layers(plan: Plan, sc: Scenario) -> list[str]:
+    return list(plan.backfill.layers) if plan.backfill.layers else list(_all_layers(sc))
+
+
+def _all_layers(sc: Scenario) -> tuple[str, ...]:
+    return ("raw", "features") if sc.late else ("raw", "staging", "features")
+
+
+# -- the design steps and the common mistakes ---------------------------------------------
+def rule_range(plan: Plan, sc: Scenario) -> RuleResult:
+    want = set(sc.partitions)
+    got = set(plan.backfill.partitions)
+    missing, extra = sorted(want - got), sorted(got - want)
+    if missing and extra:
+        return _fail("range", f"The range {plan.backfill.partitions} misses "
+                     f"{PartitionSet.parse(missing)} and touches {PartitionSet.parse(extra)}.",
+                     "Broken partitions stay broken while healthy ones are rewritten for nothing.",
+                     f"target exactly {sc.partitions}.")
+    if missing:
+        return _fail("range", f"The range {plan.backfill.partitions} leaves "
+                     f"{PartitionSet.parse(missing)} unfilled.",
+                     "Those partitions stay empty or wrong, and everything reading them inherits "
+                     "the hole.", f"cover exactly {sc.partitions}.")
+    if extra:
+        return _fail("range", f"The range {plan.backfill.partitions} also rewrites "
+                     f"{len(extra)} healthy partitions ({PartitionSet.parse(extra)}).",
+                     "Every extra partition is risk with no benefit: more load, more to "
+                     "validate, and a chance to break what worked.",
+                     f"narrow it to exactly {sc.partitions}.")
+    return _ok("range", f"exactly the {len(want)} broken partitions ({sc.partitions}).")
+
+
+def _window_reads_within(plan: Plan, sc: Scenario) -> bool:
+    """Does a layer in the plan read earlier partitions of another layer in the plan?"""
+    from .demo import daily_features
+    from .latedata import late_features
+
+    pipeline = late_features() if sc.late else daily_features()
+    layers = set(_layers(plan, sc))
+    for name in layers:
+        for dep in pipeline.layer(name).depends_on:
+            if dep.layer in layers and isinstance(dep.mapping, TrailingWindow):
+                return True
+    return False
+
+
+def rule_order(plan: Plan, sc: Scenario) -> RuleResult:
+    if plan.backfill.order == "ascending":
+        return _ok("order", "oldest partition first, so each day's inputs exist before the "
+                            "days that read them.")
+    if not _window_reads_within(plan, sc) and not sc.late:
+        return _ok("order", "descending is harmless here: no layer in this backfill reads "
+                            "earlier partitions of another layer in it.")
+    return _fail("order", "The plan runs newest first (order: descending).",
+                 "A layer with a trailing window (features reads 7 days of staging) then waits "
+                 "on, or reads, days that are not rebuilt yet.",
+                 "use order: ascending.")
+
+
+def rule_dependencies(plan: Plan, sc: Scenario) -> RuleResult:
+    listed = _layers(plan, sc)
+    upstream_first = [n for n in _all_layers(sc) if n in listed]
+    unknown = [n for n in listed if n not in _all_layers(sc)]
+    if unknown:
+        return _fail("dependencies", f"The plan names layers that do not exist: {unknown}.",
+                     "A backfill of a layer nobody has cannot refill anything.",
+                     f"use the pipeline's layers {list(_all_layers(sc))}.")
+    missing = [n for n in sc.layers if n not in listed]
+    if missing:
+        return _fail("dependencies", f"The plan leaves out broken layers {missing}.",
+                     "Downstream layers would be rebuilt from upstream partitions that are "
+                     "still missing, or stay broken themselves.",
+                     f"include {list(sc.layers)} (upstream first).")
+    if listed != upstream_first:
+        return _fail("dependencies", f"The layers are listed downstream first ({listed}).",
+                     "Running downstream before upstream builds features from partitions that "
+                     "are not there yet.",
+                     f"list them upstream to downstream: {upstream_first}.")
+    return _ok("dependencies", f"layers {listed}, upstream before downstream for each day.")
+
+
+def rule_concurrency(plan: Plan, sc: Scenario) -> RuleResult:
+    cap = plan.backfill.concurrency
+    if cap is None:
+        return _fail("concurrency", "The plan sets no concurrency cap (unlimited parallelism).",
+                     f"Every step would hit the warehouse at once; it takes {sc.capacity} "
+                     "concurrent writes, so the rest are throttled and fail.",
+                     f"set concurrency between 1 and {sc.capacity}, and watch throughput.")
+    if cap > sc.capacity:
+        return _fail("concurrency", f"concurrency {cap} is above the warehouse's capacity of "
+                     f"{sc.capacity}.", "The excess writes are throttled and fail, burning "
+                     "retries and slowing everyone else on the warehouse.",
+                     f"set concurrency to at most {sc.capacity}.")
+    return _ok("concurrency", f"at most {cap} in flight, within the warehouse's capacity of "
+                              f"{sc.capacity}.")
+
+
+def rule_idempotent_writes(plan: Plan, sc: Scenario) -> RuleResult:
+    mode = plan.backfill.mode
+    if mode == "append":
+        return _fail("idempotent_writes", "The plan appends (mode: append).",
+                     "A retry or a rerun adds the partition's rows again: duplicates that "
+                     "inflate every count downstream.",
+                     "use mode: overwrite (replace the partition) or merge (upsert on keys).")
+    if mode == "merge" and not plan.backfill.merge_keys:
+        return _fail("idempotent_writes", "mode: merge without merge_keys.",
+                     "A merge needs the keys that identify a row, or it cannot match rows on "
+                     "a rerun.", f"add merge_keys: {list(sc.merge_keys)}.")
+    return _ok("idempotent_writes", f"mode {mode}: rerunning a partition gives the same rows.")
+
+
+def rule_retries(plan: Plan, sc: Scenario) -> RuleResult:
+    n = plan.backfill.retries
+    if n < 1:
+        return _fail("retries", "The plan has no retries (retries: 0).",
+                     "One transient hiccup (a timeout, a busy warehouse) fails the partition "
+                     "and skips everything downstream of it.",
+                     "set retries: 1-3 (with backoff, the engine's default).")
+    if n > MAX_RETRIES:
+        return _fail("retries", f"retries: {n} is a lot.",
+                     "Retrying a real failure that many times hides it and keeps load on the "
+                     "warehouse.", f"keep retries between 1 and {MAX_RETRIES}.")
+    return _ok("retries", f"{n} retries with backoff absorb transient failures.")
+
+
+def rule_validations(plan: Plan, sc: Scenario) -> RuleResult:
+    v = plan.validations
+    enabled = v.enabled
+    if not enabled:
+        return _fail("validations", "The plan has no validations.",
+                     "Bad data (nulls, duplicates, missing rows, drift) would be written and "
+                     "read downstream without anyone noticing.",
+                     "add per-partition checks: row_count, null_rate, unique_keys, drift, "
+                     "downstream_read.")
+    missing = [c for c in sc.required_checks if c not in enabled]
+    if missing:
+        return _fail("validations", f"The checks leave out {missing}.",
+                     f"This incident is exactly what {missing[0]} catches; without it you "
+                     "cannot prove the fix.", f"add {missing[0]} to validations.")
+    if len(enabled) < 3:
+        return _fail("validations", f"Only {len(enabled)} check(s) per partition: {enabled}.",
+                     "One or two checks leave whole kinds of bad data unseen.",
+                     "use at least three of the five checklist items.")
+    rc = v.row_count
+    if rc is not None and not sc.late and rc.min is not None and rc.min > 0.95 * sc.entities:
+        return _fail("validations", f"row_count min {rc.min} is above what a healthy day has "
+                     f"(about {int(sc.entities * 0.98)} rows).",
+                     "Every correct partition would be marked invalid.",
+                     "set bounds around the real daily count (compare recent partitions).")
+    if rc is not None and not sc.late and rc.max is not None and rc.max < 0.95 * sc.entities:
+        return _fail("validations", f"row_count max {rc.max} is below what a healthy day has "
+                     f"(about {int(sc.entities * 0.98)} rows).",
+                     "Every correct partition would be marked invalid.",
+                     "set bounds around the real daily count (compare recent partitions).")
+    return _ok("validations", f"{len(enabled)} checks per partition: {', '.join(enabled)}.")
+
+
+def rule_rollback(plan: Plan, sc: Scenario) -> RuleResult:
+    rb, target, sw = plan.rollback, plan.backfill.target, plan.switchover
+    default = sc.features_table
+    if rb is None:
+        return _fail("rollback", "The plan has no rollback.",
+                     "If validation fails after writing, there is no way back to the last good "
+                     "state.", "add rollback: {strategy: snapshot} (in place) or a versioned "
+                     "target with rollback: {strategy: previous_version}.")
+    in_place = target is None or target == default
+    if rb.strategy == "previous_version" and in_place:
+        return _fail("rollback", "rollback: previous_version, but the plan overwrites in place.",
+                     "There is no previous version to go back to once its partitions are "
+                     "overwritten.", "write to a versioned target (e.g. target: features_v2) "
+                     "with a switchover, or use rollback: {strategy: snapshot}.")
+    if not in_place and sw is None:
+        return _fail("rollback", f"The plan writes {target} but never switches readers to it.",
+                     "Downstream keeps reading the old data, and nothing says when the new "
+                     "version is safe to use.",
+                     "add switchover: {view: features, when: validated}.")
+    if sc.versioned and sw is not None and sw.view != "features":
+        return _fail("rollback", f"switchover.view {sw.view!r} is not the view readers use.",
+                     "Readers query 'features'; switching another name changes nothing for "
+                     "them.", "set switchover: {view: features, when: validated}.")
+    how = "snapshot of the targeted partitions before writing" if rb.strategy == "snapshot" \
+        else f"readers switch to {target} only after validation and can be pointed back"
+    return _ok("rollback", how + ".")
+
+
+def rule_code_version(plan: Plan, sc: Scenario) -> RuleResult:
+    if plan.code_version is None:
+        return _fail("code_version", "The plan does not pin a code version.",
+                     "A deploy in the middle of the backfill would mix outputs of two versions "
+                     "in one range.", f"set code_version: {sc.code_version} (the version that "
+                     "should produce the output).")
+    if plan.code_version != sc.code_version:
+        return _fail("code_version", f"code_version {plan.code_version} is not the deployed "
+                     f"{sc.code_version}.", "The backfill would refuse to start, or mix "
+                     "versions if forced.", f"pin code_version: {sc.code_version}.")
+    return _ok("code_version", f"pinned to {sc.code_version} for the whole range.")
+
+
+def rule_lineage(plan: Plan, sc: Scenario) -> RuleResult:
+    if not plan.audit_tags:
+        return _fail("lineage", "The plan records no audit tags.",
+                     "Months later nobody can tell why these partitions were rewritten, by "
+                     "whom, or under which ticket.",
+                     "add lineage: {audit_tags: {ticket: INC-1234, owner: your-team}}.")
+    tags = ", ".join(f"{k}={v}" for k, v in plan.audit_tags.items())
+    return _ok("lineage", f"every write is tagged ({tags}) and recorded in the ledger.")
+
+
+# -- late data ----------------------------------------------------------------------------
+def _lateness_hours(sc: Scenario) -> float:
+    from .scheduler import parse_delay
+
+    return parse_delay(sc.max_lateness).total_seconds() / 3600
+
+
+def rule_watermark(plan: Plan, sc: Scenario) -> RuleResult:
+    late = plan.late_data
+    need = _lateness_hours(sc)
+    if late is None or late.watermark_delay.total_seconds() == 0:
+        return _fail("watermark", "Day D is processed as soon as it closes (D+0).",
+                     f"Events up to {need:g} h late are still arriving, so the first count of "
+                     "each day is short.", f"set late_data.watermark_delay: {int(need // 24)}d.")
+    hours = late.watermark_delay.total_seconds() / 3600
+    if hours < need:
+        return _fail("watermark", f"watermark_delay {hours:g} h is shorter than the "
+                     f"{need:g} h events can be late.",
+                     "Events later than the watermark miss the first processing of their day.",
+                     f"set late_data.watermark_delay: {int(need // 24)}d.")
+    if hours > 4 * need:
+        return _fail("watermark", f"watermark_delay {hours:g} h is far longer than needed.",
+                     "Consumers wait days for data that was complete long before.",
+                     f"set late_data.watermark_delay: {int(need // 24)}d.")
+    return _ok("watermark", f"day D is processed {hours:g} h after it closes, once events up "
+                            f"to {need:g} h late have arrived.")
+
+
+def rule_reprocess_window(plan: Plan, sc: Scenario) -> RuleResult:
+    late = plan.late_data
+    k = 0 if late is None else late.reprocess_window
+    if k < 1:
+        return _fail("reprocess_window", "No rolling reprocessing window.",
+                     "Stragglers that miss the watermark are never picked up.",
+                     "set late_data.reprocess_window: 3 (rerun the last 3 days nightly).")
+    if k > MAX_WINDOW:
+        return _fail("reprocess_window", f"reprocess_window {k} reruns {k} days every night.",
+                     "That is close to full reprocessing: load for little gain.",
+                     f"keep it between 1 and {MAX_WINDOW} (2-3 is typical).")
+    return _ok("reprocess_window", f"each night also reruns the last {k} partitions, "
+                                   "idempotently.")
+
+
+def rule_merge_keys(plan: Plan, sc: Scenario) -> RuleResult:
+    keys = plan.backfill.merge_keys
+    if set(keys) != set(sc.merge_keys):
+        got = list(keys) if keys else "none"
+        return _fail("merge_keys", f"merge_keys are {got}.",
+                     "Rows must be matched on what identifies them: the wrong keys merge "
+                     "distinct rows or duplicate the same one.",
+                     f"use merge_keys: {list(sc.merge_keys)}.")
+    return _ok("merge_keys", f"late rows upsert on {', '.join(keys)}: no double counting.")
+
+
+Rule = Callable[[Plan, Scenario], RuleResult]
+CHECKLIST: dict[str, Rule] = {
+    "range": rule_range,
+    "order": rule_order,
+    "dependencies": rule_dependencies,
+    "concurrency": rule_concurrency,
+    "idempotent_writes": rule_idempotent_writes,
+    "retries": rule_retries,
+    "validations": rule_validations,
+    "rollback": rule_rollback,
+    "code_version": rule_code_version,
+    "lineage": rule_lineage,
+}
+LATE_RULES: dict[str, Rule] = {
+    "watermark": rule_watermark,
+    "reprocess_window": rule_reprocess_window,
+    "merge_keys": rule_merge_keys,
+}
+RULES: dict[str, Rule] = {**CHECKLIST, **LATE_RULES}
+
+
+def rule_names(sc: Scenario) -> list[str]:
+    """The checklist rules that apply to a scenario, in report order."""
+    return list(CHECKLIST) + (list(LATE_RULES) if sc.late else [])
+
+
+def judge(plan: Plan, sc: Scenario) -> list[RuleResult]:
+    """Every applicable rule's verdict on ``plan``."""
+    return [RULES[name](plan, sc) for name in rule_names(sc)]

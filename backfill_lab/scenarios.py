@@ -1,0 +1,215 @@
+"""The exercises' incidents, staged for real on a fresh warehouse.
+
+A :class:`Scenario` says what broke (which layers and partitions), what the warehouse can take
+(its capacity), which code version is deployed, and what else will go wrong during the learner's
+backfill (transient failures). :meth:`Scenario.stage` builds it: a new in-memory warehouse loaded
+by the scheduler with the incident in it. The checklist rules read the scenario; the simulation
+runs the learner's plan on the staged warehouse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+from .checks import Drift, Validations, validate
+from .demo import CODE_VERSIONS, EventSource, build_demo, demo_pipeline
+from .errors import UnknownNameError
+from .faults import Fault
+from .latedata import LateEventSource, late_features
+from .partitions import PartitionSet, shift
+from .pipeline import Pipeline
+from .runner import run_backfill
+from .versions import point_view
+from .warehouse import Warehouse
+
+__all__ = ["EXERCISES", "Scenario", "Staged", "scenario"]
+
+
+@dataclass
+class Staged:
+    """A scenario built on a warehouse: what the learner's plan runs against."""
+
+    warehouse: Warehouse
+    pipeline: Pipeline
+    view: str | None = None  # the view readers use, when the scenario has one
+    source: Any = None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One exercise's incident and the facts the checklist rules judge a plan against."""
+
+    exercise: str
+    title: str
+    story: str
+    history: str  # partitions the scheduler loaded before the incident
+    broken: str  # the partitions a plan must refill: exactly these
+    layers: tuple[str, ...]  # the layers that need refilling
+    capacity: int = 4  # concurrent writes the warehouse takes
+    code_version: str = CODE_VERSIONS["v1"]
+    outage: str | None = None  # scheduled runs whose raw step failed
+    corrupt: tuple[Fault, ...] = ()  # bad data written during the history
+    backfill_faults: tuple[Fault, ...] = ()  # transient trouble during the learner's backfill
+    versioned: bool = False  # readers use a view ``features`` over ``features_v1``
+    late: bool = False  # events arrive late (the late_features pipeline)
+    max_lateness: str = "48h"
+    monitor: str | None = None  # partitions the monitoring's drift check ran on after history
+    required_checks: tuple[str, ...] = ("row_count",)
+    merge_keys: tuple[str, ...] = ("entity_id", "date")
+    seed: int = 7
+    entities: int = 1000
+    events_per_day: int = 4000
+    hints: tuple[str, ...] = field(default=())
+
+    @property
+    def partitions(self) -> PartitionSet:
+        return PartitionSet.parse(self.broken)
+
+    @property
+    def features_table(self) -> str:
+        return "features_v1" if self.versioned else "features"
+
+    def stage(self) -> Staged:
+        """A fresh in-memory warehouse with this incident in it."""
+        wh = Warehouse()
+        if self.late:
+            source = LateEventSource(self.seed, self.entities, self.events_per_day,
+                                     max_lateness=self.max_lateness)
+            pipeline = late_features(source, code_version=self.code_version)
+            # the days before the period were processed long after all their events arrived
+            run_backfill(pipeline, wh, self.history, backfill_id="history",
+                         clock=_At(dt.datetime(2030, 1, 1)))
+            return Staged(wh, pipeline, source=source)
+        pipeline, _ = build_demo(
+            wh, history=self.history, outage=self.outage, seed=self.seed,
+            entities=self.entities, events_per_day=self.events_per_day,
+            faults=self.corrupt, features_table=self.features_table if self.versioned else None,
+        )
+        view = None
+        if self.versioned:
+            view = "features"
+            point_view(wh, view, self.features_table)
+        if self.monitor:
+            # monitoring compares each day with the days before it that it still trusts, oldest
+            # first, and records the verdicts: the drifted days show up as invalid
+            watch = Validations(drift=Drift(reference_window=7))
+            for day in PartitionSet.parse(self.monitor):
+                validate(wh, self.features_table, day, watch, backfill_id="monitoring")
+        return Staged(wh, pipeline, view=view,
+                      source=EventSource(self.seed, self.entities, self.events_per_day))
+
+    def restage(self, wh: Warehouse) -> Staged:
+        """The staged objects around a warehouse that already holds this incident (a copy)."""
+        if self.late:
+            source = LateEventSource(self.seed, self.entities, self.events_per_day,
+                                     max_lateness=self.max_lateness)
+            return Staged(wh, late_features(source, code_version=self.code_version),
+                          source=source)
+        return Staged(wh, demo_pipeline(wh), view="features" if self.versioned else None,
+                      source=EventSource(self.seed, self.entities, self.events_per_day))
+
+    @property
+    def simulated_until(self) -> dt.datetime:
+        """For late data: when the simulated schedule stops (every event long arrived)."""
+        end = dt.datetime.fromisoformat(shift(self.partitions.end, 1))
+        return end + dt.timedelta(days=6, hours=3)
+
+
+class _At:
+    """A clock stuck at one instant (history loaded after every late event arrived)."""
+
+    def __init__(self, when: dt.datetime) -> None:
+        self._when = when
+
+    def now(self) -> dt.datetime:
+        return self._when
+
+
+EXERCISES: dict[str, Scenario] = {
+    "ex1": Scenario(
+        exercise="ex1",
+        title="Plan a 31-day backfill with dependencies",
+        story=(
+            "The nightly raw -> staging -> features pipeline missed every run of December 2024: "
+            "its source was down, so raw failed and staging and features were skipped. It is "
+            "January 1st; refill all three layers for December without overloading the "
+            "warehouse (it takes 4 concurrent writes). Two partitions will hiccup once while "
+            "you backfill."
+        ),
+        history="2024-11-01..2024-12-31",
+        broken="2024-12-01..2024-12-31",
+        layers=("raw", "staging", "features"),
+        outage="2024-12-01..2024-12-31",
+        backfill_faults=(Fault.fail("raw", "2024-12-05", times=1),
+                         Fault.fail("staging", "2024-12-18", times=1)),
+        required_checks=("row_count",),
+        hints=("Process upstream to downstream for each day.",
+               "Cap concurrency at what the warehouse takes.",
+               "Compare row counts across layers and days."),
+    ),
+    "ex2": Scenario(
+        exercise="ex2",
+        title="Late data and rolling reprocessing",
+        story=(
+            "Events reach the warehouse up to 48 hours after they happen. The nightly job "
+            "(02:00 UTC) must count every event of a day exactly once, without reprocessing "
+            "everything. Design the schedule for 2024-12-01..2024-12-14: a watermark delay, a "
+            "rolling mini-backfill window, and merge logic on the row's keys."
+        ),
+        history="2024-11-27..2024-11-30",
+        broken="2024-12-01..2024-12-14",
+        layers=("raw", "features"),
+        late=True,
+        required_checks=(),
+        entities=150,
+        events_per_day=600,
+        hints=("Process day D only once its late events can have arrived (D+2).",
+               "Re-run the last 2-3 days every night.",
+               "Merge on entity_id + date."),
+    ),
+    "mini_challenge": Scenario(
+        exercise="mini_challenge",
+        title="Targeted fix for drifted features",
+        story=(
+            "Monitoring found feature drift in features for 2025-01-10..2025-01-14 only (a bad "
+            "config multiplied amount_7d on those days). Readers query the view 'features' over "
+            "the table 'features_v1'. Fix exactly those five days, prove the fix, and let "
+            "downstream readers see only corrected partitions; touch no other date."
+        ),
+        history="2024-12-01..2025-01-31",
+        broken="2025-01-10..2025-01-14",
+        layers=("features",),
+        corrupt=(Fault.shift("features", "2025-01-10..2025-01-14", column="amount_7d",
+                             factor=1.8),),
+        versioned=True,
+        monitor="2025-01-03..2025-01-20",
+        required_checks=("drift",),
+        hints=("Target only the five drifted days.",
+               "Write the fix beside the old version, or snapshot before overwriting.",
+               "Switch readers only after validation; keep a way back."),
+    ),
+}
+
+
+def scenario(exercise: str) -> Scenario:
+    """The scenario of an exercise id (``ex1``, ``ex2``, ``mini_challenge``)."""
+    if exercise not in EXERCISES:
+        raise UnknownNameError.of("exercise", str(exercise), EXERCISES)
+    return EXERCISES[exercise]
+
+
+@functools.lru_cache(maxsize=8)
+def truth(exercise: str) -> dict[str, dict[str, str]]:
+    """Checksums of every table as they would be had nothing broken (computed once)."""
+    sc = scenario(exercise)
+    clean = Scenario(**{**sc.__dict__, "outage": None, "corrupt": (), "backfill_faults": ()})
+    if sc.late:
+        staged = clean.stage()
+        run_backfill(staged.pipeline, staged.warehouse, clean.broken,
+                     clock=_At(dt.datetime(2030, 1, 1)))
+        return {t: staged.warehouse.checksums(t) for t in staged.warehouse.tables()}
+    staged = clean.stage()
+    return {t: staged.warehouse.checksums(t) for t in staged.warehouse.tables()}

@@ -1,0 +1,251 @@
+"""Outcome simulation: replay a plan on the exercise's staged incident, twice, and measure.
+
+* ``outcome_complete``: every partition that should be refilled is, with exactly the rows it
+  would have had if nothing had broken, and (when the plan validates) it passed validation. For
+  a scenario with a view, what counts is what readers see through the view.
+* ``outcome_idempotent``: the second run changes nothing, in any table or view.
+* ``outcome_untouched``: every partition outside the plan's range is byte-for-byte what it was.
+
+It also reports the observed maximum concurrency and whether steps started in the plan's order.
+The warehouse runs without throttling here, so outcomes do not depend on timing: the concurrency
+rule judges the cap against the warehouse's capacity instead.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .checks import latest_validations
+from .clock import FixedClock
+from .db import quote, run
+from .errors import BackfillLabError
+from .execute import PlanRun, run_plan
+from .faults import Faults
+from .partitions import PartitionSet, parse_key
+from .plan import Plan
+from .rules import RuleResult
+from .runner import BackfillResult, run_backfill
+from .scenarios import Scenario, Staged, truth
+from .warehouse import Warehouse
+
+__all__ = ["OUTCOMES", "OUTCOME_POINTS", "SimulationReport", "relation_checksums", "simulate"]
+
+OUTCOMES: tuple[str, ...] = ("outcome_complete", "outcome_idempotent", "outcome_untouched")
+OUTCOME_POINTS = 2.0
+SECTION = "notebooks/05_designing_safe_backfills.ipynb § Self-check"
+
+
+def relation_checksums(wh: Warehouse, name: str, pcol: str = "date") -> dict[str, str]:
+    """Per-partition checksums of a table or a view (same form as ``Warehouse.checksums``)."""
+    rows = run(wh.cursor(), f"SELECT {quote(pcol)}, count(*), sum(hash(_r)::HUGEINT) "
+                            f"FROM {quote(name)} AS _r GROUP BY ALL ORDER BY 1")
+    out = {}
+    for value, n, h in rows:
+        key = value.date() if hasattr(value, "date") and callable(value.date) else value
+        out[parse_key(key)] = f"{int(n)}:{int(h)}"
+    return out
+
+
+@dataclass
+class SimulationReport:
+    """The three outcome checks, and what was observed on the way."""
+
+    results: list[RuleResult] = field(default_factory=list)
+    max_in_flight: int = 0
+    started_in_order: bool = True
+    runs: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+
+def _result(name: str, passed: bool, message: str) -> RuleResult:
+    return RuleResult(name, passed, OUTCOME_POINTS if passed else 0.0, OUTCOME_POINTS, message,
+                      SECTION)
+
+
+def _state(st: Staged) -> dict[str, dict[str, str]]:
+    state = {t: st.warehouse.checksums(t) for t in st.warehouse.tables()
+             if not t.startswith("_bl_")}
+    if st.view is not None:
+        state[f"view:{st.view}"] = relation_checksums(st.warehouse, st.view)
+    return state
+
+
+def _readable(sc: Scenario, st: Staged, layer: str) -> str:
+    if st.view is not None and layer == "features":
+        return f"view:{st.view}"
+    return st.pipeline.layer(layer).default_table
+
+
+def _no_sleep(_: float) -> None:
+    pass
+
+
+def simulate(plan: Plan, sc: Scenario) -> SimulationReport:
+    """Stage ``sc``, run ``plan`` on it twice, and judge the three outcomes."""
+    import time
+
+    t0 = time.perf_counter()
+    report = SimulationReport()
+    with staged(sc) as st:
+        before = _state(st)
+        runs: list[PlanRun] = []
+        states = []
+        invalid_after_first: set[str] = set()
+        for i in (1, 2):
+            try:
+                if sc.late and i == 2:
+                    runs.append(_rerun_range(plan, sc, st))
+                else:
+                    runs.append(run_plan(plan, st.warehouse, st.pipeline,
+                                         faults=Faults(sc.backfill_faults), sleep=_no_sleep,
+                                         backfill_id=f"sim-{i}"))
+            except BackfillLabError as exc:
+                message = f"the plan could not run: {exc}"
+                report.results = [_result(n, False, message) for n in OUTCOMES]
+                report.seconds = time.perf_counter() - t0
+                return report
+            states.append(_state(st))
+            if i == 1:
+                invalid_after_first = _invalid(plan, sc, st)
+        report.runs = [str(r) for r in runs]
+        first = runs[0]
+        if first.backfill is not None and not sc.late:
+            report.max_in_flight = first.backfill.max_in_flight
+            keys = [p for _, p in first.backfill.started_order]
+            ranked = plan.backfill.partitions.ordered(plan.backfill.order)
+            pos = {k: i for i, k in enumerate(ranked)}
+            firsts = list(dict.fromkeys(keys))
+            report.started_in_order = [pos[k] for k in firsts] == sorted(pos[k] for k in firsts)
+        report.results = [
+            _complete(plan, sc, st, states[0], runs[0], invalid_after_first),
+            _idempotent(states[0], states[1]),
+            _untouched(plan, sc, before, states[1]),
+        ]
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _rerun_range(plan: Plan, sc: Scenario, st: Staged) -> PlanRun:
+    """A schedule's second run: a mini-backfill of the whole range once every event arrived,
+    with the plan's write mode (what an on-call engineer's rerun would do)."""
+    b = plan.backfill
+    result = run_backfill(
+        st.pipeline, st.warehouse, b.partitions, layers=b.layers, mode=b.mode,
+        merge_keys=b.merge_keys or None, code_version=plan.code_version,
+        backfill_id="sim-rerun", clock=FixedClock(sc.simulated_until), sleep=_no_sleep)
+    assert isinstance(result, BackfillResult)
+    return PlanRun(plan, backfill=result)
+
+
+def _invalid(plan: Plan, sc: Scenario, st: Staged) -> set[str]:
+    """Partitions of the range whose latest validation (by the plan's checks) failed."""
+    if not plan.validations.enabled:
+        return set()
+    table = plan.backfill.target or st.pipeline.layer(sc.layers[-1]).default_table
+    latest = latest_validations(st.warehouse, table)
+    return set(latest.loc[~latest["passed"].astype(bool), "partition"]) & set(sc.partitions)
+
+
+def _complete(plan: Plan, sc: Scenario, st: Staged, after: dict[str, dict[str, str]],
+              first: PlanRun, invalid: set[str]) -> RuleResult:
+    want = truth(sc.exercise)
+    problems: list[str] = []
+    for layer in sc.layers:
+        rel = _readable(sc, st, layer)
+        truth_table = st.pipeline.layer(layer).default_table
+        got, expected = after.get(rel, {}), want.get(truth_table, {})
+        missing = [k for k in sc.partitions if k not in got]
+        wrong = [k for k in sc.partitions if k in got and got[k] != expected.get(k)]
+        if missing:
+            problems.append(f"{layer} missing {PartitionSet.parse(missing)}")
+        if wrong:
+            problems.append(f"{layer} wrong in {PartitionSet.parse(wrong)}")
+    if invalid:
+        problems.append(f"failed the plan's validations: {PartitionSet.parse(sorted(invalid))}")
+    if first.error:
+        problems.append(first.error)
+    if problems:
+        return _result("outcome_complete", False,
+                       "After the backfill: " + "; ".join(problems[:4]) + ". Readers would "
+                       "still see missing or wrong data.")
+    return _result("outcome_complete", True,
+                   f"every broken partition of {', '.join(sc.layers)} holds exactly the rows it "
+                   "should, as readers see it.")
+
+
+def _idempotent(one: dict[str, dict[str, str]], two: dict[str, dict[str, str]]) -> RuleResult:
+    changed = sorted(f"{rel} {k}" for rel in set(one) | set(two)
+                     for k in set(one.get(rel, {})) | set(two.get(rel, {}))
+                     if one.get(rel, {}).get(k) != two.get(rel, {}).get(k))
+    if changed:
+        return _result("outcome_idempotent", False,
+                       f"Running the plan a second time changed {len(changed)} partitions "
+                       f"(e.g. {', '.join(changed[:3])}): a retry or rerun would corrupt data.")
+    return _result("outcome_idempotent", True, "a second run changed nothing.")
+
+
+def _untouched(plan: Plan, sc: Scenario, before: dict[str, dict[str, str]],
+               after: dict[str, dict[str, str]]) -> RuleResult:
+    inside = set(plan.backfill.partitions) | set(sc.partitions)
+    changed = []
+    for rel in set(before) | set(after):
+        old, new = before.get(rel, {}), after.get(rel, {})
+        for key in set(old) | set(new):
+            if key in inside:
+                continue
+            if key not in old and sc.late:
+                continue  # the schedule keeps running past the range: new days are its job
+            if old.get(key) != new.get(key):
+                changed.append(f"{rel} {key}")
+    if changed:
+        changed.sort()
+        return _result("outcome_untouched", False,
+                       f"{len(changed)} partitions outside the plan's range changed (e.g. "
+                       f"{', '.join(changed[:3])}): a targeted fix must touch nothing else.")
+    return _result("outcome_untouched", True,
+                   "every partition outside the range is byte-for-byte unchanged.")
+
+
+# -- staging with a cached template -------------------------------------------------------
+_TEMPLATES: dict[str, Path] = {}
+_TMP = Path(tempfile.mkdtemp(prefix="backfill-lab-"))
+
+
+class staged:
+    """A scenario staged on a private copy of a cached template warehouse file."""
+
+    def __init__(self, sc: Scenario) -> None:
+        self.sc = sc
+        self.path: Path | None = None
+        self.st: Staged | None = None
+
+    def __enter__(self) -> Staged:
+        template = _TEMPLATES.get(self.sc.exercise)
+        if template is None or not template.exists():
+            built = self.sc.stage()
+            template = _TMP / f"{self.sc.exercise}.duckdb"
+            template.unlink(missing_ok=True)
+            run(built.warehouse.cursor(), f"ATTACH '{template}' AS tpl")
+            run(built.warehouse.cursor(), "COPY FROM DATABASE memory TO tpl")
+            run(built.warehouse.cursor(), "DETACH tpl")
+            built.warehouse.close()
+            _TEMPLATES[self.sc.exercise] = template
+        self.path = Path(tempfile.mkstemp(suffix=".duckdb", dir=_TMP)[1])
+        shutil.copyfile(template, self.path)
+        self.st = self.sc.restage(Warehouse(self.path))
+        return self.st
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.st is not None:
+            self.st.warehouse.close()
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+            Path(f"{self.path}.wal").unlink(missing_ok=True)
