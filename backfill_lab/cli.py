@@ -12,6 +12,7 @@ exits 1.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import re
 import sys
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from .checks import DownstreamRead, Drift, NullRate, RowCount, UniqueKeys, Validations, validate
+from .clock import FixedClock
 from .demo import DEMO_HISTORY, DEMO_OUTAGE, build_demo, demo_pipeline
 from .errors import (
     BackfillLabError,
@@ -27,10 +29,14 @@ from .errors import (
     UnknownNameError,
     did_you_mean,
 )
+from .execute import run_plan
 from .grid import grid_states, render_text
 from .ledger import Ledger
-from .partitions import PartitionSet
+from .partitions import PartitionSet, parse_key
+from .plan import Plan
 from .runner import BackfillRunner, StepEvent
+from .scheduler import Scheduler
+from .selfcheck import check
 from .snapshots import restore
 from .versions import point_view, rollback_view, switch_view
 from .warehouse import WRITE_MODES, Warehouse
@@ -176,6 +182,31 @@ def _parser() -> _Parser:
     target.add_argument("--view", help="undo the view's last switch")
     target.add_argument("--snapshot", help="restore this snapshot id exactly")
 
+    ck = sub.add_parser("check", help="judge a plan against an exercise's checklist")
+    ck.add_argument("plan", help="plan YAML file")
+    ck.add_argument("--exercise", default="ex1", help="ex1, ex2 or mini_challenge")
+    ck.add_argument("--no-simulate", action="store_true", help="rules only, no simulation")
+
+    rn = sub.add_parser("run", help="run a plan on a warehouse")
+    rn.add_argument("plan", help="plan YAML file")
+    rn.add_argument("--db", required=True)
+    rn.add_argument("--quiet", action="store_true", help="no line per step")
+
+    ex = sub.add_parser("export", help="print the matching orchestrator commands")
+    ex.add_argument("plan", help="plan YAML file")
+    ex.add_argument("--to", required=True, choices=["airflow", "dbt", "dagster", "sqlmesh"])
+
+    sc = sub.add_parser("schedule", help="run the scheduler over a simulated period")
+    sc.add_argument("--db", required=True)
+    sc.add_argument("--start", required=True, help="first partition the schedule owns")
+    sc.add_argument("--until", required=True, help="simulate until this time, e.g. 2025-01-08")
+    sc.add_argument("--schedule", default="daily 02:00 UTC")
+    sc.add_argument("--no-catchup", action="store_true", help="run only the latest interval")
+    sc.add_argument("--watermark-delay", default="0d", help="e.g. 2d")
+    sc.add_argument("--reprocess-window", type=_positive("reprocess-window", 0), default=0)
+    sc.add_argument("--write-mode", default="overwrite", choices=list(WRITE_MODES))
+    sc.add_argument("--max-parallel", type=_positive("max-parallel", 1), default=1)
+
     st = sub.add_parser("status", help="print the partition grid and the latest backfills")
     st.add_argument("--db", required=True)
     st.add_argument("--partitions", help="range to show (default: everything present)")
@@ -183,7 +214,8 @@ def _parser() -> _Parser:
     return parser
 
 
-_COMMANDS = ("demo", "backfill", "validate", "switchover", "rollback", "status")
+_COMMANDS = ("demo", "backfill", "validate", "switchover", "rollback", "check", "run",
+             "export", "schedule", "status")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -284,6 +316,58 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan_file(path: str) -> Plan:
+    if not Path(path).exists():
+        raise UsageError(f"plan file {path!r} does not exist")
+    return Plan.load(Path(path))
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    plan = _plan_file(args.plan)
+    report = check(plan, args.exercise, simulate_outcomes=not args.no_simulate)
+    print(report)
+    return 0 if report.passed else 1
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    plan = _plan_file(args.plan)
+    with _existing_db(args.db) as wh:
+        result = run_plan(plan, wh, on_event=None if args.quiet else _print_event)
+        print(result)
+        return 0 if result.ok else 1
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    for line in _plan_file(args.plan).export(args.to):
+        print(line)
+    return 0
+
+
+def _cmd_schedule(args: argparse.Namespace) -> int:
+    with _existing_db(args.db) as wh:
+        pipeline = demo_pipeline(wh)
+        start = parse_key(args.start)
+        clock = FixedClock(dt.datetime.fromisoformat(start))
+        scheduler = Scheduler(
+            pipeline, wh, args.schedule, clock=clock, catchup=not args.no_catchup,
+            watermark_delay=args.watermark_delay, reprocess_window=args.reprocess_window,
+            mode=args.write_mode, start=start, concurrency=args.max_parallel,
+            name="cli",
+        )
+        try:
+            until = dt.datetime.fromisoformat(args.until)
+        except ValueError:
+            raise UsageError(f"'until' must be a date or time like 2025-01-08 or "
+                             f"2025-01-08T03:00 (got {args.until!r})") from None
+        runs = scheduler.run_until(until)
+        if runs.empty:
+            print("no scheduled runs were due")
+        else:
+            cols = ["run_time", "partition", "reprocessed", "status"]
+            print(runs[cols].to_string(index=False))
+        return 0 if runs.empty or (runs["status"] != "failed").all() else 1
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     with _existing_db(args.db) as wh:
         pipeline = demo_pipeline(wh)
@@ -313,7 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         handler = {"demo": _cmd_demo, "backfill": _cmd_backfill, "validate": _cmd_validate,
                    "switchover": _cmd_switchover, "rollback": _cmd_rollback,
-                   "status": _cmd_status}
+                   "check": _cmd_check, "run": _cmd_run, "export": _cmd_export,
+                   "schedule": _cmd_schedule, "status": _cmd_status}
         return handler[args.command](args)
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

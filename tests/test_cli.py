@@ -137,3 +137,42 @@ def test_validate_switchover_rollback_commands(db, capsys):
     assert code == 1 and "FAIL row_count" in capsys.readouterr().out
     assert main(["validate", *base, "--table", "featurs", "--partitions", "2024-12-05"]) == 2
     assert "Did you mean 'features'?" in capsys.readouterr().err
+
+
+def test_check_export_and_run_a_plan_file(tmp_path, capsys):
+    from .plans import MISTAKES, PERFECT
+
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(PERFECT["ex1"])
+    bad.write_text(MISTAKES["append_on_rerun"][1])
+    assert main(["check", str(good), "--exercise", "ex1", "--no-simulate"]) == 0
+    assert "ex1: 10/10 points" in capsys.readouterr().out
+    assert main(["check", str(bad), "--exercise", "ex1", "--no-simulate"]) == 1
+    assert "FAIL  idempotent_writes" in capsys.readouterr().out
+    assert main(["export", str(good), "--to", "airflow"]) == 0
+    assert capsys.readouterr().out.startswith("airflow backfill create --dag-id daily_features")
+    assert main(["export", str(good), "--to", "prefect"]) == 2
+    assert "invalid choice: 'prefect'" in capsys.readouterr().err
+    assert main(["check", str(tmp_path / "none.yaml")]) == 2
+    (tmp_path / "typo.yaml").write_text("backfil: {}\n")
+    assert main(["check", str(tmp_path / "typo.yaml")]) == 2
+    assert "Did you mean 'backfill'?" in capsys.readouterr().err
+
+
+def test_run_a_plan_and_schedule_on_a_demo(db, tmp_path, capsys):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("code_version: v1.4.2\nbackfill: {partitions: 2024-12-01..2024-12-10,"
+                    " concurrency: 2, retries: 1}\nrollback: {strategy: snapshot}\n")
+    capsys.readouterr()
+    assert main(["run", str(plan), "--db", str(db), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "success (30 success; at most 2 in flight)" in out
+    assert "snapshot plan_2024_12_01_features of features" in out
+    code = main(["schedule", "--db", str(db), "--start", "2024-12-11",
+                 "--until", "2024-12-14T03:00", "--reprocess-window", "1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "2024-12-14 02:00:00 2024-12-13" in out and "[2024-12-12]" in out
+    assert main(["schedule", "--db", str(db), "--start", "2024-12-11", "--until",
+                 "soon"]) == 2
+    assert "'until' must be a date" in capsys.readouterr().err
