@@ -19,8 +19,6 @@ help:
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	$(PY) -m ipykernel install --sys-prefix --name backfill-lab \
-		--display-name "Python (backfill-lab)" > /dev/null
 	@touch $(STAMP)
 
 lint: $(STAMP)
