@@ -8,7 +8,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test lab lint unit bench clean help
+NBVAL  := -o addopts="" -p nbval --nbval-lax --nbval-cell-timeout=120 \
+          --nbval-kernel-startup-timeout=60 --durations=5
+
+.PHONY: test lab lint unit notebooks bench clean help
 
 help:
 	@echo "make test   - create/refresh .venv, run ruff and the whole test suite (what CI runs)"
@@ -27,7 +30,10 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test: lint unit
+notebooks: $(STAMP)
+	$(PY) -m pytest $(NBVAL) notebooks/
+
+test: lint unit notebooks
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab $(if $(wildcard notebooks/00_index.ipynb),notebooks/00_index.ipynb,)

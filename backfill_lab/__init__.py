@@ -12,6 +12,8 @@ from .checks import (
     UniqueKeys,
     ValidationReport,
     Validations,
+    invalid_partitions,
+    latest_validations,
     validate,
 )
 from .clock import Clock, FixedClock, SystemClock
@@ -39,11 +41,25 @@ from .plan import Plan, load_plan
 from .rules import RuleResult, judge
 from .runner import BackfillResult, BackfillRunner, StepEvent, run_backfill
 from .scenarios import Scenario, scenario
-from .scheduler import LateDataPolicy, Schedule, Scheduler, parse_delay, partition_due
+from .scheduler import (
+    LateDataPolicy,
+    Schedule,
+    Scheduler,
+    first_run,
+    parse_delay,
+    partition_due,
+)
 from .selfcheck import CheckReport, check
 from .simulate import SimulationReport, simulate
 from .snapshots import Snapshot, restore, snapshot, untouched_report
-from .versions import canary_compare, point_view, rollback_view, switch_view, view_state
+from .versions import (
+    canary_compare,
+    point_view,
+    rollback_view,
+    switch_view,
+    view_history,
+    view_state,
+)
 from .warehouse import WRITE_MODES, Warehouse
 
 __version__ = "0.1.0"
@@ -103,10 +119,13 @@ __all__ = [
     "check",
     "daily_features",
     "demo_pipeline",
+    "first_run",
     "grid_states",
+    "invalid_partitions",
     "judge",
     "late_arrival_metrics",
     "late_features",
+    "latest_validations",
     "load_plan",
     "parse_delay",
     "parse_partitions",
@@ -125,5 +144,6 @@ __all__ = [
     "switch_view",
     "untouched_report",
     "validate",
+    "view_history",
     "view_state",
 ]

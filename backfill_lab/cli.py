@@ -265,7 +265,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
             print(f"dry run: {len(plan)} steps, nothing written")
             return 0
         result = runner.run()
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(result.counts().items()))
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(result.counts().items()) if n)
         print(f"backfill {result.backfill_id}: {result.status} ({counts}; "
               f"at most {result.max_in_flight} in flight; {result.seconds:.1f}s)")
         if result.resumed:

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .clock import FixedClock
 from .errors import ConfigError, UnknownNameError
 from .faults import Fault, Faults
-from .partitions import PartitionSet, to_value
+from .partitions import PartitionSet, shift, to_value
 from .pipeline import Dependency, Layer, Pipeline, StepContext
 from .runner import BackfillResult, BackfillRunner
 from .warehouse import Warehouse
@@ -205,8 +206,12 @@ def build_demo(
     injected = Faults([*planted, *faults])
     results = []
     for day in partitions:  # one scheduled run per day, oldest first, as a nightly scheduler does
+        # stamped at the run's scheduled time (02:00 the next day): the ledger reads like the
+        # real history, and a later backfill on any clock sorts after it
+        run_at = dt.datetime.fromisoformat(shift(day, 1)).replace(hour=2)
         results.append(BackfillRunner(
             pipeline, warehouse, [day], faults=injected, backfill_id=f"scheduled-{day}",
             audit_tags={"trigger": "schedule"}, backoff=0,
+            clock=FixedClock(run_at, tick=dt.timedelta(milliseconds=10)),
         ).run())
     return pipeline, results

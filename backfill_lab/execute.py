@@ -64,7 +64,8 @@ class PlanRun:
     def __str__(self) -> str:
         lines = []
         if self.backfill is not None:
-            counts = ", ".join(f"{n} {s}" for s, n in sorted(self.backfill.counts().items()))
+            counts = ", ".join(
+                f"{n} {s}" for s, n in sorted(self.backfill.counts().items()) if n)
             lines.append(f"backfill {self.backfill.backfill_id}: {self.backfill.status} "
                          f"({counts}; at most {self.backfill.max_in_flight} in flight)")
         if self.schedule is not None:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from .checks import invalid_partitions
 from .errors import ConfigError, PartitionError, UnknownNameError
 from .ledger import Ledger
 from .partitions import PartitionSet, grain_of, shift
@@ -77,7 +78,7 @@ def _ledger_history(
     Only ledger rows written to the table a layer is shown from count: the grid of ``features``
     says nothing about a backfill that wrote ``features_v2``.
     """
-    frame = Ledger(warehouse).frame()  # ordered by finished, then attempt: the last row is newest
+    frame = Ledger(warehouse).frame()  # in recording order: the last row is the newest
     if frame.empty:
         return {}, {}
     shown = frame["layer"].map(lambda layer: tables.get(layer, layer))
@@ -86,7 +87,7 @@ def _ledger_history(
     ok = mine[mine["status"] == "success"].drop_duplicates(["layer", "partition"], keep="last")
     status = dict(zip(zip(latest["layer"], latest["partition"], strict=True),
                       latest["status"], strict=True))
-    success = dict(zip(zip(ok["layer"], ok["partition"], strict=True), ok["finished"],
+    success = dict(zip(zip(ok["layer"], ok["partition"], strict=True), ok["seq"],
                        strict=True))
     return status, success
 
@@ -154,6 +155,10 @@ def grid_states(
     shown = dict(tables or {})
     latest, success = _ledger_history(warehouse, shown)
     rejected = _cells(invalid, layers, "invalid")
+    for layer in layers:  # what validations recorded: a failed check marks the partition
+        table = shown.get(layer, layer)
+        if warehouse.has_table(table):
+            rejected |= {(layer, k) for k in invalid_partitions(warehouse, table)}
     stale = _staleness(pipeline, success) if pipeline is not None else None
     rows = {}
     for layer in layers:
@@ -387,8 +392,9 @@ def render_html(
 
 
 # -- the live grid ------------------------------------------------------------------------------
-_FINAL = frozenset({"success", "failed", "skipped", "cancelled"})
-_EVENT_STATE = {"running": "running", "retrying": "running", "success": "ok", "failed": "failed"}
+_FINAL = frozenset({"success", "invalid", "failed", "skipped", "cancelled"})
+_EVENT_STATE = {"running": "running", "retrying": "running", "success": "ok", "failed": "failed",
+                "invalid": "invalid"}
 
 
 def _downstream(pipeline: Pipeline, layer: str, key: str) -> Iterator[Cell]:
@@ -445,7 +451,9 @@ class PartitionGrid:
         self.warehouse = warehouse
         self.layers: tuple[str, ...] = tuple(dict.fromkeys(names))
         self.partitions = PartitionSet.parse(partitions)  # type: ignore[arg-type]
-        self.tables = dict(tables or {})
+        # a layer is shown from the table it writes by default, unless told otherwise
+        defaults = {n: pipeline.layer(n).default_table for n in names} if pipeline else {}
+        self.tables = {**defaults, **dict(tables or {})}
         self.pipeline = pipeline
         self.throttle = float(throttle)
         self.title = title or (f"{' / '.join(self.layers)}: {self.partitions} "

@@ -272,6 +272,21 @@ def late_arrival_metrics(
     return df
 
 
+def _figure_class() -> type[Figure]:
+    """A matplotlib Figure that shows itself as a PNG in a notebook without ``%matplotlib``."""
+    import io
+
+    from matplotlib.figure import Figure
+
+    class ShownFigure(Figure):
+        def _repr_png_(self) -> bytes:
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png", dpi=90)
+            return buffer.getvalue()
+
+    return ShownFigure
+
+
 def plot_late_arrivals(metrics: pd.DataFrame, *, title: str | None = None) -> Figure:
     """Two panels over the partitions of :func:`late_arrival_metrics`.
 
@@ -291,9 +306,7 @@ def plot_late_arrivals(metrics: pd.DataFrame, *, title: str | None = None) -> Fi
     picked = metrics["picked_up_by_reprocessing"].fillna(0).astype(int).to_numpy()
     total = metrics["events"].to_numpy()
     on_time = total - late
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(max(6.0, 0.5 * len(metrics) + 2), 6.0), layout="constrained")
+    fig = _figure_class()(figsize=(max(6.0, 0.5 * len(metrics) + 2), 6.0), layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True)
     top.bar(x, on_time, label="arrived before first processing", color="#4c9f70")
     top.bar(x, picked, bottom=on_time, label="late, picked up by reprocessing", color="#f2b134")

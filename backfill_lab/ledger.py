@@ -120,13 +120,17 @@ class Ledger:
         return [r[0] for r in rows]
 
     def frame(self, backfill_id: str | None = None) -> pd.DataFrame:
-        """The ledger as a DataFrame, in the order steps finished (one backfill, or all)."""
+        """The ledger as a DataFrame, in the order rows were recorded (one backfill, or all).
+
+        ``seq`` is that order: it does not depend on any clock, so it stays right when runs
+        were stamped by different clocks (a demo's scheduled times, a notebook's fixed clock).
+        """
         if backfill_id is not None and backfill_id not in self.backfill_ids():
             raise UnknownNameError.of("backfill id", backfill_id, self.backfill_ids())
         where = "WHERE backfill_id = ?" if backfill_id else ""
         params = [backfill_id] if backfill_id else []
         return self._cursor().execute(
-            f"SELECT * FROM _bl_ledger {where} ORDER BY finished, layer, partition, attempt",
+            f"SELECT rowid AS seq, * FROM _bl_ledger {where} ORDER BY rowid",
             params,
         ).df()
 
@@ -134,7 +138,7 @@ class Ledger:
         """``(layer, partition) -> (status, attempts so far)`` from each step's latest attempt."""
         rows = run(
             self._cursor(),
-            "SELECT layer, partition, arg_max(status, attempt), max(attempt) "
+            "SELECT layer, partition, arg_max(status, rowid), max(attempt) "
             "FROM _bl_ledger WHERE backfill_id = ? GROUP BY layer, partition",
             [backfill_id],
         )
@@ -143,8 +147,8 @@ class Ledger:
     def latest_by_partition(self, layers: Sequence[str] | None = None) -> pd.DataFrame:
         """The newest recorded status of every (layer, partition), across all backfills."""
         df = self._cursor().execute(
-            "SELECT layer, partition, arg_max(status, finished) AS status, "
-            "max(finished) AS finished FROM _bl_ledger GROUP BY layer, partition"
+            "SELECT layer, partition, arg_max(status, rowid) AS status, "
+            "arg_max(finished, rowid) AS finished FROM _bl_ledger GROUP BY layer, partition"
         ).df()
         if layers is not None:
             df = df[df["layer"].isin(list(layers))]

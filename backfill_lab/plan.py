@@ -331,8 +331,12 @@ class Plan:
         return replace(self, backfill=replace(self.backfill, **changes))
 
     # -- exports ---------------------------------------------------------------------------
+    def _all_layers(self) -> list[str]:
+        return ["raw", "features"] if self.pipeline == "late_features" else [
+            "raw", "staging", "features"]
+
     def _layers(self) -> list[str]:
-        return list(self.backfill.layers or ("raw", "staging", "features"))
+        return list(self.backfill.layers or self._all_layers())
 
     def to_airflow(self) -> list[str]:
         """Airflow 3: ``airflow backfill create``, one command per contiguous run of dates.
@@ -340,9 +344,11 @@ class Plan:
         ``--from-date``/``--to-date`` are logical dates, both included. ``--max-active-runs``
         is the concurrency cap; ``--reprocess-behavior completed`` reruns existing runs (a
         recompute into a new version), ``failed`` fills missing and failed runs (an outage).
-        Airflow cannot express: per-partition validations, merge keys, a versioned target or a
-        switchover (those live in the DAG's tasks), and retries are a task setting, not a
-        backfill flag. Pin the code by deploying that version's DAG bundle before the backfill.
+        Airflow cannot express: a subset of layers (a backfill reruns whole DAG runs; clear
+        only the tasks you need with ``airflow tasks clear`` instead), per-partition
+        validations, merge keys, a versioned target or a switchover (those live in the DAG's
+        tasks), and retries are a task setting, not a backfill flag. Pin the code by deploying
+        that version's DAG bundle before the backfill.
         """
         b = self.backfill
         behavior = "completed" if b.target else "failed"
@@ -355,6 +361,9 @@ class Plan:
             if b.order == "descending":
                 parts.append("--run-backwards")
             cmds.append(" ".join(parts))
+        if b.layers and list(b.layers) != self._all_layers():
+            cmds.append(f"# airflow reruns whole DAG runs: layers {list(b.layers)} cannot be "
+                        f"selected by a backfill")
         return cmds
 
     def to_dbt(self) -> list[str]:

@@ -98,6 +98,7 @@ class BackfillResult:
     seconds: float = 0.0
 
     def counts(self) -> dict[str, int]:
+        """Steps per final status (statuses no step ended in are left out)."""
         out: dict[str, int] = {}
         for s in self.steps:
             out[s.status] = out.get(s.status, 0) + 1
@@ -111,7 +112,7 @@ class BackfillResult:
         return self.status == "success"
 
     def __repr__(self) -> str:
-        counts = ", ".join(f"{k}={v}" for k, v in sorted(self.counts().items()))
+        counts = ", ".join(f"{k}={v}" for k, v in sorted(self.counts().items()) if v)
         return (
             f"BackfillResult({self.backfill_id!r}, status={self.status!r}, {counts}, "
             f"max_in_flight={self.max_in_flight}, resumed={self.resumed}, "

@@ -19,7 +19,7 @@ from .simulate import OUTCOME_POINTS, OUTCOMES, SimulationReport, simulate
 __all__ = ["CheckReport", "check"]
 
 
-@dataclass
+@dataclass(repr=False)
 class CheckReport:
     """Every checklist rule and outcome check, with points and a message that teaches."""
 
@@ -54,6 +54,9 @@ class CheckReport:
             if not r.passed and r.section:
                 lines.append(f"        see {r.section}")
         return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
 
     def _repr_html_(self) -> str:
         rows = []

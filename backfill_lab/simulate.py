@@ -36,7 +36,7 @@ __all__ = ["OUTCOMES", "OUTCOME_POINTS", "SimulationReport", "relation_checksums
 
 OUTCOMES: tuple[str, ...] = ("outcome_complete", "outcome_idempotent", "outcome_untouched")
 OUTCOME_POINTS = 2.0
-SECTION = "notebooks/05_designing_safe_backfills.ipynb § Self-check"
+SECTION = "notebooks/05_designing_safe_backfills.ipynb § Your design as a plan"
 
 
 def relation_checksums(wh: Warehouse, name: str, pcol: str = "date") -> dict[str, str]:

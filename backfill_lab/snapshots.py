@@ -129,7 +129,7 @@ def restore(wh: Any, snap: Snapshot | str, *, partitions: object = None) -> pd.D
     return report
 
 
-@dataclass
+@dataclass(repr=False)
 class UntouchedReport:
     """Per-partition checksums before and after a targeted backfill, and what changed where."""
 
@@ -156,6 +156,9 @@ class UntouchedReport:
         verdict = "untouched" if self.untouched else f"CHANGED: {', '.join(self.changed_outside)}"
         return (f"{len(self.changed_inside)} of {int(f['targeted'].sum())} targeted partitions "
                 f"changed; {outside} partitions outside the target: {verdict}")
+
+    def __repr__(self) -> str:
+        return str(self)
 
     def _repr_html_(self) -> str:
         return f"<p>{self}</p>" + self.frame.to_html(index=False, classes="backfill-untouched")

@@ -126,7 +126,7 @@ def point_view(wh: Any, view: str, table: str, *, now: dt.datetime | None = None
     return state
 
 
-@dataclass
+@dataclass(repr=False)
 class CanaryReport:
     """Old and new version side by side on a sample of partitions."""
 
@@ -152,6 +152,9 @@ class CanaryReport:
                 f"({r['worst_column']})"
             )
         return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
 
     def _repr_html_(self) -> str:
         return self.frame().to_html(index=False, classes="backfill-canary")
@@ -247,12 +250,20 @@ def switch_view(
 
 
 def rollback_view(wh: Any, view: str, *, now: dt.datetime | None = None) -> ViewState:
-    """Point ``view`` back at what it showed before its last switch."""
-    rows = _history(wh, view)
-    if len(rows) < 2:
+    """Point ``view`` back at what it showed before its last switch that is still in force.
+
+    Switches stack: two rollbacks after two switches return to the original definition.
+    """
+    stack: list[tuple[Any, ...]] = []
+    for row in _history(wh, view):
+        if row[3] == "rollback":
+            stack.pop()
+        else:
+            stack.append(row)
+    if len(stack) < 2:
         raise ConfigError(f"view {view!r} has no earlier definition to roll back to "
-                          f"(history has {len(rows)} entry)")
-    base, patch, parts, _, _ = rows[-2]
+                          f"(it shows what it was created with)")
+    base, patch, parts, _, _ = stack[-2]
     state = ViewState(view, base, patch, tuple(json.loads(parts or "[]")))
     _apply(wh, state, "rollback", now)
     return state

@@ -162,7 +162,9 @@ def test_exports_of_a_targeted_set_and_descending_order():
                                    "order": "descending", "concurrency": 1,
                                    "layers": ["features"]}})
     airflow = plan.export("airflow")
-    assert len(airflow) == 2 and all(c.endswith("--run-backwards") for c in airflow)
+    assert len(airflow) == 3 and all(c.endswith("--run-backwards") for c in airflow[:2])
+    assert airflow[2] == ("# airflow reruns whole DAG runs: layers ['features'] cannot be "
+                          "selected by a backfill")
     assert "--reprocess-behavior failed" in airflow[0]
     assert plan.to_dbt()[1].endswith("--event-time-start 2025-01-14 --event-time-end "
                                      "2025-01-15 --threads 1")

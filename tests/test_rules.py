@@ -96,3 +96,19 @@ def test_simulation_is_deterministic():
     again = check(PERFECT["mini_challenge"], "mini_challenge")
     assert [(r.name, r.passed, r.message) for r in first.results] == [
         (r.name, r.passed, r.message) for r in again.results]
+
+
+def test_every_section_a_message_points_to_exists():
+    import json
+    from pathlib import Path
+
+    from backfill_lab.rules import SECTIONS
+    from backfill_lab.simulate import SECTION
+
+    root = Path(__file__).resolve().parent.parent
+    for ref in [*SECTIONS.values(), SECTION]:
+        path, _, heading = ref.partition(" § ")
+        nb = json.loads((root / path).read_text())
+        headings = {line.lstrip("#").strip() for c in nb["cells"] if c["cell_type"] == "markdown"
+                    for line in "".join(c["source"]).splitlines() if line.startswith("#")}
+        assert heading in headings, f"{ref}: no such heading"
