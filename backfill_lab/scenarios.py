@@ -194,17 +194,19 @@ EXERCISES: dict[str, Scenario] = {
 }
 
 
-def scenario(exercise: str) -> Scenario:
-    """The scenario of an exercise id (``ex1``, ``ex2``, ``mini_challenge``)."""
+def scenario(exercise: str | Scenario) -> Scenario:
+    """The scenario of an exercise id (``ex1``, ``ex2``, ``mini_challenge``), or ``exercise``
+    itself when it is already a Scenario (a drill's)."""
+    if isinstance(exercise, Scenario):
+        return exercise
     if exercise not in EXERCISES:
         raise UnknownNameError.of("exercise", str(exercise), EXERCISES)
     return EXERCISES[exercise]
 
 
-@functools.lru_cache(maxsize=8)
-def truth(exercise: str) -> dict[str, dict[str, str]]:
+@functools.lru_cache(maxsize=16)
+def truth(sc: Scenario) -> dict[str, dict[str, str]]:
     """Checksums of every table as they would be had nothing broken (computed once)."""
-    sc = scenario(exercise)
     clean = Scenario(**{**sc.__dict__, "outage": None, "corrupt": (), "backfill_faults": ()})
     if sc.late:
         staged = clean.stage()

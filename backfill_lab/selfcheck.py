@@ -13,7 +13,7 @@ from typing import Any
 from .errors import BackfillLabError
 from .plan import Plan
 from .rules import RuleResult, judge, rule_names
-from .scenarios import scenario
+from .scenarios import Scenario, scenario
 from .simulate import OUTCOME_POINTS, OUTCOMES, SimulationReport, simulate
 
 __all__ = ["CheckReport", "check"]
@@ -81,12 +81,15 @@ def _unanswered(exercise: str, names: list[str], status: str, detail: str) -> Ch
     return CheckReport(exercise, results, status, detail)
 
 
-def check(plan: Any, exercise: str = "ex1", *, simulate_outcomes: bool = True) -> CheckReport:
+def check(plan: Any, exercise: str | Scenario = "ex1", *,
+          simulate_outcomes: bool = True) -> CheckReport:
     """Judge ``plan`` (a Plan, dict or YAML text) against an exercise's checklist and outcomes.
 
+    ``exercise`` is an exercise id or a :class:`Scenario` (a drill's).
     ``simulate_outcomes=False`` skips the outcome simulation (instant feedback on the design).
     """
     sc = scenario(exercise)
+    exercise = sc.exercise
     names = rule_names(sc) + (list(OUTCOMES) if simulate_outcomes else [])
     if plan is None or plan is Ellipsis or (isinstance(plan, str) and not plan.strip()):
         return _unanswered(exercise, names, "not_answered",

@@ -156,7 +156,7 @@ def _invalid(plan: Plan, sc: Scenario, st: Staged) -> set[str]:
 
 def _complete(plan: Plan, sc: Scenario, st: Staged, after: dict[str, dict[str, str]],
               first: PlanRun, invalid: set[str]) -> RuleResult:
-    want = truth(sc.exercise)
+    want = truth(sc)
     problems: list[str] = []
     for layer in sc.layers:
         rel = _readable(sc, st, layer)
@@ -215,7 +215,7 @@ def _untouched(plan: Plan, sc: Scenario, before: dict[str, dict[str, str]],
 
 
 # -- staging with a cached template -------------------------------------------------------
-_TEMPLATES: dict[str, Path] = {}
+_TEMPLATES: dict[Scenario, Path] = {}
 _TMP = Path(tempfile.mkdtemp(prefix="backfill-lab-"))
 
 
@@ -228,16 +228,16 @@ class staged:
         self.st: Staged | None = None
 
     def __enter__(self) -> Staged:
-        template = _TEMPLATES.get(self.sc.exercise)
+        template = _TEMPLATES.get(self.sc)
         if template is None or not template.exists():
             built = self.sc.stage()
-            template = _TMP / f"{self.sc.exercise}.duckdb"
+            template = _TMP / f"{self.sc.exercise}-{len(_TEMPLATES)}.duckdb"
             template.unlink(missing_ok=True)
             run(built.warehouse.cursor(), f"ATTACH '{template}' AS tpl")
             run(built.warehouse.cursor(), "COPY FROM DATABASE memory TO tpl")
             run(built.warehouse.cursor(), "DETACH tpl")
             built.warehouse.close()
-            _TEMPLATES[self.sc.exercise] = template
+            _TEMPLATES[self.sc] = template
         self.path = Path(tempfile.mkstemp(suffix=".duckdb", dir=_TMP)[1])
         shutil.copyfile(template, self.path)
         self.st = self.sc.restage(Warehouse(self.path))
