@@ -13,8 +13,10 @@ rule judges the cap against the warehouse's capacity instead.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,8 +233,8 @@ class staged:
         template = _TEMPLATES.get(self.sc)
         if template is None or not template.exists():
             built = self.sc.stage()
-            template = _TMP / f"{self.sc.exercise}-{len(_TEMPLATES)}.duckdb"
-            template.unlink(missing_ok=True)
+            # private to this process: forked workers share _TMP but never a template file
+            template = _TMP / f"{self.sc.exercise}-{os.getpid()}-{uuid.uuid4().hex[:8]}.duckdb"
             run(built.warehouse.cursor(), f"ATTACH '{template}' AS tpl")
             run(built.warehouse.cursor(), "COPY FROM DATABASE memory TO tpl")
             run(built.warehouse.cursor(), "DETACH tpl")

@@ -1,0 +1,425 @@
+"""What the exercise notebooks call: the incident on its grid, hints one at a time, the learner's
+plan run on the staged incident, and the self-check (recorded in the learner's progress).
+
+Exercise notebooks stay short and identical in shape because the work lives here. Every helper
+is safe to call before the learner has answered (``plan = ...``): it says "not answered yet"
+instead of failing. While the autograder runs a notebook (``BACKFILL_LAB_GRADING=1``) the slow
+helpers do nothing: the grader stages, runs and judges the plan itself, outside the kernel.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from .errors import BackfillLabError
+from .execute import PlanRun, run_plan
+from .faults import Faults
+from .grid import WIDGET_MIME, PartitionGrid
+from .partitions import PartitionSet, shift
+from .plan import Plan
+from .progress import grading, record
+from .quiz import QuizReport, load_key, quiz_progress, score_answers
+from .scenarios import Scenario, Staged, scenario
+from .selfcheck import CheckReport, check
+
+__all__ = [
+    "EXTRA_HINTS",
+    "Hints",
+    "Incident",
+    "Note",
+    "RunOutcome",
+    "answered",
+    "grading",
+    "grid_window",
+    "hints",
+    "incident_facts",
+    "incident_grid",
+    "run_and_show",
+    "self_check",
+    "show_incident",
+]
+
+NOT_ANSWERED = "not answered yet: define `plan` in the cell above, then run this cell again"
+SKIPPED = "skipped while grading: the grader stages, runs and checks your plan itself"
+
+#: Further hints after the scenario's own, each a little more specific.
+EXTRA_HINTS: dict[str, tuple[str, ...]] = {
+    "ex1": ("Pin the code version that is deployed for the whole range, and tag every write "
+            "with a ticket and an owner.",
+            "Decide how you would undo a bad write before you make it: the plan format has a "
+            "rollback section.",
+            "Use at least three of the five checklist items, with bounds that a healthy day "
+            "passes."),
+    "ex2": ("The plan format has a late_data section for the watermark delay and the window.",
+            "A merge needs the keys that identify one row of the features table.",
+            "With a schedule, the range is the period the schedule covers."),
+    "mini_challenge": ("Drift is what monitoring found: the check that proves it gone belongs "
+                       "in your validations.",
+                       "Readers use the view 'features'. A versioned target needs a switchover "
+                       "to that view; an in-place fix needs a snapshot to go back to."),
+    "quick_test": ("Each question names a notebook section; reread it before you answer.",),
+}
+
+
+def answered(value: object) -> bool:
+    """Has the learner filled in this answer? (``...``, None, blank text or an empty dict: no.)
+
+    >>> answered(...), answered(None), answered("  "), answered({}), answered("backfill: {}")
+    (False, False, False, False, True)
+    """
+    if value is None or value is Ellipsis:
+        return False
+    if isinstance(value, str):
+        return bool(value.strip())
+    if isinstance(value, Mapping | Sequence):
+        return len(value) > 0
+    return True
+
+
+@dataclass(frozen=True)
+class Note:
+    """A one-line message a helper shows instead of doing its work (skipped, not answered)."""
+
+    message: str
+    status: str = "note"
+    score: float = 0.0
+    max_score: float = 0.0
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return self.message
+
+    def _repr_html_(self) -> str:
+        return f"<p class='backfill-note'><i>{html.escape(self.message)}</i></p>"
+
+
+def _display(obj: Any) -> Any:
+    """Show ``obj`` now, in a notebook: a handle to update it with, or None outside IPython."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # pragma: no cover - IPython ships with the dev extras
+        return None
+    if get_ipython() is None:
+        return None
+    return display(obj, display_id=True)
+
+
+# -- the incident ---------------------------------------------------------------------------
+def grid_window(sc: Scenario) -> str:
+    """The partitions to show for an incident: a week before the broken ones (as far as the
+    history goes) to the end of what was loaded or broken.
+
+    >>> from backfill_lab.scenarios import EXERCISES
+    >>> grid_window(EXERCISES["ex1"]), grid_window(EXERCISES["mini_challenge"])
+    ('2024-11-24..2024-12-31', '2025-01-03..2025-01-31')
+    """
+    broken, history = sc.partitions, PartitionSet.parse(sc.history)
+    start = max(shift(broken.start, -7), history.start) if history.start < broken.start \
+        else broken.start
+    end = max(broken.end, history.end)
+    return f"{start}..{end}"
+
+
+def incident_grid(sc: Scenario, st: Staged, *, title: str | None = None,
+                  invalid: Mapping[str, object] | None = None,
+                  tables: Mapping[str, str] | None = None) -> PartitionGrid:
+    """The partition grid of a staged incident (every layer, the window around the damage);
+    ``tables`` shows a layer from another table (a plan's versioned target)."""
+    window = grid_window(sc)
+    return PartitionGrid(st.warehouse, st.pipeline, window, invalid=invalid, tables=tables,
+                         title=title or f"{sc.title} · {window}")
+
+
+def _story_html(title: str, story: str, facts: Sequence[str] = ()) -> str:
+    items = "".join(f"<li>{html.escape(f)}</li>" for f in facts)
+    return (f"<div class='backfill-incident'><h4>{html.escape(title)}</h4>"
+            f"<p>{html.escape(story)}</p>{f'<ul>{items}</ul>' if items else ''}</div>")
+
+
+@dataclass
+class Incident:
+    """An exercise's incident staged on a fresh warehouse: its story, facts and grid."""
+
+    scenario: Scenario
+    staged: Staged | None
+    grid: PartitionGrid | None
+    facts: list[str] = field(default_factory=list)
+
+    def to_text(self) -> str:
+        lines = [self.scenario.title, self.scenario.story, *[f"- {f}" for f in self.facts]]
+        if self.grid is not None:
+            lines += ["", self.grid.to_text()]
+        return "\n".join(lines)
+
+    def to_html(self) -> str:
+        grid = self.grid.to_html() if self.grid is not None else ""
+        return _story_html(self.scenario.title, self.scenario.story, self.facts) + grid
+
+    def __repr__(self) -> str:
+        return self.to_text()
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        bundle: dict[str, Any] = {"text/plain": self.to_text(), "text/html": self.to_html()}
+        if self.grid is not None:
+            import ipywidgets
+
+            story = ipywidgets.HTML(_story_html(self.scenario.title, self.scenario.story,
+                                                self.facts))
+            view = ipywidgets.VBox([story, self.grid.widget])
+            found = view._repr_mimebundle_().get(WIDGET_MIME)  # type: ignore[no-untyped-call]
+            if found is not None:
+                bundle[WIDGET_MIME] = found
+        return bundle
+
+
+def incident_facts(sc: Scenario, st: Staged) -> list[str]:
+    """What an engineer would look up before planning: limits, version, healthy volumes."""
+    facts = [f"Broken: {', '.join(sc.layers)} for {sc.broken} ({len(sc.partitions)} "
+             f"partitions).",
+             f"The warehouse takes {sc.capacity} concurrent writes.",
+             f"Deployed code version: {sc.code_version}."]
+    table = st.pipeline.layer("features").default_table
+    counts = pd.Series(st.warehouse.partition_counts(table), dtype="int64")
+    healthy = counts.drop([k for k in sc.partitions if k in counts.index])
+    if not healthy.empty:
+        facts.append(f"Healthy days of {table} have {healthy.min()}-{healthy.max()} rows "
+                     f"({len(healthy)} days loaded outside the damage).")
+    if st.view is not None:
+        facts.append(f"Readers query the view '{st.view}' over '{table}'.")
+    return facts
+
+
+def show_incident(exercise: str | Scenario) -> Incident:
+    """Stage the exercise's incident on a fresh in-memory warehouse and show it on a grid.
+
+    While grading, nothing is staged (the grader stages its own copy): only the story shows.
+    """
+    sc = scenario(exercise)
+    if grading():
+        return Incident(sc, None, None, ["staging skipped while grading: the grader stages "
+                                         "its own copy of the incident"])
+    st = sc.stage()
+    return Incident(sc, st, incident_grid(sc, st), incident_facts(sc, st))
+
+
+# -- hints ----------------------------------------------------------------------------------
+class Hints:
+    """An exercise's hints, revealed one at a time (a "Show next hint" button; a static render
+    nests them in ``<details>`` blocks so each opens only after the one before).
+
+    >>> h = Hints("ex9", ("First.", "Second."))
+    >>> h.next(), h.next(), h.next()
+    ('First.', 'Second.', None)
+    >>> print(h.to_text())
+    Hint 1: First.
+    Hint 2: Second.
+    """
+
+    def __init__(self, exercise: str, items: Sequence[str]) -> None:
+        self.exercise = exercise
+        self.items = tuple(items)
+        self.shown = 0
+        self._widget: Any = None
+        self._parts: tuple[Any, Any] | None = None
+
+    def next(self) -> str | None:
+        """Reveal the next hint and return it (None when all are shown)."""
+        if self.shown >= len(self.items):
+            return None
+        self.shown += 1
+        self._render()
+        return self.items[self.shown - 1]
+
+    def _label(self) -> str:
+        left = len(self.items) - self.shown
+        return f"Show next hint ({left} left)" if left else "No more hints"
+
+    def _render(self) -> None:
+        if self._parts is None:
+            return
+        button, shown = self._parts
+        shown.value = "".join(f"<p><b>Hint {i}.</b> {html.escape(t)}</p>"
+                              for i, t in enumerate(self.items[:self.shown], 1))
+        button.description = self._label()
+        button.disabled = self.shown >= len(self.items)
+
+    @property
+    def widget(self) -> Any:
+        if self._widget is None:
+            import ipywidgets
+
+            button = ipywidgets.Button(description=self._label(),
+                                       layout=ipywidgets.Layout(width="auto"))
+            button.on_click(lambda _: self.next())
+            shown = ipywidgets.HTML()
+            self._parts = (button, shown)
+            self._render()
+            box = ipywidgets.VBox([shown, button])
+            box.add_class("backfill-hints")
+            self._widget = box
+        return self._widget
+
+    def to_html(self) -> str:
+        inner = ""
+        for i in range(len(self.items), 0, -1):  # innermost last: hint n opens inside n-1
+            inner = (f"<details><summary>Hint {i}</summary><p>{html.escape(self.items[i - 1])}"
+                     f"</p>{inner}</details>")
+        return f"<div class='backfill-hints'>{inner}</div>"
+
+    def to_text(self) -> str:
+        return "\n".join(f"Hint {i}: {t}" for i, t in enumerate(self.items, 1))
+
+    def __repr__(self) -> str:
+        return self.to_text()
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        bundle: dict[str, Any] = {"text/plain": self.to_text(), "text/html": self.to_html()}
+        view = self.widget._repr_mimebundle_().get(WIDGET_MIME)
+        if view is not None:
+            bundle[WIDGET_MIME] = view
+        return bundle
+
+
+def hints(exercise: str | Scenario) -> Hints:
+    """The hints of an exercise (or a drill's scenario), to reveal one at a time."""
+    if exercise == "quick_test":
+        return Hints("quick_test", EXTRA_HINTS["quick_test"])
+    sc = scenario(exercise)
+    return Hints(sc.exercise, sc.hints + EXTRA_HINTS.get(sc.exercise, ()))
+
+
+# -- running the learner's plan -------------------------------------------------------------
+@dataclass
+class RunOutcome:
+    """What the learner's plan did to the staged incident, as the readers now see it.
+
+    The grid was displayed live while the plan ran (in a notebook); it is repeated here only
+    when it could not be (``shown_live=False``).
+    """
+
+    scenario: Scenario
+    run: PlanRun
+    grid: PartitionGrid
+    table: pd.DataFrame
+    seconds: float
+    shown_live: bool = True
+
+    def __str__(self) -> str:
+        lines = [f"your plan on {self.scenario.exercise}'s incident ({self.seconds:.1f} s):",
+                 str(self.run), "", self.table.to_string()]
+        return "\n".join(lines + ([] if self.shown_live else ["", self.grid.to_text()]))
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        run = "<br>".join(html.escape(line) for line in str(self.run).splitlines())
+        grid = "" if self.shown_live else self.grid.to_html()
+        return (f"<div class='backfill-run'><h4>Your plan on {html.escape(self.scenario.exercise)}"
+                f"'s incident ({self.seconds:.1f} s)</h4><p>{run}</p>"
+                f"{self.table.to_html()}{grid}</div>")
+
+
+def _no_sleep(_: float) -> None:
+    pass
+
+
+def _result_table(sc: Scenario, st: Staged, tables: Mapping[str, str]) -> pd.DataFrame:
+    """Per layer (and the readers' view): broken partitions now filled, and rows per day."""
+    rows = []
+    keys = list(sc.partitions)
+    shown = {name: tables.get(name, st.pipeline.layer(name).default_table) for name in sc.layers}
+    targets = [(f"{name} ({table})", table) for name, table in shown.items()]
+    if st.view is not None:
+        targets.append((f"view {st.view} (what readers see)", st.view))
+    for label, rel in targets:
+        got: dict[str, int] = {}
+        if st.warehouse.has_table(rel) or rel == st.view:
+            counts = st.warehouse.sql(
+                f'SELECT CAST(date AS VARCHAR) AS day, count(*) AS n FROM "{rel}" GROUP BY 1')
+            got = dict(zip(counts["day"], counts["n"].astype(int), strict=True))
+        filled = [got[k] for k in keys if k in got]
+        rows.append({"relation": label, "filled": f"{len(filled)}/{len(keys)}",
+                     "rows per day": f"{min(filled)}-{max(filled)}" if filled else "-"})
+    return pd.DataFrame(rows).set_index("relation")
+
+
+def _late_table(sc: Scenario, st: Staged) -> pd.DataFrame:
+    from .latedata import late_arrival_metrics
+
+    metrics = late_arrival_metrics(st.source, st.warehouse, sc.partitions)
+    total = metrics[["events", "counted", "missed", "double_counted"]].sum()
+    return pd.DataFrame([{"relation": "features", "days": len(metrics),
+                          **{k: int(v) for k, v in total.items()}}]).set_index("relation")
+
+
+def run_and_show(plan: Any, exercise: str | Scenario) -> RunOutcome | Note:
+    """Run ``plan`` on a freshly staged copy of the exercise's incident, with the same transient
+    faults the grader injects, and show the grid filling and what readers now see.
+
+    Never raises for the learner's plan: a missing or broken plan comes back as a :class:`Note`.
+    """
+    if grading():
+        return Note(SKIPPED, "skipped")
+    if not answered(plan):
+        return Note(NOT_ANSWERED, "not_answered")
+    try:
+        loaded = Plan.load(plan)
+    except Exception as exc:  # a learner's object: report, never raise
+        return Note(f"the plan does not load: {exc}", "invalid_plan")
+    sc = scenario(exercise)
+    t0 = time.perf_counter()
+    st = sc.stage()
+    # a versioned target is where the plan writes: follow it on the grid
+    last = (loaded.backfill.layers or sc.layers)[-1]
+    tables = {last: loaded.backfill.target} if loaded.backfill.target else {}
+    writes = f" (writing {loaded.backfill.target})" if tables else ""
+    try:
+        grid = incident_grid(sc, st, title=f"{sc.exercise}: your plan running{writes}",
+                             tables=tables)
+    except BackfillLabError as exc:
+        return Note(f"the plan could not run: {exc}", "error")
+    handle = _display(grid)
+    try:
+        run = run_plan(loaded, st.warehouse, st.pipeline, faults=Faults(sc.backfill_faults),
+                       sleep=_no_sleep, on_event=grid.on_event,
+                       backfill_id=f"{sc.exercise}-your-plan")
+    except BackfillLabError as exc:
+        return Note(f"the plan could not run: {exc}", "error")
+    grid.title = f"{sc.exercise}: after your plan{writes}"
+    grid.refresh()
+    if handle is not None:
+        handle.update(grid)  # the static copy (HTML, text) shows the end state too
+    table = _late_table(sc, st) if sc.late else _result_table(sc, st, tables)
+    return RunOutcome(sc, run, grid, table, time.perf_counter() - t0,
+                      handle is not None)
+
+
+# -- the self-check -------------------------------------------------------------------------
+def self_check(answer: Any, exercise: str | Scenario) -> CheckReport | QuizReport | Note:
+    """``bl.check`` for a plan (or the quiz's scoring for ``answers``), recorded in your
+    progress. Skipped while grading; "not answered yet" (zero points) for a placeholder."""
+    if grading():
+        return Note(SKIPPED.replace("stages, runs and checks your plan", "checks your answer"),
+                    "skipped")
+    if exercise == "quick_test":
+        key = load_key()
+        if key is None:
+            return Note(f"course mode: {quiz_progress(answer)}; your answers are graded when "
+                        "you submit this notebook (no key in this copy of the workbook).",
+                        "no_key")
+        report: CheckReport | QuizReport = score_answers(answer, key)
+    else:
+        report = check(answer, exercise)
+    if report.status != "not_answered":
+        record(report)
+    return report

@@ -1,0 +1,231 @@
+"""``backfill-grader`` (also ``python -m grader``): a thin layer over keyword-only ``main()``s.
+
+    backfill-grader grade PATH... --out DIR [--exercise ID] [--jobs N] [--cell-timeout S]
+                                           [--timeout S]
+    backfill-grader merge DIR... --out DIR
+    backfill-grader assign [--check]
+    backfill-grader release --out DIR
+
+Exit code 0 when every submission got its row (whatever its score), 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any, NoReturn
+
+from backfill_lab.errors import did_you_mean
+
+from .execute import Limits, isolation
+from .grade import PROJECT_ROOT, ProjectGuard, grade_notebook
+from .report import GradeResult, format_gradebook, output_name, write_gradebook, write_result
+from .score import EXERCISE_IDS, load_key
+
+__all__ = ["grade_main", "main", "merge_main"]
+
+PROG = "backfill-grader"
+COMMANDS = ("grade", "merge", "assign", "release")
+
+
+class UsageError(Exception):
+    """A command line that cannot run: one line on stderr, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("argument command: invalid choice"):
+            bad = message.split("'")[1] if "'" in message else ""
+            message = f"unknown command {bad!r}.{did_you_mean(bad, COMMANDS)}"
+        elif "unrecognized arguments" in message:
+            bad = message.split(":", 1)[1].strip().split()[0]
+            flags = [a for p in self._actions for a in p.option_strings]
+            for action in self._actions:
+                if isinstance(action, argparse._SubParsersAction):
+                    for sub in action.choices.values():
+                        flags += [a for p in sub._actions for a in p.option_strings]
+            message = f"unknown option {bad!r}.{did_you_mean(bad, flags)}"
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _seconds(name: str):  # argparse type factory
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if value <= 0:
+            raise UsageError(f"'{name}' must be a number of seconds > 0 (got {text!r})")
+        return value
+
+    return parse
+
+
+def _jobs(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(f"'jobs' must be an integer >= 1 (got {text!r})")
+    return int(text)
+
+
+def _parser() -> _Parser:
+    parser = _Parser(prog=PROG, description="Grade Safe Backfills notebooks.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    g = sub.add_parser("grade", help="grade notebooks (files or folders)")
+    g.add_argument("paths", nargs="+", metavar="PATH")
+    g.add_argument("--out", required=True, help="folder for results and gradebook.csv")
+    g.add_argument("--exercise", help=f"override the notebooks' exercise id "
+                                      f"({', '.join(EXERCISE_IDS)})")
+    g.add_argument("--jobs", type=_jobs, default=os.cpu_count() or 1)
+    g.add_argument("--cell-timeout", type=_seconds("cell-timeout"), default=60.0)
+    g.add_argument("--timeout", type=_seconds("timeout"), default=300.0,
+                   help="hard limit per notebook, enforced from outside the kernel")
+    m = sub.add_parser("merge", help="build one gradebook from several result folders")
+    m.add_argument("dirs", nargs="+", metavar="DIR")
+    m.add_argument("--out", required=True)
+    a = sub.add_parser("assign", help="generate exercises/ from solutions/")
+    a.add_argument("--check", action="store_true", help="only report stale exercises")
+    r = sub.add_parser("release", help="build the student bundle (no solutions, no key)")
+    r.add_argument("--out", required=True)
+    return parser
+
+
+def _collect(paths: Sequence[str]) -> list[Path]:
+    found: list[Path] = []
+    for text in paths:
+        path = Path(text)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*.ipynb")
+                            if ".ipynb_checkpoints" not in p.parts)
+        elif path.exists():
+            found.append(path)
+        else:
+            raise UsageError(f"no such file or folder: {text!r}")
+    if not found:
+        raise UsageError(f"no notebooks found in {', '.join(map(repr, paths))}")
+    return found
+
+
+# worker state: set once per process, before any submission runs
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(options: dict[str, Any]) -> None:
+    _WORKER.update(options)
+    _WORKER["guard"] = ProjectGuard(PROJECT_ROOT) if options["guard"] else None
+
+
+def _grade_one(path: str, name: str) -> GradeResult:
+    return grade_notebook(path, exercise=_WORKER["exercise"], limits=_WORKER["limits"],
+                          key=_WORKER["key"], sandbox=_WORKER["sandbox"],
+                          guard=_WORKER["guard"], name=name)
+
+
+class _Progress:
+    """A bar on a terminal, plain lines otherwise."""
+
+    def __init__(self, total: int, stream: Any = sys.stderr) -> None:
+        self.total, self.done, self.stream = total, 0, stream
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+
+    def update(self, result: GradeResult) -> None:
+        self.done += 1
+        line = (f"{result.submission}: {result.status} {result.score:g}/{result.max_score:g} "
+                f"({result.duration:.1f}s)")
+        if self.tty:
+            width = 30
+            filled = width * self.done // self.total
+            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] "
+                              f"{self.done}/{self.total} {line[:60]:<60}")
+            if self.done == self.total:
+                self.stream.write("\n")
+        else:
+            self.stream.write(f"[{self.done}/{self.total}] {line}\n")
+        self.stream.flush()
+
+
+def grade_main(*, paths: Sequence[str], out: str, exercise: str | None = None, jobs: int = 1,
+               cell_timeout: float = 60.0, timeout: float = 300.0) -> int:
+    """Grade every notebook under ``paths``; write results and the gradebook into ``out``."""
+    if exercise is not None and exercise not in EXERCISE_IDS:
+        raise UsageError(f"unknown exercise {exercise!r}; known: {', '.join(EXERCISE_IDS)}."
+                         f"{did_you_mean(exercise, EXERCISE_IDS)}")
+    files = _collect(paths)
+    limits = Limits(cell_timeout=cell_timeout, timeout=timeout)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sandbox = isolation(PROJECT_ROOT, protect=(str(out_dir.resolve()),))
+    print(f"{PROG}: {sandbox.note}", file=sys.stderr)
+    key = load_key(PROJECT_ROOT)  # read before any learner code runs
+    taken: set[str] = set()
+    names = [output_name(str(f), taken) for f in files]
+    options = {"exercise": exercise, "limits": limits, "key": key, "sandbox": sandbox,
+               "guard": True}
+    progress = _Progress(len(files))
+    rows = []
+    with ProcessPoolExecutor(max_workers=min(jobs, len(files)), initializer=_init_worker,
+                             initargs=(options,)) as pool:
+        futures = {pool.submit(_grade_one, str(f), f.name): n
+                   for f, n in zip(files, names, strict=True)}
+        for fut in as_completed(futures):
+            name = futures[fut]
+            result = fut.result()
+            if not sandbox.isolated:
+                result.notes.append(sandbox.note)
+            write_result(result, out_dir, name)
+            rows.append(result.row())
+            progress.update(result)
+    path = write_gradebook(rows, out_dir)
+    print(format_gradebook(path))
+    return 0
+
+
+def merge_main(*, dirs: Sequence[str], out: str) -> int:
+    """One gradebook from the result folders of several grading jobs."""
+    import json
+
+    rows = []
+    for d in dirs:
+        folder = Path(d)
+        if not folder.is_dir():
+            raise UsageError(f"no such folder: {d!r}")
+        for f in sorted(folder.glob("*.json")):
+            data = json.loads(f.read_text())
+            if not isinstance(data, dict) or "submission" not in data:
+                continue
+            rows.append({"submission": data["submission"], "exercise": data.get("exercise") or "",
+                         "status": data["status"], "score": f"{data['score']:g}",
+                         "max_score": f"{data['max_score']:g}",
+                         "duration": f"{data.get('duration', 0):.2f}",
+                         "sha256": data.get("sha256", "")})
+    if not rows:
+        raise UsageError(f"no result files (*.json) in {', '.join(map(repr, dirs))}")
+    path = write_gradebook(rows, Path(out))
+    print(format_gradebook(path))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``backfill-grader``; returns the exit code."""
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "grade":
+            return grade_main(paths=args.paths, out=args.out, exercise=args.exercise,
+                              jobs=args.jobs, cell_timeout=args.cell_timeout,
+                              timeout=args.timeout)
+        if args.command == "merge":
+            return merge_main(dirs=args.dirs, out=args.out)
+        if args.command == "assign":
+            from .assign import main as assign_main
+
+            return assign_main(solutions=PROJECT_ROOT / "solutions",
+                               exercises=PROJECT_ROOT / "exercises", check=args.check)
+        from .release import main as release_main
+
+        return release_main(out=Path(args.out), root=PROJECT_ROOT)
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,170 @@
+"""Grade one submission: read it, run it in a fresh kernel, score what it defined.
+
+:func:`grade_notebook` is the library API; the CLI calls it once per file (in parallel workers).
+Whatever the submission does, it gets a :class:`~grader.report.GradeResult` with one of the
+statuses ``graded``, ``timeout``, ``kernel_died``, ``invalid_notebook``, ``missing_answer`` or
+``error`` and a reason, and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from .execute import Execution, Limits, Sandbox, run_submission
+from .report import GradeResult
+from .score import EXERCISE_IDS, load_key, max_score, score_plan, score_quiz, zero_tests
+
+__all__ = ["PROJECT_ROOT", "ProjectGuard", "grade_notebook", "read_submission"]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+GUARDED = ("backfill_lab", "grader", "solutions", "exercises", "notebooks", "tools",
+           "pyproject.toml", "Makefile")
+
+
+class ProjectGuard:
+    """Fingerprints of the project's files, to prove a submission changed none of them."""
+
+    def __init__(self, root: Path = PROJECT_ROOT, entries: Iterable[str] = GUARDED) -> None:
+        self.root = root
+        self.entries = tuple(entries)
+        self.baseline = self.fingerprint()
+
+    def _files(self) -> Iterable[Path]:
+        for entry in self.entries:
+            path = self.root / entry
+            if path.is_file():
+                yield path
+            elif path.is_dir():
+                for f in sorted(path.rglob("*")):
+                    if f.is_file() and "__pycache__" not in f.parts and \
+                            ".ipynb_checkpoints" not in f.parts and f.suffix != ".pyc":
+                        yield f
+
+    def fingerprint(self) -> dict[str, str]:
+        out = {}
+        for f in self._files():
+            out[str(f.relative_to(self.root))] = hashlib.sha256(f.read_bytes()).hexdigest()
+        return out
+
+    def changed(self) -> list[str]:
+        """Project files added, removed or modified since the guard was made."""
+        now = self.fingerprint()
+        return sorted(k for k in set(now) | set(self.baseline)
+                      if now.get(k) != self.baseline.get(k))
+
+
+def read_submission(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
+    """The notebook (upgraded to nbformat 4), or None and why it cannot be graded."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return None, f"cannot read {path.name}: {exc.strerror}"
+    try:
+        text = raw.decode("utf-8")
+        data = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"{path.name} is not a notebook (not JSON: {str(exc).splitlines()[0]})"
+    if not isinstance(data, dict) or ("cells" not in data and "worksheets" not in data):
+        return None, f"{path.name} is JSON but not a Jupyter notebook (no cells)"
+    try:
+        nb = nbformat.reads(text, as_version=4)
+        nbformat.validate(nb)
+    except Exception as exc:  # nbformat raises several kinds for broken notebooks
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return None, f"{path.name} is not a valid notebook: {first[:200]}"
+    return nb, ""
+
+
+def _exercise_of(nb: nbformat.NotebookNode, override: str | None) -> str | None:
+    if override:
+        return override
+    meta = nb.metadata.get("backfill_lab", {})
+    value = meta.get("exercise") if isinstance(meta, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def grade_notebook(
+    path: str | Path,
+    *,
+    exercise: str | None = None,
+    limits: Limits | None = None,
+    key: dict[str, Any] | None = None,
+    root: Path = PROJECT_ROOT,
+    sandbox: Sandbox | None = None,
+    guard: ProjectGuard | None = None,
+    name: str | None = None,
+) -> GradeResult:
+    """Grade the notebook at ``path`` and return its result (never raises for a submission).
+
+    ``exercise`` overrides the id in the notebook's metadata; ``key`` is the quiz key (read from
+    ``root/solutions`` when omitted); ``sandbox`` confines the kernel (see
+    :func:`grader.execute.isolation`); ``guard`` checks the project's files after the run.
+    """
+    path = Path(path)
+    limits = limits or Limits()
+    if key is None:
+        key = load_key(root)
+    t0 = time.perf_counter()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+    result = GradeResult(name or path.name, exercise, "error", sha256=digest,
+                         isolated=bool(sandbox and sandbox.isolated))
+    nb, why = read_submission(path)
+    if nb is None:
+        result.status, result.reason = "invalid_notebook", why
+        result.max_score = max_score(exercise, key)
+        result.tests = zero_tests(exercise, key, why)
+        result.duration = time.perf_counter() - t0
+        return result
+    ex = _exercise_of(nb, exercise)
+    result.exercise = ex
+    if ex not in EXERCISE_IDS:
+        result.reason = (f"unknown exercise {ex!r} in the notebook's metadata; pass --exercise "
+                         f"with one of {', '.join(EXERCISE_IDS)}" if ex else
+                         f"the notebook names no exercise (metadata backfill_lab.exercise); "
+                         f"pass --exercise with one of {', '.join(EXERCISE_IDS)}")
+        result.duration = time.perf_counter() - t0
+        return result
+    result.max_score = max_score(ex, key)
+    if ex == "quick_test" and not key:
+        result.reason = "no quiz key: solutions/quick_test.ipynb is missing or has no key"
+        result.duration = time.perf_counter() - t0
+        return result
+    run: Execution = run_submission(nb, limits, sandbox=sandbox)
+    result.failed_cells = run.failed_cells
+    if run.output_truncated:
+        result.notes.append("Some cell output was longer than the grader keeps and was cut.")
+    if guard is not None:
+        changed = guard.changed()
+        if changed:
+            result.status = "error"
+            result.reason = (f"project files changed while this submission ran: "
+                             f"{', '.join(changed[:5])}; the grading environment is no longer "
+                             f"trusted")
+            result.tests = zero_tests(ex, key, result.reason)
+            result.duration = time.perf_counter() - t0
+            return result
+    if run.status != "graded" or run.data is None:
+        result.status, result.reason = run.status, run.reason
+        result.tests = zero_tests(ex, key, run.reason)
+        result.duration = time.perf_counter() - t0
+        return result
+    if ex == "quick_test":
+        result.status, result.tests = score_quiz(run.data, key)
+    else:
+        result.status, result.tests = score_plan(run.data, ex)
+    if result.status == "missing_answer":
+        name_ = "answers" if ex == "quick_test" else "plan"
+        result.reason = f"no `{name_}` to grade"
+    if result.failed_cells and result.status == "graded":
+        cells = ", ".join(str(c["cell"]) for c in result.failed_cells)
+        result.notes.append(f"Cells {cells} raised an error; the rest of the notebook still ran.")
+    result.duration = time.perf_counter() - t0
+    return result
+

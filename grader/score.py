@@ -1,0 +1,146 @@
+"""Scoring in the grader's own process: checklist rules, outcome simulation, quiz answers.
+
+The quiz key is read from ``solutions/quick_test.ipynb`` once, before any learner code runs; plans
+are judged with ``backfill_lab.check`` (the same rules and simulation as the in-notebook
+self-check). Feedback never contains the key or a solution: a wrong quiz answer says where to
+read again, not which letter was right.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from backfill_lab.rules import rule_names
+from backfill_lab.scenarios import EXERCISES, scenario
+from backfill_lab.selfcheck import check
+from backfill_lab.simulate import OUTCOME_POINTS, OUTCOMES
+
+from .extract import value_of
+
+__all__ = ["EXERCISE_IDS", "TestResult", "load_key", "max_score", "score_plan", "score_quiz"]
+
+EXERCISE_IDS: tuple[str, ...] = (*EXERCISES, "quick_test")
+CHOICES = ("a", "b", "c", "d")
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One graded check, in Gradescope's ``tests`` shape."""
+
+    name: str
+    score: float
+    max_score: float
+    output: str
+    visibility: str = "visible"
+
+    @property
+    def passed(self) -> bool:
+        return self.score >= self.max_score
+
+
+def load_key(root: Path) -> dict[str, dict[str, Any]] | None:
+    """The quiz key from ``solutions/quick_test.ipynb`` (notebook metadata), or None."""
+    path = root / "solutions" / "quick_test.ipynb"
+    if not path.exists():
+        return None
+    meta = json.loads(path.read_text()).get("metadata", {}).get("backfill_lab", {})
+    key = meta.get("key")
+    return dict(key) if isinstance(key, dict) and key else None
+
+
+def _question_order(qid: str) -> tuple[int, str]:
+    digits = "".join(ch for ch in qid if ch.isdigit())
+    return (int(digits) if digits else 0, qid)
+
+
+def max_score(exercise: str | None, key: dict[str, Any] | None) -> float:
+    """What a perfect submission of ``exercise`` scores (0 when unknown)."""
+    if exercise == "quick_test":
+        return float(len(key or {}))
+    if exercise in EXERCISES:
+        sc = scenario(exercise)
+        return float(len(rule_names(sc))) + OUTCOME_POINTS * len(OUTCOMES)
+    return 0.0
+
+
+def zero_tests(exercise: str | None, key: dict[str, Any] | None, why: str) -> list[TestResult]:
+    """Every test of the exercise at zero, all with the same reason."""
+    if exercise == "quick_test":
+        return [TestResult(q, 0.0, 1.0, why) for q in sorted(key or {}, key=_question_order)]
+    if exercise in EXERCISES:
+        sc = scenario(exercise)
+        return ([TestResult(n, 0.0, 1.0, why) for n in rule_names(sc)]
+                + [TestResult(n, 0.0, OUTCOME_POINTS, why) for n in OUTCOMES])
+    return []
+
+
+@functools.lru_cache(maxsize=256)
+def _judge(exercise: str, plan_json: str) -> tuple[TestResult, ...]:
+    """Rules and simulation for one plan (deterministic, so a resubmitted plan is free)."""
+    report = check(json.loads(plan_json), exercise)
+    out = []
+    for r in report.results:
+        text = r.message if r.passed else (
+            f"{r.message} (see {r.section})" if r.section else r.message)
+        if report.status == "invalid_plan" and not r.passed:
+            text = report.detail
+        out.append(TestResult(r.name, r.points, r.max_points, text))
+    return tuple(out)
+
+
+def score_plan(data: dict[str, Any], exercise: str) -> tuple[str, list[TestResult]]:
+    """``(status, tests)`` for an exercise whose answer is ``plan``."""
+    state, value = value_of(data, "plan")
+    if state in ("missing", "placeholder"):
+        why = ("`plan` is not defined" if state == "missing"
+               else "`plan` is still the `...` placeholder: write your plan")
+        return "missing_answer", zero_tests(exercise, None, why)
+    if state == "error":
+        why = f"`plan` could not be read as plain data ({value}); use YAML text or a dict"
+        return "graded", zero_tests(exercise, None, why)
+    try:
+        plan_json = json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        return "graded", zero_tests(exercise, None, f"`plan` is not plain data: {exc}")
+    return "graded", list(_judge(exercise, plan_json))
+
+
+def score_quiz(data: dict[str, Any], key: dict[str, Any] | None) -> tuple[str, list[TestResult]]:
+    """``(status, tests)`` for the quick test: one test per question of the key."""
+    if not key:
+        return "error", []
+    state, answers = value_of(data, "answers")
+    if state in ("missing", "placeholder"):
+        why = ("`answers` is not defined" if state == "missing"
+               else "`answers` is still the `...` placeholder: answer the questions")
+        return "missing_answer", zero_tests("quick_test", key, why)
+    if state == "error" or not isinstance(answers, dict):
+        got = answers if state == "error" else type(answers).__name__
+        return "graded", zero_tests(
+            "quick_test", key, f"`answers` must be a dict like {{'q1': 'b'}} (got {got})")
+    tests = []
+    for qid in sorted(key, key=_question_order):
+        given = answers.get(qid)
+        section = key[qid].get("section", "")
+        if given is None or given == "":
+            tests.append(TestResult(qid, 0.0, 1.0, "not answered"))
+            continue
+        choice = given.strip().lower() if isinstance(given, str) else None
+        if choice not in CHOICES:
+            tests.append(TestResult(qid, 0.0, 1.0, f"answer must be one of "
+                                                   f"{', '.join(CHOICES)} (got {given!r})"))
+        elif choice == str(key[qid]["answer"]).lower():
+            tests.append(TestResult(qid, 1.0, 1.0, "correct"))
+        else:
+            hint = f"; read again: {section}" if section else ""
+            tests.append(TestResult(qid, 0.0, 1.0, f"not correct{hint}"))
+    unknown = sorted(set(map(str, answers)) - set(key))
+    if unknown:
+        tests[0] = TestResult(tests[0].name, tests[0].score, tests[0].max_score,
+                              tests[0].output + f" (ignored unknown question ids: "
+                                                f"{', '.join(unknown[:5])})")
+    return "graded", tests

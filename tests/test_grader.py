@@ -1,0 +1,160 @@
+"""The autograder end to end: fixture submissions named by their expected outcome.
+
+One batch through the real CLI (fresh kernels, two workers) grades every file in
+tests/submissions/; each test then reads that submission's result. The batch takes about a
+minute, so the module is marked slow.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader import Limits, ProjectGuard, grade_notebook, isolation
+from grader.cli import main
+
+from .plans import MISTAKES
+
+SUBMISSIONS = Path(__file__).parent / "submissions"
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    out = tmp_path_factory.mktemp("grades")
+    code = main(["grade", str(SUBMISSIONS), "--out", str(out), "--jobs", "2",
+                 "--cell-timeout", "4", "--timeout", "25"])
+    assert code == 0
+    return out
+
+
+def result(out: Path, name: str) -> dict:
+    return json.loads((out / f"{name}.json").read_text())
+
+
+def failing(res: dict) -> set[str]:
+    return {t["name"] for t in res["tests"] if t["score"] < t["max_score"]}
+
+
+@pytest.mark.parametrize("name", ["ex1_solution_full_marks", "ex2_solution_full_marks",
+                                  "mini_challenge_solution_full_marks",
+                                  "ex1_old_nbformat_graded", "ex1_huge_print_graded",
+                                  "ex1_cell_raises_still_graded",
+                                  "ex1_infinite_loop_interrupted_graded"])
+def test_full_marks(graded, name):
+    res = result(graded, name)
+    assert (res["status"], failing(res)) == ("graded", set())
+    assert res["score"] == res["max_score"] > 0
+
+
+def test_every_submission_has_a_gradebook_row(graded):
+    with (graded / "gradebook.csv").open() as handle:
+        rows = {r["submission"]: r for r in csv.DictReader(handle)}
+    assert set(rows) == {p.name for p in SUBMISSIONS.glob("*.ipynb")}
+    row = rows["ex1_solution_full_marks.ipynb"]
+    assert (row["exercise"], row["status"], row["score"], row["max_score"]) == (
+        "ex1", "graded", "16", "16")
+    assert len(row["sha256"]) == 64
+
+
+@pytest.mark.parametrize("mistake", ["append_on_rerun", "unlimited_parallelism",
+                                     "no_validations", "d0_watermark", "too_wide_target"])
+def test_each_mistake_loses_exactly_its_checks(graded, mistake):
+    exercise, _, rules, outcomes = MISTAKES[mistake]
+    res = result(graded, f"{exercise}_mistake_{mistake}")
+    assert res["status"] == "graded"
+    assert failing(res) == rules | outcomes
+
+
+def test_untouched_exercise_is_zero_without_a_crash(graded):
+    res = result(graded, "ex1_untouched_zero")
+    assert (res["status"], res["score"], res["max_score"]) == ("missing_answer", 0, 16)
+    assert "placeholder" in res["tests"][0]["output"]
+
+
+@pytest.mark.parametrize(("name", "status", "reason"), [
+    ("ex1_ignores_interrupt_timeout", "timeout", "ignored the interrupt"),
+    ("ex1_os_exit_kernel_died", "kernel_died", "the kernel died"),
+    ("not_json_invalid", "invalid_notebook", "not JSON"),
+    ("text_renamed_invalid", "invalid_notebook", "not JSON"),
+])
+def test_broken_submissions_get_a_status_and_a_reason(graded, name, status, reason):
+    res = result(graded, name)
+    assert res["status"] == status and reason in res["reason"]
+    assert res["score"] == 0
+
+
+def test_output_is_capped(graded):
+    res = (graded / "ex1_huge_print_graded.json").stat().st_size
+    assert res < 20_000  # a 10 MB print costs nothing in the report
+    assert "cut" in " ".join(result(graded, "ex1_huge_print_graded")["notes"])
+
+
+def test_monkeypatching_the_checks_gains_nothing(graded):
+    res = result(graded, "ex1_monkeypatch_checks_no_gain")
+    assert failing(res) == {"idempotent_writes", "outcome_idempotent"}  # graded as an append plan
+
+
+def test_printing_a_fake_report_gains_nothing(graded):
+    res = result(graded, "ex1_fake_report_no_gain")
+    assert res["score"] == 8  # the plan it really defines: range and mode only
+    assert "outcome_complete" in failing(res)
+
+
+def test_feedback_teaches_and_names_failing_cells(graded):
+    md = (graded / "ex1_cell_raises_still_graded.md").read_text()
+    assert "cell 2: `ZeroDivisionError`" in md and "16 / 16" in md
+    mistake = (graded / "ex1_mistake_append_on_rerun.md").read_text()
+    assert "## What to fix" in mistake and "Fix: use mode: overwrite" in mistake
+    assert "see notebooks/05_designing_safe_backfills.ipynb" in mistake
+    assert "checks passed" in mistake and "all tests passed" not in mistake.lower()
+
+
+def test_merge_builds_one_gradebook(graded, tmp_path, capsys):
+    assert main(["merge", str(graded), "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "gradebook.csv").read_text() == (graded / "gradebook.csv").read_text()
+
+
+def _notebook(path: Path, *sources: str, exercise: str = "ex1") -> Path:
+    nb = nbformat.v4.new_notebook(metadata={"backfill_lab": {"exercise": exercise}})
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_a_submission_that_changes_project_files_fails_with_error(tmp_path):
+    fake_root = tmp_path / "project"
+    (fake_root / "backfill_lab").mkdir(parents=True)
+    (fake_root / "backfill_lab" / "rules.py").write_text("RULES = {}\n")
+    guard = ProjectGuard(fake_root)
+    evil = _notebook(tmp_path / "evil.ipynb",
+                     f"open({str(fake_root / 'backfill_lab' / 'rules.py')!r}, 'a').write('#')",
+                     "plan = ...")
+    res = grade_notebook(evil, limits=Limits(cell_timeout=10, timeout=30), guard=guard)
+    assert res.status == "error" and "backfill_lab/rules.py" in res.reason
+
+
+@pytest.mark.skipif(not isolation().isolated, reason="kernel sandbox needs root on Linux")
+def test_the_sandbox_keeps_project_files_and_the_key_out_of_reach(tmp_path):
+    target = ROOT / "backfill_lab" / "rules.py"
+    before = target.read_bytes()
+    probe = _notebook(
+        tmp_path / "probe.ipynb",
+        f"import os\ntry:\n    open({str(target)!r}, 'a').write('# pwned')\n    wrote = True\n"
+        f"except OSError:\n    wrote = False\n"
+        f"try:\n    os.listdir({str(ROOT / 'solutions')!r})\n    peeked = True\n"
+        f"except OSError:\n    peeked = False\n"
+        "plan = {'backfill': {'partitions': '2024-12-01'}, 'wrote': wrote, 'peeked': peeked}")
+    from grader.execute import run_submission
+
+    run = run_submission(nbformat.read(probe, as_version=4), Limits(timeout=60),
+                         sandbox=isolation())
+    assert run.status == "graded" and run.isolated
+    assert run.data["plan"]["wrote"] is False
+    assert run.data["plan"]["peeked"] is False
+    assert target.read_bytes() == before

@@ -1,0 +1,82 @@
+"""Grader pieces that need no kernel: reading submissions, quiz scoring, usage errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from grader.cli import main
+from grader.extract import extraction_cell, value_of
+from grader.grade import read_submission
+from grader.score import score_plan, score_quiz
+
+KEY = {f"q{i}": {"answer": "b", "explanation": f"because {i}",
+                 "section": "notebooks/01_mental_model.ipynb § Late data"} for i in range(1, 5)}
+
+
+def test_quiz_all_right_half_right_and_junk():
+    status, tests = score_quiz({"answers": {f"q{i}": "B" for i in range(1, 5)}}, KEY)
+    assert status == "graded" and [t.score for t in tests] == [1, 1, 1, 1]
+    _, half = score_quiz({"answers": {"q1": "b", "q2": "b", "q3": "a", "q4": "c"}}, KEY)
+    assert [t.score for t in half] == [1, 1, 0, 0]
+    assert half[2].output == "not correct; read again: notebooks/01_mental_model.ipynb § Late data"
+    _, junk = score_quiz({"answers": {"q1": 42, "q2": "zz", "q3": None}}, KEY)
+    assert [t.output for t in junk] == [
+        "answer must be one of a, b, c, d (got 42)", "answer must be one of a, b, c, d (got 'zz')",
+        "not answered", "not answered"]
+    for t in [*half, *junk]:
+        assert "because" not in t.output and "answer is" not in t.output  # never the key
+
+
+def test_quiz_missing_placeholder_and_wrong_type():
+    assert score_quiz({}, KEY)[0] == "missing_answer"
+    assert score_quiz({"answers": {"__placeholder__": True}}, KEY)[0] == "missing_answer"
+    status, tests = score_quiz({"answers": ["b", "b"]}, KEY)
+    assert status == "graded" and "must be a dict like {'q1': 'b'} (got list)" in tests[0].output
+
+
+def test_plan_missing_placeholder_and_unreadable():
+    assert score_plan({}, "ex1")[0] == "missing_answer"
+    status, tests = score_plan({"plan": {"__error__": "TypeError: set is not plain data"}}, "ex1")
+    assert status == "graded" and all(t.score == 0 for t in tests)
+    assert "could not be read as plain data" in tests[0].output
+    status, tests = score_plan({"plan": {"backfil": {}}}, "ex1")
+    assert status == "graded" and "Did you mean 'backfill'?" in tests[0].output
+
+
+def test_value_of_and_the_extraction_cell():
+    assert value_of({"plan": "x"}, "plan") == ("ok", "x")
+    cell = extraction_cell("abc123")
+    assert "'abc123'" in cell and "application/x-backfill-grader+json" in cell
+    compile(cell, "<extract>", "exec")
+
+
+@pytest.mark.parametrize(("content", "fragment"), [
+    (b"{oops", "not JSON"),
+    (b"\xff\xfe binary", "not JSON"),
+    (b'{"a": 1}', "no cells"),
+    (json.dumps({"cells": "nope", "metadata": {}, "nbformat": 4,
+                 "nbformat_minor": 5}).encode(), "not a valid notebook"),
+])
+def test_unreadable_files_are_invalid_notebooks(tmp_path, content, fragment):
+    path = tmp_path / "sub.ipynb"
+    path.write_bytes(content)
+    nb, why = read_submission(path)
+    assert nb is None and fragment in why
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["grade", "nowhere", "--out", "x"], "no such file or folder: 'nowhere'"),
+    (["grade", ".", "--out", "x", "--jobs", "two"], "'jobs' must be an integer >= 1 (got 'two')"),
+    (["grade", ".", "--out", "x", "--timeout", "-1"], "'timeout' must be a number of seconds"),
+    (["grade", ".", "--out", "x", "--exercise", "ex3"], "unknown exercise 'ex3'"),
+    (["grde"], "Did you mean 'grade'?"),
+    (["grade", ".", "--out", "x", "--jbos", "2"], "Did you mean '--jobs'?"),
+    (["merge", "nowhere", "--out", "x"], "no such folder: 'nowhere'"),
+])
+def test_usage_errors_exit_2_with_one_line(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
