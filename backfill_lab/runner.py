@@ -14,6 +14,7 @@ transaction as its partition, so a backfill killed at any instant and resumed wi
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import inspect
 import threading
 import time
@@ -332,29 +333,46 @@ class BackfillRunner:
                                                "success", attempts)
         resumed = len(results)
         done = {k for k, r in results.items() if r.status == "success"}
-        broken: set[tuple[str, str]] = set()
         pending = {s.key: s for s in self.steps if s.key not in results}
         self._total = len(pending)
+        # each pending step counts the steps it still waits for; a heap holds the ready ones,
+        # so choosing the next step costs log(n), not a scan of every pending step
+        waits_left: dict[tuple[str, str], int] = {}
+        dependents: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        ready: list[tuple[tuple[int, int], tuple[str, str]]] = []
+        for key, step in pending.items():
+            left = [w for w in step.waits_for if w not in done]
+            waits_left[key] = len(left)
+            for w in left:
+                dependents.setdefault(w, []).append(key)
+            if not left:
+                heapq.heappush(ready, (prio[key], key))
         running: dict[Future[StepResult], Step] = {}
         started_order: list[tuple[str, str]] = []
         aborted: str | None = None
+
+        def skip_downstream(failed: tuple[str, str]) -> None:
+            todo = list(dependents.get(failed, []))
+            while todo:
+                key = todo.pop()
+                if key not in pending:
+                    continue
+                step = pending.pop(key)
+                bad = next(w for w in step.waits_for if w in results and
+                           results[w].status != "success")
+                error = f"upstream {bad[0]} {bad[1]} did not succeed"
+                results[key] = self._finish_without_run(step, "skipped", error,
+                                                        attempts_before[key])
+                todo.extend(dependents.get(key, []))
+
         with ThreadPoolExecutor(max_workers=self.concurrency,
                                 thread_name_prefix="backfill") as pool:
             while pending or running:
-                for key, step in list(pending.items()):
-                    bad = [w for w in step.waits_for if w in broken]
-                    if bad:
-                        del pending[key]
-                        error = f"upstream {bad[0][0]} {bad[0][1]} did not succeed"
-                        results[key] = self._finish_without_run(step, "skipped", error,
-                                                                attempts_before[key])
-                        broken.add(key)
-                ready = sorted(
-                    (s for s in pending.values() if all(w in done for w in s.waits_for)),
-                    key=lambda s: prio[s.key],
-                )
                 while ready and len(running) < self.concurrency and aborted is None:
-                    step = ready.pop(0)
+                    _, key = heapq.heappop(ready)
+                    if key not in pending:
+                        continue
+                    step = pending[key]
                     deployed = self.pipeline.code_version
                     if deployed != self.code_version:
                         aborted = (
@@ -362,10 +380,11 @@ class BackfillRunner:
                             f"during backfill {self.backfill_id!r}; stopped to avoid mixing "
                             f"versions; resume after deploying {self.code_version!r}"
                         )
+                        heapq.heappush(ready, (prio[key], key))
                         break
-                    del pending[step.key]
-                    started_order.append(step.key)
-                    running[pool.submit(self._execute, step, attempts_before[step.key])] = step
+                    del pending[key]
+                    started_order.append(key)
+                    running[pool.submit(self._execute, step, attempts_before[key])] = step
                 if aborted is not None and not running:
                     for key, step in list(pending.items()):
                         del pending[key]
@@ -381,7 +400,13 @@ class BackfillRunner:
                     step = running.pop(fut)
                     result = fut.result()
                     results[step.key] = result
-                    (done if result.status == "success" else broken).add(step.key)
+                    if result.status != "success":
+                        skip_downstream(step.key)
+                        continue
+                    for key in dependents.get(step.key, []):
+                        waits_left[key] -= 1
+                        if waits_left[key] == 0 and key in pending:
+                            heapq.heappush(ready, (prio[key], key))
         ordered = [results[s.key] for s in self.steps]
         if aborted is not None:
             status = "aborted"

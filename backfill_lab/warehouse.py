@@ -36,6 +36,9 @@ WRITE_MODES: tuple[str, ...] = ("overwrite", "merge", "append")
 
 
 
+_OUTSIDE = "backfill_lab: row outside its partition"
+
+
 @dataclass(frozen=True)
 class WriteResult:
     """What one partition write did."""
@@ -96,6 +99,7 @@ class Warehouse:
         self.overloaded = 0
         self._names = itertools.count()
         self._ensured: set[str] = set()
+        self._table_info: dict[str, tuple[str, str]] = {}
         run(
             self._con,
             "CREATE TABLE IF NOT EXISTS _bl_tables ("
@@ -158,14 +162,26 @@ class Warehouse:
         rows = run(self.cursor(), "SELECT name FROM _bl_tables ORDER BY name")
         return [r[0] for r in rows]
 
+    def _info(self, table: str) -> tuple[str, str] | None:
+        """(partition column, grain) of a registered table; cached, since a registration never
+        changes and only this process can write the database."""
+        info = self._table_info.get(table)
+        if info is None:
+            row = one(self.cursor(),
+                      "SELECT partition_column, grain FROM _bl_tables WHERE name = ?", [table])
+            if row is None:
+                return None  # not cached: the table may be created later
+            info = self._table_info[table] = (row[0], row[1])
+        return info
+
     def has_table(self, table: str) -> bool:
-        return table in self.tables()
+        return self._info(table) is not None
 
     def partition_column(self, table: str) -> str:
-        row = one(self.cursor(), "SELECT partition_column FROM _bl_tables WHERE name = ?", [table])
-        if row is None:
+        info = self._info(table)
+        if info is None:
             raise UnknownNameError.of("table", table, self.tables())
-        return row[0]
+        return info[0]
 
     # -- capacity ------------------------------------------------------------------------
     @contextmanager
@@ -273,37 +289,33 @@ class Warehouse:
         t = quote(table)
         value = to_value(key)
         params = {**params, "_bl_partition": value}
+        # a row of another partition aborts the INSERT itself (and so the transaction): no
+        # second scan is needed to prove the write stayed inside its partition
+        guarded = (f"INSERT INTO {t} BY NAME SELECT * FROM ({source_sql}) AS _bl_src "
+                   f"WHERE CASE WHEN _bl_src.{pcol} IS DISTINCT FROM $_bl_partition "
+                   f"THEN error('{_OUTSIDE}') ELSE true END")
         run(cur, "BEGIN TRANSACTION")
         try:
             if mode == "overwrite":
                 delete = f"DELETE FROM {t} WHERE {pcol} = $_bl_partition"
                 run(cur, delete, bind(delete, params))
-                insert = f"INSERT INTO {t} BY NAME {source_sql}"
-                written = run(cur, insert, bind(insert, params))[0][0]
+                written = run(cur, guarded, bind(guarded, params))[0][0]
             elif mode == "append":
-                before = self._count(cur, t, pcol, params)
-                insert = f"INSERT INTO {t} BY NAME {source_sql}"
-                written = run(cur, insert, bind(insert, params))[0][0]
-                if self._count(cur, t, pcol, params) - before != written:
-                    self._outside(cur, t, key, pcol)
+                written = run(cur, guarded, bind(guarded, params))[0][0]
             else:
                 written = self._merge(cur, t, key, pcol, source_sql, params, list(merge_keys or []))
-            if mode == "overwrite" and self._count(cur, t, pcol, params) != written:
-                self._outside(cur, t, key, pcol)
             if on_commit is not None:
                 on_commit(cur, int(written))
             run(cur, "COMMIT")
+        except duckdb.Error as exc:
+            run(cur, "ROLLBACK")
+            if _OUTSIDE in str(exc):
+                self._outside(cur, t, key, pcol)
+            raise
         except BaseException:
             run(cur, "ROLLBACK")
             raise
         return int(written)
-
-    @staticmethod
-    def _count(cur: duckdb.DuckDBPyConnection, t: str, pcol: str, params: dict[str, Any]) -> int:
-        return run(
-            cur, f"SELECT count(*) FROM {t} WHERE {pcol} = $_bl_partition",
-            {"_bl_partition": params["_bl_partition"]},
-        )[0][0]
 
     @staticmethod
     def _outside(cur: duckdb.DuckDBPyConnection, t: str, key: str, pcol: str) -> None:
@@ -414,10 +426,10 @@ class Warehouse:
         return {_as_key(p, daily): (int(n), int(h)) for p, n, h in rows}
 
     def grain(self, table: str) -> str:
-        row = one(self.cursor(), "SELECT grain FROM _bl_tables WHERE name = ?", [table])
-        if row is None:
+        info = self._info(table)
+        if info is None:
             raise UnknownNameError.of("table", table, self.tables())
-        return row[0]
+        return info[1]
 
 
 def _as_key(value: Any, daily: bool) -> str:
