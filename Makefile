@@ -7,17 +7,24 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
-
 NBVAL  := -o addopts="" -p nbval --nbval-lax --nbval-cell-timeout=120 \
           --nbval-kernel-startup-timeout=60 --durations=5
+# notebooks executed by `make test`: the teaching notebooks, the exercises as handed out, and
+# (in the repository, not in a course bundle) the solutions
+NOTEBOOKS := notebooks/ exercises/ $(wildcard solutions)
+# in a course bundle there is no tests/ nor grader/: those stages only run in the repository
+REPO   := $(and $(wildcard tests),$(wildcard grader))
+PROGRESS := $${TMPDIR:-/tmp}/backfill-lab-test-progress.json
 
-.PHONY: test lab lint unit notebooks bench clean help
+.PHONY: test lab lint unit notebooks assign-check grade release bench clean help
 
 help:
-	@echo "make test   - create/refresh .venv, run ruff and the whole test suite (what CI runs)"
-	@echo "make lab    - create/refresh .venv, open JupyterLab with the project's kernel"
-	@echo "make bench  - run the benchmarks and print the measured ratios"
-	@echo "make clean  - remove .venv and caches"
+	@echo "make test    - create/refresh .venv, run ruff and every test (what CI runs)"
+	@echo "make lab     - create/refresh .venv, open JupyterLab at notebooks/00_index.ipynb"
+	@echo "make grade   - grade the bundled sample submissions and print the gradebook"
+	@echo "make release - build the student bundle in dist/bundle (no solutions, no key)"
+	@echo "make bench   - run the benchmarks and print the measured ratios"
+	@echo "make clean   - remove .venv and caches"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,18 +35,28 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 unit: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(if $(REPO),$(PY) -m pytest $(PYTEST_ARGS),@echo "no tests/ here: skipping the unit tests")
 
 notebooks: $(STAMP)
-	$(PY) -m pytest $(NBVAL) notebooks/
+	BACKFILL_LAB_PROGRESS=$(PROGRESS) $(PY) -m pytest $(NBVAL) $(NOTEBOOKS)
 
-test: lint unit notebooks
+assign-check: $(STAMP)
+	$(if $(REPO),$(PY) -m grader assign --check,@true)
+
+test: lint assign-check unit notebooks
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab $(if $(wildcard notebooks/00_index.ipynb),notebooks/00_index.ipynb,)
 
+grade: $(STAMP)
+	$(PY) -m grader grade tests/submissions --out build/grades
+
+release: $(STAMP)
+	$(PY) -m grader release --out dist/bundle
+
 bench: $(STAMP)
 	$(PY) benchmarks/engine_overhead.py
+	$(PY) benchmarks/grader_throughput.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info build dist

@@ -3,6 +3,7 @@
 The names a learner uses are re-exported here; each lives in the module named for what it holds.
 """
 
+from . import exercises
 from .checks import (
     CheckResult,
     DownstreamRead,
@@ -18,6 +19,7 @@ from .checks import (
 )
 from .clock import Clock, FixedClock, SystemClock
 from .demo import EventSource, build_demo, daily_features, demo_pipeline
+from .drills import Drill, DrillResult, drill
 from .errors import (
     BackfillLabError,
     CodeVersionMismatch,
@@ -38,6 +40,8 @@ from .ledger import Ledger
 from .partitions import PartitionSet, parse_partitions
 from .pipeline import Dependency, Layer, Pipeline, SamePartition, StepContext, TrailingWindow
 from .plan import Plan, load_plan
+from .progress import progress
+from .quiz import quiz
 from .rules import RuleResult, judge
 from .runner import BackfillResult, BackfillRunner, StepEvent, run_backfill
 from .scenarios import Scenario, scenario
@@ -77,6 +81,8 @@ __all__ = [
     "Dependency",
     "DownstreamRead",
     "Drift",
+    "Drill",
+    "DrillResult",
     "EventSource",
     "Fault",
     "Faults",
@@ -119,6 +125,8 @@ __all__ = [
     "check",
     "daily_features",
     "demo_pipeline",
+    "drill",
+    "exercises",
     "first_run",
     "grid_states",
     "invalid_partitions",
@@ -132,6 +140,8 @@ __all__ = [
     "partition_due",
     "plot_late_arrivals",
     "point_view",
+    "progress",
+    "quiz",
     "render_html",
     "render_text",
     "restore",

@@ -12,6 +12,7 @@ from typing import Any
 
 from .errors import BackfillLabError
 from .plan import Plan
+from .progress import record as record_progress
 from .rules import RuleResult, judge, rule_names
 from .scenarios import Scenario, scenario
 from .simulate import OUTCOME_POINTS, OUTCOMES, SimulationReport, simulate
@@ -106,4 +107,5 @@ def check(plan: Any, exercise: str | Scenario = "ex1", *,
     if simulate_outcomes:
         report.simulation = simulate(loaded, sc)
         report.results = results + report.simulation.results
+    record_progress(report)
     return report

@@ -94,6 +94,13 @@ def main(*, out: Path, root: Path) -> int:
             shutil.copy2(source, out / name)
     (out / MARKER).write_text("built by backfill-grader release; safe to delete\n",
                               encoding="utf-8")
+    # the bundle has no grader: drop its command and package from the learners' install
+    project = out / "pyproject.toml"
+    text = project.read_text(encoding="utf-8")
+    text = "\n".join(line for line in text.splitlines()
+                     if not line.startswith("backfill-grader = ")) + "\n"
+    project.write_text(text.replace('include = ["backfill_lab*", "grader*"]',
+                                    'include = ["backfill_lab*"]'), encoding="utf-8")
     found = leaks(out, _key_texts(root))
     if found:
         for line in found:

@@ -21,5 +21,11 @@ def pipeline():
     return daily_features(SMALL)
 
 
+@pytest.fixture(autouse=True)
+def _progress_file(tmp_path, monkeypatch):
+    """Self-checks record progress in a file: keep it out of the developer's home."""
+    monkeypatch.setenv("BACKFILL_LAB_PROGRESS", str(tmp_path / "progress.json"))
+
+
 def all_checksums(warehouse: Warehouse) -> dict[str, dict[str, str]]:
     return {t: warehouse.checksums(t) for t in warehouse.tables()}
