@@ -158,3 +158,24 @@ def test_the_sandbox_keeps_project_files_and_the_key_out_of_reach(tmp_path):
     assert run.data["plan"]["wrote"] is False
     assert run.data["plan"]["peeked"] is False
     assert target.read_bytes() == before
+
+
+@pytest.mark.parametrize(("name", "correct"), [("quick_test_all_right", 15),
+                                               ("quick_test_half_right", 8),
+                                               ("quick_test_junk_values", 0)])
+def test_quiz_submissions(graded, name, correct):
+    res = result(graded, name)
+    assert res["status"] == "graded" and res["max_score"] == 15
+    assert res["score"] == correct
+    assert [t["name"] for t in res["tests"]] == [f"q{i}" for i in range(1, 16)]
+
+
+def test_quiz_feedback_never_gives_the_key_away(graded):
+    from grader.score import load_key
+
+    key = load_key(ROOT)
+    for name in ("quick_test_half_right", "quick_test_junk_values"):
+        text = (graded / f"{name}.md").read_text() + (graded / f"{name}.json").read_text()
+        for entry in key.values():
+            assert entry["explanation"][:40] not in text
+        assert "read again: notebooks/" in text or "answer must be one of" in text
