@@ -12,8 +12,11 @@ Exit code 0 when every submission got its row (whatever its score), 2 on a usage
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -21,6 +24,7 @@ from typing import Any, NoReturn
 
 from backfill_lab.errors import did_you_mean
 
+from . import score
 from .execute import Limits, isolation
 from .grade import PROJECT_ROOT, ProjectGuard, grade_notebook
 from .report import GradeResult, format_gradebook, output_name, write_gradebook, write_result
@@ -160,6 +164,9 @@ def grade_main(*, paths: Sequence[str], out: str, exercise: str | None = None, j
     sandbox = isolation(PROJECT_ROOT, protect=(str(out_dir.resolve()),))
     print(f"{PROG}: {sandbox.note}", file=sys.stderr)
     key = load_key(PROJECT_ROOT)  # read before any learner code runs
+    cache = Path(tempfile.mkdtemp(prefix="backfill-grader-cache-"))
+    score.CACHE_DIR = cache  # forked workers inherit it
+    score.prepare(_exercises_of(files, exercise))
     taken: set[str] = set()
     names = [output_name(str(f), taken) for f in files]
     options = {"exercise": exercise, "limits": limits, "key": key, "sandbox": sandbox,
@@ -178,15 +185,29 @@ def grade_main(*, paths: Sequence[str], out: str, exercise: str | None = None, j
             write_result(result, out_dir, name)
             rows.append(result.row())
             progress.update(result)
+    shutil.rmtree(cache, ignore_errors=True)
     path = write_gradebook(rows, out_dir)
     print(format_gradebook(path))
     return 0
 
 
+def _exercises_of(files: Sequence[Path], override: str | None) -> set[str]:
+    """The exercise ids a batch will need (read from the notebooks' metadata, cheaply)."""
+    if override:
+        return {override}
+    found = set()
+    for f in files:
+        try:
+            meta = json.loads(f.read_text()).get("metadata", {}).get("backfill_lab", {})
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(meta, dict) and isinstance(meta.get("exercise"), str):
+            found.add(meta["exercise"])
+    return found
+
+
 def merge_main(*, dirs: Sequence[str], out: str) -> int:
     """One gradebook from the result folders of several grading jobs."""
-    import json
-
     rows = []
     for d in dirs:
         folder = Path(d)

@@ -80,3 +80,20 @@ def test_usage_errors_exit_2_with_one_line(args, message, capsys, tmp_path, monk
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_a_forged_cache_entry_is_ignored(tmp_path, monkeypatch):
+    import grader.score as score
+
+    monkeypatch.setattr(score, "CACHE_DIR", tmp_path)
+    plan = json.dumps({"backfill": {"partitions": "2024-12-01..2024-12-31"}}, sort_keys=True)
+    score._judge_here.cache_clear()
+    honest = score._judge("ex1", plan)
+    (entry,) = tmp_path.glob("*.json")
+    forged = json.loads(entry.read_text())
+    for test in forged["tests"]:
+        test["score"] = test["max_score"]
+    entry.write_text(json.dumps(forged))
+    score._judge_here.cache_clear()
+    again = score._judge("ex1", plan)
+    assert sum(t.score for t in again) == sum(t.score for t in honest) < 16

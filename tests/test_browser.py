@@ -1,0 +1,307 @@
+"""End to end in a real browser: JupyterLab serves a copy of the workbook, Chromium runs it.
+
+nbval and nbclient prove the cells run, not that a learner sees what the workbook promises: the
+partition grid as a live widget (not its static HTML fallback), the quiz as clickable radio
+buttons, and a click that lands in the kernel's ``answers``. Only a browser shows that.
+
+Needs Debian's ``chromium`` at /usr/bin/chromium and Playwright for Python (never
+``playwright install``: the system browser is used); skipped without them. The server runs on a
+free loopback port without a token, on a temporary copy of notebooks/, exercises/ and solutions/,
+with its config, runtime and IPython dirs and the progress file in the test's temporary
+directory: nothing in the repository or the home directory is touched. Screenshots are saved
+next to that copy (the path is printed; ``pytest -s`` shows it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from backfill_lab.quiz import LETTERS, QUESTIONS, load_key
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.is_file():
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)"
+)
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext, Locator, Page
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+FOLDERS = ("notebooks", "exercises", "solutions")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]
+# JupyterLab user settings for the run: no "official Jupyter news?" toast over the page, and
+# every cell kept in the DOM (the default windowing may detach cells scrolled out of view).
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification": {"fetchNews": "false"},
+    "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+}
+SERVER_START_S = 60
+RUN_ALL_S = 90  # notebook 01 takes ~5 s here; generous for a loaded CI machine
+ACTION_MS = 30_000
+PROMPT_DONE = re.compile(r"^\[\d+\]:$")
+
+
+# -- the server -----------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _write_settings(config_dir: Path) -> None:
+    for name, values in LAB_SETTINGS.items():
+        path = config_dir / "lab" / "user-settings" / f"{name}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values), encoding="utf-8")
+
+
+def _wait_until_serving(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{_tail(log)}")
+        try:
+            with urllib.request.urlopen(f"{url}/api/status", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.25)
+    pytest.fail(f"jupyter lab did not answer within {SERVER_START_S} s:\n{_tail(log)}")
+
+
+def _tail(log: Path, lines: int = 30) -> str:
+    text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _stop(pid: int, proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (the server then shuts its kernels down), SIGKILL if it hangs; always reaped."""
+    if proc.poll() is not None:
+        return
+    os.kill(pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.kill(pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def lab_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A throwaway copy of the workbook's folders: the browser's runs and saves land here."""
+    root = tmp_path_factory.mktemp("browser") / "root"
+    for folder in FOLDERS:
+        shutil.copytree(ROOT / folder, root / folder,
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def lab(lab_root: Path) -> Iterator[str]:
+    """``jupyter lab`` on a free loopback port, no token; stopped by its own PID afterwards."""
+    state = lab_root.parent
+    port = _free_port()
+    config = state / "jupyter-config"
+    _write_settings(config)
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(config),
+        "JUPYTER_RUNTIME_DIR": str(state / "jupyter-runtime"),
+        "IPYTHONDIR": str(state / "ipython"),
+        "BACKFILL_LAB_PROGRESS": str(state / "progress.json"),
+        # the python3 kernelspec runs "python": jupyter_client maps it to the server's own
+        # interpreter, and the venv's bin comes first for anything else
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    }
+    env.pop("BACKFILL_LAB_GRADING", None)
+    pid_file, log = state / "server.pid", state / "server.log"
+    command = [
+        "sh", "-c", 'echo $$ > "$0"; exec "$@"', str(pid_file),
+        sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser",
+        "--ServerApp.open_browser=False", f"--port={port}", "--port-retries=0",
+        "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=",
+        f"--ServerApp.root_dir={lab_root}",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, env=env, cwd=lab_root, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    pid = proc.pid  # `exec` keeps the PID: it is jupyter's own, as pid_file confirms
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_until_serving(url, proc, log)
+        assert int(pid_file.read_text().strip()) == pid
+        yield url
+    finally:
+        _stop(pid, proc)
+    leftovers = sorted(p.name for p in (state / "jupyter-runtime").glob("kernel-*.json"))
+    assert not leftovers, f"kernels still running after the server stopped: {leftovers}"
+
+
+@pytest.fixture(scope="module")
+def browser(lab_root: Path) -> Iterator[BrowserContext]:
+    """The system Chromium, headless, with a fresh profile."""
+    with sync_api.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(lab_root.parent / "chromium-profile"), executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS, headless=True, viewport={"width": 1400, "height": 1000})
+        context.set_default_timeout(ACTION_MS)
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+# -- driving JupyterLab ---------------------------------------------------------------------
+def _open(browser: BrowserContext, lab: str, path: str) -> tuple[Page, Locator]:
+    """Open ``path`` in a workspace of its own and wait until its kernel is connected and idle
+    ("Run All" sent before that is silently dropped)."""
+    page = browser.new_page()
+    workspace = re.sub(r"\W", "-", Path(path).stem)
+    page.goto(f"{lab}/lab/workspaces/{workspace}/tree/{path}", timeout=60_000)
+    panel = page.locator(".jp-NotebookPanel").filter(visible=True)
+    sync_api.expect(panel).to_have_count(1, timeout=60_000)
+    sync_api.expect(page.locator("#jp-main-statusbar")).to_contain_text("| Idle",
+                                                                         timeout=60_000)
+    return page, panel
+
+
+def _run_all(page: Page, panel: Locator) -> list[str]:
+    """Run > Run All Cells, then wait for every code cell to finish (or the run to stop)."""
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    prompts = panel.locator(".jp-CodeCell .jp-InputPrompt")
+    indicator = panel.locator(".jp-Notebook-ExecutionIndicator")
+    deadline = time.monotonic() + RUN_ALL_S
+    while True:
+        texts = [t.strip() for t in prompts.all_inner_texts()]
+        idle = indicator.get_attribute("data-status") == "idle"
+        if idle and texts and PROMPT_DONE.match(texts[0]) and not any("*" in t for t in texts):
+            return texts
+        if time.monotonic() > deadline:
+            pytest.fail(f"Run All did not finish within {RUN_ALL_S} s; prompts: {texts}")
+        page.wait_for_timeout(250)
+
+
+def _saved_outputs(page: Page, panel: Locator, file: Path) -> list[dict[str, Any]]:
+    """Save the notebook from the page and read back the outputs it holds, per code cell.
+
+    Error outputs render exactly like stderr in the DOM; the saved ``output_type`` tells them
+    apart for sure.
+    """
+    before = file.stat().st_mtime_ns
+    panel.locator('[data-command="docmanager:save"]').click()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if file.stat().st_mtime_ns != before:
+            try:
+                cells = json.loads(file.read_text(encoding="utf-8"))["cells"]
+            except ValueError:  # caught mid-write
+                cells = []
+            code = [c for c in cells if c["cell_type"] == "code"]
+            if code and all(c.get("execution_count") for c in code):
+                return code
+        page.wait_for_timeout(250)
+    pytest.fail(f"saving {file.name} from the page did not write its executed cells")
+
+
+def _errors(cells: list[dict[str, Any]]) -> list[str]:
+    return [f"cell [{c['execution_count']}]: {o.get('ename')}: {o.get('evalue')}"
+            for c in cells for o in c.get("outputs", []) if o["output_type"] == "error"]
+
+
+def _assert_clean_run(page: Page, panel: Locator, file: Path, prompts: list[str]) -> None:
+    outputs = _saved_outputs(page, panel, file)
+    assert not _errors(outputs), _errors(outputs)
+    assert all(PROMPT_DONE.match(p) for p in prompts), f"cells left unrun: {prompts}"
+
+
+def _screenshot(page: Page, target: Locator, path: Path) -> None:
+    target.scroll_into_view_if_needed()
+    page.screenshot(path=str(path))
+    print(f"screenshot: {path}")
+
+
+# -- the tests ------------------------------------------------------------------------------
+def test_mental_model_runs_with_live_grids(browser: BrowserContext, lab: str,
+                                           lab_root: Path) -> None:
+    page, panel = _open(browser, lab, "notebooks/01_mental_model.ipynb")
+    prompts = _run_all(page, panel)
+    _assert_clean_run(page, panel, lab_root / "notebooks" / "01_mental_model.ipynb", prompts)
+
+    grids = panel.locator(".backfill-grid")
+    sync_api.expect(grids.first).to_be_visible()
+    assert grids.count() >= 5  # the running grid shown several times and the two catchup grids
+    assert panel.locator(".backfill-grid-static").count() == 0, "a grid fell back to static HTML"
+    first = grids.first
+    # the widget's own parts: the drawn boxes and the progress bar that follows a run
+    sync_api.expect(first).to_have_class(re.compile(r"\bjupyter-widgets\b"))
+    sync_api.expect(first.locator(".backfill-grid-cells .backfill-grid-view table")).to_have_count(1)
+    sync_api.expect(first.locator(".backfill-grid-progress")).to_have_count(1)
+    sync_api.expect(first).to_contain_text("daily_features, 1-10 December")
+    _screenshot(page, first, lab_root.parent / "01_mental_model.png")
+    page.close()
+
+
+def test_quiz_clicks_fill_answers_in_the_kernel(browser: BrowserContext, lab: str,
+                                                lab_root: Path) -> None:
+    key = load_key(lab_root / "exercises")
+    assert key is not None, "the copy holds solutions/, so the form runs in self-study mode"
+    right = key["q1"]["answer"]
+    wrong = next(letter for letter in LETTERS if letter != key["q2"]["answer"])
+
+    page, panel = _open(browser, lab, "exercises/quick_test.ipynb")
+    prompts = _run_all(page, panel)
+    _assert_clean_run(page, panel, lab_root / "exercises" / "quick_test.ipynb", prompts)
+
+    form = panel.locator(".backfill-quiz")
+    sync_api.expect(form).to_have_count(1)
+    sync_api.expect(form).to_have_class(re.compile(r"\bjupyter-widgets\b"))
+    questions = form.locator(".backfill-quiz-question")
+    sync_api.expect(questions).to_have_count(len(QUESTIONS))
+    radios = questions.locator("input[type=radio]")
+    sync_api.expect(radios).to_have_count(4 * len(QUESTIONS))
+    sync_api.expect(radios.and_(page.locator(":disabled"))).to_have_count(0)
+
+    for n, (letter, verdict) in enumerate([(right, "right."), (wrong, "not quite.")]):
+        question = questions.nth(n)
+        question.get_by_role("radio", name=re.compile(rf"^{letter}\)")).check()
+        # the kernel's answer comes back as feedback under the question
+        sync_api.expect(question.locator(".backfill-quiz-feedback")).to_contain_text(verdict)
+    _screenshot(page, questions.first, lab_root.parent / "quick_test.png")
+
+    # a new cell at the end, typed and run with the notebook's own keys, prints the answers
+    code = "print(sorted(answers.items()))"
+    panel.locator(".jp-Cell").last.locator(".jp-InputPrompt").click()
+    page.keyboard.press("b")
+    page.keyboard.press("Enter")
+    page.keyboard.type(code)
+    page.keyboard.press("Shift+Enter")
+    new_cell = panel.locator(".jp-CodeCell").filter(has_text=code)
+    printed = new_cell.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stdout"]')
+    sync_api.expect(printed).to_have_text(str([("q1", right), ("q2", wrong)]))
+    _screenshot(page, new_cell, lab_root.parent / "quick_test_answers.png")
+    page.close()
