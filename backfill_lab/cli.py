@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
 from .checks import DownstreamRead, Drift, NullRate, RowCount, UniqueKeys, Validations, validate
+from .cliparse import OneLineParser, UsageError
 from .clock import FixedClock
 from .demo import DEMO_HISTORY, DEMO_OUTAGE, build_demo, demo_pipeline
 from .errors import (
@@ -27,7 +26,6 @@ from .errors import (
     ConfigError,
     SwitchoverBlocked,
     UnknownNameError,
-    did_you_mean,
 )
 from .execute import run_plan
 from .grid import grid_states, render_text
@@ -44,30 +42,6 @@ from .warehouse import WRITE_MODES, Warehouse
 __all__ = ["main"]
 
 PROG = "backfill-lab"
-
-
-class UsageError(Exception):
-    """A command line the CLI cannot run: reported in one line, exit code 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        if message.startswith("argument command: invalid choice"):
-            bad = message.split("'")[1] if "'" in message else ""
-            message = f"unknown command {bad!r}.{did_you_mean(bad, _COMMANDS)}"
-        elif "invalid choice" in message:
-            found = re.findall(r"'([^']*)'", message)
-            if found:
-                message = f"{message}{did_you_mean(found[0], found[1:])}"
-        elif "unrecognized arguments" in message:
-            bad = message.split(":", 1)[1].strip().split()[0]
-            flags = [a for p in self._actions for a in p.option_strings]
-            for action in self._actions:
-                if isinstance(action, argparse._SubParsersAction):
-                    for sub in action.choices.values():
-                        flags += [a for p in sub._actions for a in p.option_strings]
-            message = f"unknown option {bad!r}.{did_you_mean(bad, flags)}"
-        raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
 def _positive(name: str, minimum: int):
@@ -116,9 +90,11 @@ def _existing_db(path: str) -> Warehouse:
     return Warehouse(path)
 
 
-def _parser() -> _Parser:
-    parser = _Parser(prog=PROG, description="Backfill partitioned pipelines safely, on DuckDB.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def _parser() -> OneLineParser:
+    parser = OneLineParser(prog=PROG,
+                           description="Backfill partitioned pipelines safely, on DuckDB.")
+    parser.commands = _COMMANDS
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     demo = sub.add_parser("demo", help="build the demo warehouse with a staged outage")
     demo.add_argument("--db", required=True, help="DuckDB file to create")

@@ -11,7 +11,6 @@ Exit code 0 when every submission got its row (whatever its score), 2 on a usage
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -20,8 +19,9 @@ import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from backfill_lab.cliparse import OneLineParser, UsageError
 from backfill_lab.errors import did_you_mean
 
 from . import score
@@ -34,26 +34,6 @@ __all__ = ["grade_main", "main", "merge_main"]
 
 PROG = "backfill-grader"
 COMMANDS = ("grade", "merge", "assign", "release")
-
-
-class UsageError(Exception):
-    """A command line that cannot run: one line on stderr, exit code 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        if message.startswith("argument command: invalid choice"):
-            bad = message.split("'")[1] if "'" in message else ""
-            message = f"unknown command {bad!r}.{did_you_mean(bad, COMMANDS)}"
-        elif "unrecognized arguments" in message:
-            bad = message.split(":", 1)[1].strip().split()[0]
-            flags = [a for p in self._actions for a in p.option_strings]
-            for action in self._actions:
-                if isinstance(action, argparse._SubParsersAction):
-                    for sub in action.choices.values():
-                        flags += [a for p in sub._actions for a in p.option_strings]
-            message = f"unknown option {bad!r}.{did_you_mean(bad, flags)}"
-        raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
 def _seconds(name: str):  # argparse type factory
@@ -75,9 +55,10 @@ def _jobs(text: str) -> int:
     return int(text)
 
 
-def _parser() -> _Parser:
-    parser = _Parser(prog=PROG, description="Grade Safe Backfills notebooks.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def _parser() -> OneLineParser:
+    parser = OneLineParser(prog=PROG, description="Grade Safe Backfills notebooks.")
+    parser.commands = COMMANDS
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     g = sub.add_parser("grade", help="grade notebooks (files or folders)")
     g.add_argument("paths", nargs="+", metavar="PATH")
     g.add_argument("--out", required=True, help="folder for results and gradebook.csv")
