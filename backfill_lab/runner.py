@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 import inspect
+import re
 import threading
 import time
 import uuid
@@ -56,10 +57,15 @@ class Step:
     partition: str
     table: str
     waits_for: tuple[tuple[str, str], ...] = ()
+    batch: tuple[str, ...] = ()  # every partition this step writes (a batch), first = partition
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.layer, self.partition)
+
+    @property
+    def partitions(self) -> tuple[str, ...]:
+        return self.batch or (self.partition,)
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,7 @@ class BackfillRunner:
         sleep: Callable[[float], None] = time.sleep,
         on_event: Callable[[StepEvent], None] | None = None,
         validations: Validations | Mapping[str, Any] | None = None,
+        batch_size: int = 1,
     ) -> None:
         self.pipeline = pipeline
         self.warehouse = warehouse
@@ -181,6 +188,12 @@ class BackfillRunner:
                 "write mode 'merge' needs merge_keys, e.g. ['entity_id', 'date'] (got none)"
             )
         self.tables = self._tables(target)
+        self.batch_size = _int_option("batch_size", batch_size, 1)
+        if self.batch_size > 1 and mode != "overwrite":
+            raise ConfigError(
+                f"'batch_size' > 1 needs mode 'overwrite' (got {mode!r}): a batch replaces its "
+                f"partitions in one transaction"
+            )
         deployed = pipeline.code_version
         self.code_version = code_version if code_version is not None else deployed
         if self.code_version != deployed:
@@ -205,6 +218,7 @@ class BackfillRunner:
         self._in_flight = 0
         self.max_in_flight = 0
         self._total: int | None = None
+        self._batch_results: dict[tuple[str, str], StepResult] = {}
 
     # -- planning ------------------------------------------------------------------------
     def _tables(self, target: str | Mapping[str, str] | None) -> dict[str, str]:
@@ -241,14 +255,21 @@ class BackfillRunner:
         return {self.layers[-1]: Validations.from_dict(spec)}
 
     def _build_steps(self) -> list[Step]:
-        in_backfill = {(layer, p) for layer in self.layers for p in self.partitions}
+        ordered = self.partitions.ordered(self.order)
+        # with batches, each layer's partitions go in runs of batch_size, in run order; a
+        # partition's step is the batch that holds it
+        batches = [tuple(ordered[i:i + self.batch_size])
+                   for i in range(0, len(ordered), self.batch_size)]
+        owner = {(layer, p): (layer, batch[0]) for layer in self.layers
+                 for batch in batches for p in batch}
         steps = []
-        for p in self.partitions.ordered(self.order):
+        for batch in batches:
             for layer in self.layers:
-                waits = tuple(
-                    key for key in self.pipeline.upstream(layer, p) if key in in_backfill
-                )
-                steps.append(Step(layer, p, self.tables[layer], waits))
+                waits = {owner[key] for p in batch for key in self.pipeline.upstream(layer, p)
+                         if key in owner} - {(layer, batch[0])}
+                steps.append(Step(layer, batch[0], self.tables[layer],
+                                  tuple(sorted(waits, key=lambda k: (ordered.index(k[1]), k[0]))),
+                                  batch if self.batch_size > 1 else ()))
         return steps
 
     def _priority(self) -> dict[tuple[str, str], tuple[int, int]]:
@@ -283,6 +304,7 @@ class BackfillRunner:
             "partitions": str(self.partitions), "layers": self.layers, "order": self.order,
             "mode": self.mode, "merge_keys": list(self.merge_keys), "tables": self.tables,
             "concurrency": self.concurrency, "retries": self.retries,
+            "batch_size": self.batch_size,
             "audit_tags": self.audit_tags,
             "validations": {k: v.to_dict() for k, v in self.validations.items()},
         }
@@ -309,7 +331,7 @@ class BackfillRunner:
                 f"versions; deploy {record.code_version!r} or start a new backfill id"
             )
         mine = self.params()
-        for key in ("partitions", "layers", "mode", "merge_keys", "tables"):
+        for key in ("partitions", "layers", "mode", "merge_keys", "tables", "batch_size"):
             if record.params.get(key) != mine[key]:
                 raise ConfigError(
                     f"backfill {self.backfill_id!r} was started with {key}="
@@ -326,15 +348,16 @@ class BackfillRunner:
         results: dict[tuple[str, str], StepResult] = {}
         attempts_before: dict[tuple[str, str], int] = {}
         for step in self.steps:
-            status, attempts = previous.get(step.key, ("", 0))
+            seen = [previous.get((step.layer, p), ("", 0)) for p in step.partitions]
+            attempts = max(n for _, n in seen)
             attempts_before[step.key] = attempts
-            if status == "success":
+            if all(status == "success" for status, _ in seen):
                 results[step.key] = StepResult(step.layer, step.partition, step.table,
                                                "success", attempts)
         resumed = len(results)
         done = {k for k, r in results.items() if r.status == "success"}
         pending = {s.key: s for s in self.steps if s.key not in results}
-        self._total = len(pending)
+        self._total = sum(len(s.partitions) for s in pending.values())
         # each pending step counts the steps it still waits for; a heap holds the ready ones,
         # so choosing the next step costs log(n), not a scan of every pending step
         waits_left: dict[tuple[str, str], int] = {}
@@ -407,7 +430,8 @@ class BackfillRunner:
                         waits_left[key] -= 1
                         if waits_left[key] == 0 and key in pending:
                             heapq.heappush(ready, (prio[key], key))
-        ordered = [results[s.key] for s in self.steps]
+        ordered = [self._batch_results.get((s.layer, p)) or replace(results[s.key], partition=p)
+                   for s in self.steps for p in s.partitions]
         if aborted is not None:
             status = "aborted"
         elif all(r.status == "success" for r in ordered):
@@ -423,8 +447,10 @@ class BackfillRunner:
         self, step: Step, status: str, error: str, attempts: int
     ) -> StepResult:
         now = self.clock.now()
-        self.ledger.record(self._entry(step, attempts + 1, status, None, now, now, error, ()))
-        self._emit(StepEvent(step.layer, step.partition, status, attempts + 1, error=error))
+        for p in step.partitions:
+            one = replace(step, partition=p, batch=())
+            self.ledger.record(self._entry(one, attempts + 1, status, None, now, now, error, ()))
+            self._emit(StepEvent(step.layer, p, status, attempts + 1, error=error))
         return StepResult(step.layer, step.partition, step.table, status, attempts, error=error)
 
     def _entry(
@@ -443,6 +469,8 @@ class BackfillRunner:
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:
+            if len(step.partitions) > 1:
+                return self._attempts_batch(step, attempts_before)
             return self._attempts(step, attempts_before)
         finally:
             with self._lock:
@@ -500,6 +528,73 @@ class BackfillRunner:
         self._emit(StepEvent(step.layer, step.partition, "failed", attempt, error=error))
         return StepResult(step.layer, step.partition, step.table, "failed",
                           attempt, error=error)
+
+    def _attempts_batch(self, step: Step, attempts_before: int) -> StepResult:
+        """A batch of partitions of one layer, built and written in one transaction."""
+        layer = self.pipeline.layer(step.layer)
+        last = attempts_before + 1 + self.retries
+        attempt = attempts_before
+        error = ""
+        while attempt < last:
+            attempt += 1
+            started = self.clock.now()
+            for p in step.partitions:
+                self._emit(StepEvent(step.layer, p, "running", attempt))
+            reads: dict[str, list[str]] = {}
+            try:
+                if self.pipeline.code_version != self.code_version:
+                    raise CodeVersionMismatch(
+                        f"code version changed to {self.pipeline.code_version!r} before "
+                        f"{step.layer} {step.partition} ran (pinned {self.code_version!r})")
+                parts = []
+                for p in step.partitions:
+                    one = replace(step, partition=p, batch=())
+                    reads[p] = self._check_upstream(layer, one)
+                    self.faults.before_attempt(step.layer, p)
+                    parts.append((p, self._build(layer, one)))
+                source, params = _union(parts)
+
+                def on_commit(cur: Any, counts: dict[str, int], attempt: int = attempt,
+                              started: dt.datetime = started,
+                              reads: dict[str, list[str]] = reads) -> None:
+                    finished = self.clock.now()
+                    for p in step.partitions:
+                        one = replace(step, partition=p, batch=())
+                        self.ledger.record(self._entry(one, attempt, "success", counts[p],
+                                                       started, finished, None, reads[p]), cur)
+
+                counts = self.warehouse.write_batch(
+                    step.table, step.partitions, source, params=params,
+                    partition_column=layer.partition_column, on_commit=on_commit)
+                worst: str | None = None
+                for p in step.partitions:
+                    failed = self._validate(replace(step, partition=p, batch=()))
+                    status = "invalid" if failed else "success"
+                    worst = worst or failed
+                    self._batch_results[(step.layer, p)] = StepResult(
+                        step.layer, p, step.table, status, attempt, rows=counts[p],
+                        error=failed)
+                    self._emit(StepEvent(step.layer, p, status, attempt, rows=counts[p],
+                                         error=failed))
+                return StepResult(step.layer, step.partition, step.table,
+                                  "invalid" if worst else "success", attempt,
+                                  rows=sum(counts.values()), error=worst)
+            except Exception as exc:  # every failure is recorded; none escapes a worker
+                error = _one_line(exc)
+                now = self.clock.now()
+                for p in step.partitions:
+                    one = replace(step, partition=p, batch=())
+                    self.ledger.record(self._entry(one, attempt, "failed", None, started, now,
+                                                   error, reads.get(p, [])))
+                if isinstance(exc, _PERMANENT) or attempt >= last:
+                    break
+                for p in step.partitions:
+                    self._emit(StepEvent(step.layer, p, "retrying", attempt, error=error))
+                self.sleep(self.backoff * 2 ** (attempt - attempts_before - 1))
+        for p in step.partitions:
+            self._emit(StepEvent(step.layer, p, "failed", attempt, error=error))
+        return StepResult(step.layer, step.partition, step.table, "failed", attempt,
+                          error=error)
 
     def _merge_keys(self, layer: Layer) -> tuple[str, ...]:
         """The backfill's merge keys apply to its last layer (the output the plan names); an
@@ -560,6 +655,24 @@ class BackfillRunner:
                 raise ConfigError.invalid(f"result of layer {layer.name!r}", "a DataFrame",
                                           type(df).__name__)
         return self.faults.corrupt(step.layer, step.partition, df)
+
+
+def _union(parts: list[tuple[str, Any]]) -> tuple[str | pd.DataFrame, dict[str, Any]]:
+    """One source for a batch: the partitions' SELECTs glued with UNION ALL BY NAME (each with
+    its parameters renamed apart), or their DataFrames concatenated."""
+    if all(isinstance(src, tuple) for _, src in parts):
+        selects, params = [], {}
+        for i, (_, (sql, p_params)) in enumerate(parts):
+            renamed = sql
+            for name in sorted(p_params, key=len, reverse=True):
+                renamed = re.sub(rf"\${name}\b", f"$b{i}_{name}", renamed)
+                params[f"b{i}_{name}"] = p_params[name]
+            selects.append(f"SELECT * FROM ({renamed})")
+        return " UNION ALL BY NAME ".join(selects), params
+    frames = [src if isinstance(src, pd.DataFrame) else None for _, src in parts]
+    if any(f is None for f in frames):
+        raise ConfigError("a batch mixes SQL and data sources; use batch_size 1 here")
+    return pd.concat(frames, ignore_index=True), {}
 
 
 def _one_line(exc: BaseException) -> str:

@@ -248,3 +248,37 @@ def test_target_redirects_the_last_layer(wh, pipeline):
     assert set(wh.partition_counts("features_v2")) == set(v1)
     with pytest.raises(UnknownNameError):
         run_backfill(v2, wh, WEEK, layers=["features"], target={"raw": "raw_v2"})
+
+
+def test_batches_write_the_same_rows_in_fewer_transactions(wh, pipeline):
+    run_backfill(pipeline, wh, "2024-12-01..2024-12-20", concurrency=2)
+    reference = all_checksums(wh)
+    batched = Warehouse()
+    result = run_backfill(pipeline, batched, "2024-12-01..2024-12-20", concurrency=2,
+                          batch_size=7, backfill_id="b7")
+    assert result.ok and len(result.steps) == 60
+    assert all_checksums(batched) == reference
+    ledger = Ledger(batched).frame("b7")
+    assert len(ledger) == 60 and set(ledger.status) == {"success"}  # one row per partition
+
+
+def test_a_batch_is_all_or_nothing_and_retried_whole(wh, pipeline):
+    result = run_backfill(pipeline, wh, "2024-12-01..2024-12-07", layers=["raw"],
+                          batch_size=7, retries=0,
+                          faults=[Fault.fail("raw", "2024-12-04", times=1)])
+    assert result.status == "failed" and wh.partition_counts("raw") == {}
+    retried = run_backfill(pipeline, wh, "2024-12-01..2024-12-07", layers=["raw"],
+                           batch_size=7, retries=1, sleep=no_sleep,
+                           faults=[Fault.fail("raw", "2024-12-04", times=1)])
+    assert retried.ok and len(wh.partition_counts("raw")) == 7
+
+
+def test_batch_options_are_checked(wh, pipeline):
+    with pytest.raises(ConfigError, match="'batch_size' > 1 needs mode 'overwrite'"):
+        run_backfill(pipeline, wh, WEEK, batch_size=3, mode="append")
+    with pytest.raises(ConfigError, match="'batch_size' must be an integer >= 1"):
+        run_backfill(pipeline, wh, WEEK, batch_size=0)
+    run_backfill(pipeline, wh, WEEK, layers=["raw"], backfill_id="same", batch_size=7,
+                 faults=[Fault.fail("raw", "2024-12-02")])
+    with pytest.raises(ConfigError, match="started with batch_size=7"):
+        run_backfill(pipeline, wh, WEEK, layers=["raw"], backfill_id="same", batch_size=1)

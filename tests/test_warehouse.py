@@ -197,3 +197,21 @@ def test_checksums_see_any_change(wh):
     assert wh.checksum("t", DAY) != before
     wh.write_partition("t", DAY, rows(), "overwrite")
     assert wh.checksum("t", DAY) == before
+
+
+def test_a_batch_overwrites_several_partitions_in_one_transaction(wh):
+    wh.write_partition("t", "2024-12-05", rows("2024-12-05"), "overwrite")
+    other = wh.checksum("t", "2024-12-05")
+    both = pd.concat([rows(DAY, n=3), rows("2024-12-02", n=4)], ignore_index=True)
+    counts = wh.write_batch("t", [DAY, "2024-12-02"], both)
+    assert counts == {DAY: 3, "2024-12-02": 4}
+    gap = pd.concat([rows(DAY, n=1), rows("2024-12-03", n=2)], ignore_index=True)
+    assert wh.write_batch("t", [DAY, "2024-12-03"], gap) == {DAY: 1, "2024-12-03": 2}
+    assert wh.partition_counts("t") == {DAY: 1, "2024-12-02": 4, "2024-12-03": 2,
+                                        "2024-12-05": 5}
+    assert wh.checksum("t", "2024-12-05") == other
+    before = wh.checksums("t")
+    stray = pd.concat([rows(DAY, n=2), rows("2024-12-04", n=1)], ignore_index=True)
+    with pytest.raises(ConfigError, match="must all belong to the batch"):
+        wh.write_batch("t", [DAY, "2024-12-03"], stray)
+    assert wh.checksums("t") == before  # nothing of the failed batch landed
