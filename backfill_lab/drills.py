@@ -212,7 +212,7 @@ class Drill:
 
     def check(self, plan: Any, *, simulate_outcomes: bool = True) -> DrillResult:
         """Grade ``plan`` like an exercise, stop the clock, and record it in your progress."""
-        report = check(plan, self.scenario, simulate_outcomes=simulate_outcomes)
+        report = check(plan, self.scenario, simulate_outcomes=simulate_outcomes, record=False)
         result = DrillResult(report, self.elapsed(), self.minutes)
         if report.status != "not_answered":
             record(report, clock=self.clock)

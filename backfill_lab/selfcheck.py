@@ -83,11 +83,12 @@ def _unanswered(exercise: str, names: list[str], status: str, detail: str) -> Ch
 
 
 def check(plan: Any, exercise: str | Scenario = "ex1", *,
-          simulate_outcomes: bool = True) -> CheckReport:
+          simulate_outcomes: bool = True, record: bool = True) -> CheckReport:
     """Judge ``plan`` (a Plan, dict or YAML text) against an exercise's checklist and outcomes.
 
     ``exercise`` is an exercise id or a :class:`Scenario` (a drill's).
     ``simulate_outcomes=False`` skips the outcome simulation (instant feedback on the design).
+    The result is recorded in your progress file (``record=False``: not; never while grading).
     """
     sc = scenario(exercise)
     exercise = sc.exercise
@@ -107,5 +108,6 @@ def check(plan: Any, exercise: str | Scenario = "ex1", *,
     if simulate_outcomes:
         report.simulation = simulate(loaded, sc)
         report.results = results + report.simulation.results
-    record_progress(report)
+    if record:
+        record_progress(report)
     return report
