@@ -154,6 +154,18 @@ def grade_main(*, paths: Sequence[str], out: str, exercise: str | None = None, j
                "guard": True}
     progress = _Progress(len(files))
     rows = []
+    try:
+        _run_batch(files, names, jobs, options, out_dir, sandbox, progress, rows)
+    finally:
+        score.CACHE_DIR = None
+        shutil.rmtree(cache, ignore_errors=True)
+    path = write_gradebook(rows, out_dir)
+    print(format_gradebook(path))
+    return 0
+
+
+def _run_batch(files: Sequence[Path], names: Sequence[str], jobs: int, options: dict[str, Any],
+               out_dir: Path, sandbox: Any, progress: _Progress, rows: list[Any]) -> None:
     with ProcessPoolExecutor(max_workers=min(jobs, len(files)), initializer=_init_worker,
                              initargs=(options,)) as pool:
         futures = {pool.submit(_grade_one, str(f), f.name): n
@@ -166,10 +178,6 @@ def grade_main(*, paths: Sequence[str], out: str, exercise: str | None = None, j
             write_result(result, out_dir, name)
             rows.append(result.row())
             progress.update(result)
-    shutil.rmtree(cache, ignore_errors=True)
-    path = write_gradebook(rows, out_dir)
-    print(format_gradebook(path))
-    return 0
 
 
 def _exercises_of(files: Sequence[Path], override: str | None) -> set[str]:
@@ -212,7 +220,18 @@ def merge_main(*, dirs: Sequence[str], out: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``backfill-grader``; returns the exit code."""
+    before = os.environ.get("BACKFILL_LAB_GRADING")
     os.environ["BACKFILL_LAB_GRADING"] = "1"  # the grader's own check() records no progress
+    try:
+        return _main(argv)
+    finally:
+        if before is None:
+            os.environ.pop("BACKFILL_LAB_GRADING", None)
+        else:
+            os.environ["BACKFILL_LAB_GRADING"] = before
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = _parser().parse_args(argv)
         if args.command == "grade":
