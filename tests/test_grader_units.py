@@ -85,11 +85,13 @@ def test_usage_errors_exit_2_with_one_line(args, message, capsys, tmp_path, monk
 def test_a_forged_cache_entry_is_ignored(tmp_path, monkeypatch):
     import grader.score as score
 
-    monkeypatch.setattr(score, "CACHE_DIR", tmp_path)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setattr(score, "CACHE_DIR", cache)
     plan = json.dumps({"backfill": {"partitions": "2024-12-01..2024-12-31"}}, sort_keys=True)
     score._judge_here.cache_clear()
     honest = score._judge("ex1", plan)
-    (entry,) = tmp_path.glob("*.json")
+    (entry,) = cache.glob("*.json")
     forged = json.loads(entry.read_text())
     for test in forged["tests"]:
         test["score"] = test["max_score"]
