@@ -116,6 +116,8 @@ def _parser() -> OneLineParser:
     bf.add_argument("--write-mode", default="overwrite", choices=list(WRITE_MODES))
     bf.add_argument("--merge-keys", help="comma-separated keys, required with merge")
     bf.add_argument("--retries", type=_positive("retries", 0), default=0)
+    bf.add_argument("--batch-size", type=_positive("batch-size", 1), default=1,
+                    help="partitions per transaction (overwrite only; default 1)")
     bf.add_argument("--target", help="table for the last layer, e.g. features_v2")
     bf.add_argument("--code-version", help="pin this code version (default: the deployed one)")
     bf.add_argument("--feature-version", choices=["v1", "v2"],
@@ -227,6 +229,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
             pipeline, wh, args.partitions,
             layers=args.layers.split(",") if args.layers else None,
             order=args.order, concurrency=args.max_parallel, retries=args.retries,
+            batch_size=args.batch_size,
             mode=args.write_mode,
             merge_keys=args.merge_keys.split(",") if args.merge_keys else None,
             target=args.target, code_version=args.code_version, backfill_id=args.backfill_id,
