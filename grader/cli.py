@@ -17,7 +17,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -142,12 +142,16 @@ def grade_main(*, paths: Sequence[str], out: str, exercise: str | None = None, j
     limits = Limits(cell_timeout=cell_timeout, timeout=timeout)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    sandbox = isolation(PROJECT_ROOT, protect=(str(out_dir.resolve()),))
-    print(f"{PROG}: {sandbox.note}", file=sys.stderr)
     key = load_key(PROJECT_ROOT)  # read before any learner code runs
     cache = Path(tempfile.mkdtemp(prefix="backfill-grader-cache-"))
     score.CACHE_DIR = cache  # forked workers inherit it
-    score.prepare(_exercises_of(files, exercise))
+    # probing the sandbox (a subprocess) and staging the exercises' incidents (CPU here) are
+    # independent start-up costs: pay them at the same time
+    with ThreadPoolExecutor(max_workers=1) as probe:
+        boxed = probe.submit(isolation, PROJECT_ROOT, protect=(str(out_dir.resolve()),))
+        score.prepare(_exercises_of(files, exercise))
+        sandbox = boxed.result()
+    print(f"{PROG}: {sandbox.note}", file=sys.stderr)
     taken: set[str] = set()
     names = [output_name(str(f), taken) for f in files]
     options = {"exercise": exercise, "limits": limits, "key": key, "sandbox": sandbox,

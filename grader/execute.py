@@ -140,8 +140,10 @@ def isolation(root: Path | None = None, protect: tuple[str, ...] = ()) -> Sandbo
             box = Sandbox("namespace", "", user, hide, guarded)
             os.chown(probe_dir, user or 0, user or 0)
             # the same interpreter with the same standard library, and the project importable
-            check = (f"import sys, backfill_lab, ipykernel; "
-                     f"assert sys.base_prefix == {sys.base_prefix!r}, sys.base_prefix")
+            # (the cheap check first: a wrong interpreter fails before the slow imports)
+            check = (f"import sys; "
+                     f"assert sys.base_prefix == {sys.base_prefix!r}, sys.base_prefix; "
+                     f"import backfill_lab, ipykernel")
             cmd = box.wrap([sys.executable, "-c", check], probe_dir)
             probe = subprocess.run(cmd, capture_output=True, text=True, check=False,
                                    cwd=probe_dir, env=_kernel_env(probe_dir))
