@@ -23,7 +23,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .progress import grading
-from .rules import RuleResult
+from .rules import RuleResult, ScoredReport
 
 __all__ = [
     "KEY_NOTEBOOK",
@@ -226,25 +226,13 @@ def normalise(value: object) -> str | None:
 
 
 @dataclass
-class QuizReport:
+class QuizReport(ScoredReport):
     """One result per question (name = question id), with points and a message."""
 
     results: list[RuleResult]
     status: str = "checked"  # checked | not_answered | invalid_answers | no_key
     detail: str = ""
     exercise: str = EXERCISE
-
-    @property
-    def score(self) -> float:
-        return sum(r.points for r in self.results)
-
-    @property
-    def max_score(self) -> float:
-        return sum(r.max_points for r in self.results)
-
-    @property
-    def passed(self) -> bool:
-        return self.status == "checked" and all(r.passed for r in self.results)
 
     def __str__(self) -> str:
         head = f"quick test: {self.score:g}/{self.max_score:g} points"

@@ -17,7 +17,8 @@ from .pipeline import TrailingWindow
 from .plan import Plan
 from .scenarios import Scenario
 
-__all__ = ["CHECKLIST", "LATE_RULES", "RULES", "RuleResult", "judge", "rule_names"]
+__all__ = ["CHECKLIST", "LATE_RULES", "RULES", "RuleResult", "ScoredReport", "judge",
+           "rule_names"]
 
 NB = "notebooks/05_designing_safe_backfills.ipynb"
 SECTIONS = {
@@ -53,6 +54,28 @@ class RuleResult:
     def __str__(self) -> str:
         verdict = "pass" if self.passed else "FAIL"
         return f"{verdict} {self.name}: {self.message}"
+
+
+class ScoredReport:
+    """Points of a report made of :class:`RuleResult` rows (a self-check, a quiz)."""
+
+    results: list[RuleResult]
+    status: str
+
+    @property
+    def score(self) -> float:
+        return sum(r.points for r in self.results)
+
+    @property
+    def max_score(self) -> float:
+        return sum(r.max_points for r in self.results)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "checked" and all(r.passed for r in self.results)
+
+    def failed(self) -> list[str]:
+        return [r.name for r in self.results if not r.passed]
 
 
 def _ok(name: str, message: str) -> RuleResult:

@@ -476,6 +476,13 @@ class BackfillRunner:
             with self._lock:
                 self._in_flight -= 1
 
+    def _check_version(self, step: Step) -> None:
+        """Refuse to start a step once the deployed code differs from the pinned version."""
+        if self.pipeline.code_version != self.code_version:
+            raise CodeVersionMismatch(
+                f"code version changed to {self.pipeline.code_version!r} before "
+                f"{step.layer} {step.partition} ran (pinned {self.code_version!r})")
+
     def _attempts(self, step: Step, attempts_before: int) -> StepResult:
         layer = self.pipeline.layer(step.layer)
         last = attempts_before + 1 + self.retries
@@ -487,11 +494,7 @@ class BackfillRunner:
             self._emit(StepEvent(step.layer, step.partition, "running", attempt))
             upstream: list[str] = []
             try:
-                if self.pipeline.code_version != self.code_version:
-                    raise CodeVersionMismatch(
-                        f"code version changed to {self.pipeline.code_version!r} before "
-                        f"{step.layer} {step.partition} ran (pinned {self.code_version!r})"
-                    )
+                self._check_version(step)
                 upstream = self._check_upstream(layer, step)
                 self.faults.before_attempt(step.layer, step.partition)
                 rows = self._build(layer, step)
@@ -542,10 +545,7 @@ class BackfillRunner:
                 self._emit(StepEvent(step.layer, p, "running", attempt))
             reads: dict[str, list[str]] = {}
             try:
-                if self.pipeline.code_version != self.code_version:
-                    raise CodeVersionMismatch(
-                        f"code version changed to {self.pipeline.code_version!r} before "
-                        f"{step.layer} {step.partition} ran (pinned {self.code_version!r})")
+                self._check_version(step)
                 parts = []
                 for p in step.partitions:
                     one = replace(step, partition=p, batch=())

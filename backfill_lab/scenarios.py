@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .checks import Drift, Validations, validate
+from .clock import FixedClock
 from .demo import CODE_VERSIONS, EventSource, build_demo, demo_pipeline
 from .errors import UnknownNameError
 from .faults import Fault
@@ -81,7 +82,7 @@ class Scenario:
             pipeline = late_features(source, code_version=self.code_version)
             # the days before the period were processed long after all their events arrived
             run_backfill(pipeline, wh, self.history, backfill_id="history",
-                         clock=_At(dt.datetime(2030, 1, 1)))
+                         clock=FixedClock(dt.datetime(2030, 1, 1)))
             return Staged(wh, pipeline, source=source)
         pipeline, _ = build_demo(
             wh, history=self.history, outage=self.outage, seed=self.seed,
@@ -116,16 +117,6 @@ class Scenario:
         """For late data: when the simulated schedule stops (every event long arrived)."""
         end = dt.datetime.fromisoformat(shift(self.partitions.end, 1))
         return end + dt.timedelta(days=6, hours=3)
-
-
-class _At:
-    """A clock stuck at one instant (history loaded after every late event arrived)."""
-
-    def __init__(self, when: dt.datetime) -> None:
-        self._when = when
-
-    def now(self) -> dt.datetime:
-        return self._when
 
 
 EXERCISES: dict[str, Scenario] = {
@@ -211,7 +202,7 @@ def truth(sc: Scenario) -> dict[str, dict[str, str]]:
     if sc.late:
         staged = clean.stage()
         run_backfill(staged.pipeline, staged.warehouse, clean.broken,
-                     clock=_At(dt.datetime(2030, 1, 1)))
+                     clock=FixedClock(dt.datetime(2030, 1, 1)))
         return {t: staged.warehouse.checksums(t) for t in staged.warehouse.tables()}
     staged = clean.stage()
     return {t: staged.warehouse.checksums(t) for t in staged.warehouse.tables()}

@@ -13,7 +13,7 @@ from typing import Any
 from .errors import BackfillLabError
 from .plan import Plan
 from .progress import record as record_progress
-from .rules import RuleResult, judge, rule_names
+from .rules import RuleResult, ScoredReport, judge, rule_names
 from .scenarios import Scenario, scenario
 from .simulate import OUTCOME_POINTS, OUTCOMES, SimulationReport, simulate
 
@@ -21,7 +21,7 @@ __all__ = ["CheckReport", "check"]
 
 
 @dataclass(repr=False)
-class CheckReport:
+class CheckReport(ScoredReport):
     """Every checklist rule and outcome check, with points and a message that teaches."""
 
     exercise: str
@@ -29,21 +29,6 @@ class CheckReport:
     status: str = "checked"  # checked | not_answered | invalid_plan
     detail: str = ""
     simulation: SimulationReport | None = None
-
-    @property
-    def score(self) -> float:
-        return sum(r.points for r in self.results)
-
-    @property
-    def max_score(self) -> float:
-        return sum(r.max_points for r in self.results)
-
-    @property
-    def passed(self) -> bool:
-        return self.status == "checked" and all(r.passed for r in self.results)
-
-    def failed(self) -> list[str]:
-        return [r.name for r in self.results if not r.passed]
 
     def __str__(self) -> str:
         head = f"{self.exercise}: {self.score:g}/{self.max_score:g} points"
