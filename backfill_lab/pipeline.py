@@ -5,7 +5,10 @@ A transform is either SQL or a Python function returning a DataFrame.
 * SQL is a SELECT. ``{layer}`` placeholders become that layer's table (so the same SQL reads
   ``features_v2`` or ``features_v1`` as the backfill says), and the parameters ``$partition``,
   ``$window_start`` and ``$window_end`` hold the partition being built and the span its
-  dependencies read.
+  dependencies read. SQL that filters on ``$batch_start`` and ``$batch_end`` instead of
+  ``$partition`` (the first and last partition of the step, inclusive) is *range-aware*: with
+  ``batch_size`` > 1 the runner builds a whole batch with one SELECT instead of one per partition,
+  the way dbt's microbatch models and SQLMesh's time-range models take their ``start``/``end``.
 * A Python transform receives a :class:`StepContext` and returns the partition's rows.
 
 A dependency maps a partition of the layer to the partitions of the upstream layer it reads: the
@@ -122,6 +125,21 @@ class Layer:
     @property
     def is_sql(self) -> bool:
         return isinstance(self.transform, str)
+
+    @property
+    def range_aware(self) -> bool:
+        """SQL that selects ``$batch_start..$batch_end`` and never names one ``$partition``.
+
+        >>> sql = "SELECT * FROM src WHERE date BETWEEN $batch_start AND $batch_end"
+        >>> Layer("t", sql).range_aware
+        True
+        >>> Layer("t", "SELECT * FROM src WHERE date = $partition").range_aware
+        False
+        """
+        if not isinstance(self.transform, str):
+            return False
+        names = set(_PARAM.findall(self.transform))
+        return "partition" not in names and bool(names & {"batch_start", "batch_end"})
 
 
 class _Tables(dict[str, str]):
@@ -249,20 +267,32 @@ class Pipeline:
         return [(d.layer, k) for d in self.layer(layer).depends_on for k in d.mapping.upstream(key)]
 
     def sql_for(
-        self, layer: Layer, key: str, tables: Mapping[str, str]
+        self, layer: Layer, key: str, tables: Mapping[str, str],
+        *, batch: Sequence[str] | None = None,
     ) -> tuple[str, dict[str, Any]]:
-        """The SELECT and parameters that build ``key`` of a SQL layer."""
+        """The SELECT and parameters that build ``key`` of a SQL layer (or, with ``batch``, every
+        partition of the batch at once: then ``$partition`` is not available, only the batch's
+        ``$batch_start``/``$batch_end`` and the whole span its dependencies read)."""
         assert isinstance(layer.transform, str)
         text = layer.transform.format_map(_Tables(tables))
-        window = [k for d in layer.depends_on for k in d.mapping.upstream(key)] or [key]
+        keys = list(batch) if batch else [key]
+        window = [u for d in layer.depends_on for k in keys for u in d.mapping.upstream(k)] or keys
         available = {
-            "partition": to_value(key),
+            "batch_start": to_value(min(keys)),
+            "batch_end": to_value(max(keys)),
             "window_start": to_value(min(window)),
             "window_end": to_value(max(window)),
         }
+        if len(keys) == 1:
+            available["partition"] = to_value(key)
         params: dict[str, Any] = {}
         for name in _PARAM.findall(text):
             if name not in available:
+                if name == "partition":
+                    raise ConfigError(
+                        f"layer {layer.name!r} builds one $partition at a time, so it cannot "
+                        f"build the batch {min(keys)}..{max(keys)} in one SELECT; filter on "
+                        f"$batch_start and $batch_end instead")
                 raise UnknownNameError.of(f"SQL parameter of layer {layer.name!r}", name, available)
             params[name] = available[name]
         return text, params

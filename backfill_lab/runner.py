@@ -546,13 +546,11 @@ class BackfillRunner:
             reads: dict[str, list[str]] = {}
             try:
                 self._check_version(step)
-                parts = []
                 for p in step.partitions:
                     one = replace(step, partition=p, batch=())
                     reads[p] = self._check_upstream(layer, one)
                     self.faults.before_attempt(step.layer, p)
-                    parts.append((p, self._build(layer, one)))
-                source, params = _union(parts)
+                source, params = self._build_batch(layer, step)
 
                 def on_commit(cur: Any, counts: dict[str, int], attempt: int = attempt,
                               started: dt.datetime = started,
@@ -641,6 +639,16 @@ class BackfillRunner:
                     )
         return read
 
+    def _build_batch(self, layer: Layer, step: Step) -> tuple[str | pd.DataFrame, dict[str, Any]]:
+        """One source for a batch: a single range SELECT when the layer is range-aware and the
+        batch contiguous (the fast path), else every partition built alone and glued together."""
+        keys = step.partitions
+        if (layer.range_aware and PartitionSet.of(keys).is_contiguous
+                and not any(self.faults.corrupts(step.layer, p) for p in keys)):
+            return self.pipeline.sql_for(layer, step.partition, self.tables, batch=keys)
+        parts = [self._build(layer, replace(step, partition=p, batch=())) for p in keys]
+        return _union(parts, self.warehouse)
+
     def _build(self, layer: Layer, step: Step) -> pd.DataFrame | tuple[str, dict[str, Any]]:
         if layer.is_sql:
             sql, params = self.pipeline.sql_for(layer, step.partition, self.tables)
@@ -657,21 +665,23 @@ class BackfillRunner:
         return self.faults.corrupt(step.layer, step.partition, df)
 
 
-def _union(parts: list[tuple[str, Any]]) -> tuple[str | pd.DataFrame, dict[str, Any]]:
+def _union(parts: list[str | pd.DataFrame | tuple[str, dict[str, Any]]],
+           warehouse: Warehouse) -> tuple[str | pd.DataFrame, dict[str, Any]]:
     """One source for a batch: the partitions' SELECTs glued with UNION ALL BY NAME (each with
-    its parameters renamed apart), or their DataFrames concatenated."""
-    if all(isinstance(src, tuple) for _, src in parts):
+    its parameters renamed apart), or, when some partition is a DataFrame (a Python layer, or
+    injected bad data), every part as a DataFrame, concatenated."""
+    if all(isinstance(src, tuple) for src in parts):
         selects, params = [], {}
-        for i, (_, (sql, p_params)) in enumerate(parts):
+        for i, src in enumerate(parts):
+            sql, p_params = src  # type: ignore[misc]
             renamed = sql
             for name in sorted(p_params, key=len, reverse=True):
                 renamed = re.sub(rf"\${name}\b", f"$b{i}_{name}", renamed)
                 params[f"b{i}_{name}"] = p_params[name]
             selects.append(f"SELECT * FROM ({renamed})")
         return " UNION ALL BY NAME ".join(selects), params
-    frames = [src if isinstance(src, pd.DataFrame) else None for _, src in parts]
-    if any(f is None for f in frames):
-        raise ConfigError("a batch mixes SQL and data sources; use batch_size 1 here")
+    frames = [src if isinstance(src, pd.DataFrame) else warehouse.sql(*src)  # type: ignore[misc]
+              for src in parts]
     return pd.concat(frames, ignore_index=True), {}
 
 

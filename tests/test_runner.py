@@ -273,6 +273,89 @@ def test_a_batch_is_all_or_nothing_and_retried_whole(wh, pipeline):
     assert retried.ok and len(wh.partition_counts("raw")) == 7
 
 
+MONTH = "2024-12-01..2024-12-20"
+EVENT_COLS = "date, event_id, entity_id, amount, amount * 2 AS amount_x2"
+
+
+def range_pipeline(where: str) -> Pipeline:
+    """raw as in the demo, then a SQL layer ``doubled`` filtered by ``where``."""
+    raw = daily_features(SMALL).layer("raw")
+    doubled = Layer("doubled", f"SELECT {EVENT_COLS} FROM {{raw}} WHERE {where}",
+                    depends_on=("raw",))
+    return Pipeline("ranges", [raw, doubled])
+
+
+@pytest.fixture
+def sources(monkeypatch):
+    """What every batch was built from: the SQL (or DataFrame) handed to write_batch."""
+    seen: list[object] = []
+    original = Warehouse.write_batch
+
+    def spy(self, table, partitions, rows, **kwargs):
+        if table == "doubled":
+            seen.append(rows)
+        return original(self, table, partitions, rows, **kwargs)
+
+    monkeypatch.setattr(Warehouse, "write_batch", spy)
+    return seen
+
+
+def test_a_range_aware_layer_builds_each_batch_with_one_select(sources):
+    by_day = Warehouse()
+    run_backfill(range_pipeline("date = $partition"), by_day, MONTH, concurrency=2)
+    ranged = Warehouse()
+    result = run_backfill(range_pipeline("date BETWEEN $batch_start AND $batch_end"), ranged,
+                          MONTH, concurrency=2, batch_size=7, backfill_id="r7")
+    assert result.ok
+    assert all_checksums(ranged) == all_checksums(by_day)
+    assert len(sources) == 3 and all("UNION" not in sql for sql in sources)
+    ledger = Ledger(ranged).frame("r7")
+    doubled = ledger[ledger.layer == "doubled"]
+    assert len(doubled) == 20 and set(doubled.status) == {"success"}
+    assert dict(zip(doubled.partition, doubled.rows, strict=True)) == {
+        k: n for k, n in ranged.partition_counts("doubled").items()}
+
+
+def test_a_gap_in_the_batch_falls_back_to_one_select_per_partition(sources):
+    targeted = ["2024-12-01", "2024-12-02", "2024-12-05", "2024-12-09"]
+    wh = Warehouse()
+    result = run_backfill(range_pipeline("date BETWEEN $batch_start AND $batch_end"), wh,
+                          targeted, batch_size=4)
+    assert result.ok and sorted(wh.partition_counts("doubled")) == targeted
+    assert len(sources) == 1 and sources[0].count("UNION ALL") == 3  # type: ignore[union-attr]
+
+
+def test_a_range_that_spills_outside_its_batch_writes_nothing():
+    wh = Warehouse()
+    run_backfill(range_pipeline("date >= $batch_start"), wh, MONTH, layers=["raw"])
+    result = run_backfill(range_pipeline("date >= $batch_start"), wh, WEEK,
+                          layers=["doubled"], batch_size=7, retries=0)
+    assert result.status == "failed"
+    assert "must all belong to the batch" in result.steps[0].error
+    assert wh.partition_counts("doubled") == {}
+
+
+def test_bad_data_planted_in_a_range_batch_lands_in_its_partition_only():
+    wh = Warehouse()
+    result = run_backfill(range_pipeline("date BETWEEN $batch_start AND $batch_end"), wh,
+                          "2024-12-01..2024-12-07", batch_size=7,
+                          faults=[Fault.duplicates("doubled", "2024-12-03", fraction=0.5)])
+    assert result.ok
+    counts = wh.partition_counts("doubled")
+    assert counts["2024-12-03"] > wh.partition_counts("raw")["2024-12-03"]
+    assert counts["2024-12-04"] == wh.partition_counts("raw")["2024-12-04"]
+
+
+def test_a_per_partition_layer_cannot_be_asked_for_a_batch_select(pipeline):
+    staging = pipeline.layer("staging")
+    tables = {n: n for n in pipeline.layer_names}
+    with pytest.raises(ConfigError, match=r"builds one \$partition at a time.*\$batch_start"):
+        pipeline.sql_for(staging, "2024-12-01", tables, batch=["2024-12-01", "2024-12-02"])
+    features = pipeline.layer("features")
+    sql, params = pipeline.sql_for(features, "2024-12-01", tables)
+    assert params.get("partition") is not None
+
+
 def test_batch_options_are_checked(wh, pipeline):
     with pytest.raises(ConfigError, match="'batch_size' > 1 needs mode 'overwrite'"):
         run_backfill(pipeline, wh, WEEK, batch_size=3, mode="append")
