@@ -95,9 +95,18 @@ class Ledger:
 
     def record(self, entry: LedgerEntry, cur: duckdb.DuckDBPyConnection | None = None) -> None:
         """Insert one row; pass ``cur`` to make it part of that cursor's open transaction."""
-        holes = ", ".join("?" for _ in _COLUMNS)
+        self.record_many([entry], cur)
+
+    def record_many(self, entries: Sequence[LedgerEntry],
+                    cur: duckdb.DuckDBPyConnection | None = None) -> None:
+        """Insert rows in one statement, in order (a batch's partitions: one round trip)."""
+        if not entries:
+            return
+        row = "(" + ", ".join("?" for _ in _COLUMNS) + ")"
+        values = [v for entry in entries for v in entry.values()]
         run(cur or self._cursor(),
-            f"INSERT INTO _bl_ledger ({', '.join(_COLUMNS)}) VALUES ({holes})", entry.values())
+            f"INSERT INTO _bl_ledger ({', '.join(_COLUMNS)}) VALUES "
+            + ", ".join(row for _ in entries), values)
 
     def start_backfill(self, record: BackfillRecord) -> None:
         run(

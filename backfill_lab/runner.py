@@ -556,10 +556,10 @@ class BackfillRunner:
                               started: dt.datetime = started,
                               reads: dict[str, list[str]] = reads) -> None:
                     finished = self.clock.now()
-                    for p in step.partitions:
-                        one = replace(step, partition=p, batch=())
-                        self.ledger.record(self._entry(one, attempt, "success", counts[p],
-                                                       started, finished, None, reads[p]), cur)
+                    self.ledger.record_many(
+                        [self._entry(replace(step, partition=p, batch=()), attempt, "success",
+                                     counts[p], started, finished, None, reads[p])
+                         for p in step.partitions], cur)
 
                 counts = self.warehouse.write_batch(
                     step.table, step.partitions, source, params=params,
@@ -580,10 +580,10 @@ class BackfillRunner:
             except Exception as exc:  # every failure is recorded; none escapes a worker
                 error = _one_line(exc)
                 now = self.clock.now()
-                for p in step.partitions:
-                    one = replace(step, partition=p, batch=())
-                    self.ledger.record(self._entry(one, attempt, "failed", None, started, now,
-                                                   error, reads.get(p, [])))
+                self.ledger.record_many(
+                    [self._entry(replace(step, partition=p, batch=()), attempt, "failed", None,
+                                 started, now, error, reads.get(p, []))
+                     for p in step.partitions])
                 if isinstance(exc, _PERMANENT) or attempt >= last:
                     break
                 for p in step.partitions:
