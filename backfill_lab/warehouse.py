@@ -39,6 +39,24 @@ WRITE_MODES: tuple[str, ...] = ("overwrite", "merge", "append")
 _OUTSIDE = "backfill_lab: row outside its partition"
 
 
+@contextmanager
+def _transaction(cur: duckdb.DuckDBPyConnection, outside: str) -> Iterator[None]:
+    """BEGIN ... COMMIT, rolled back on any error. The partition guard's ``error()`` (a row
+    outside the write's partitions) becomes a ConfigError with the message ``outside``."""
+    run(cur, "BEGIN TRANSACTION")
+    try:
+        yield
+        run(cur, "COMMIT")
+    except duckdb.Error as exc:
+        run(cur, "ROLLBACK")
+        if _OUTSIDE in str(exc):
+            raise ConfigError(outside) from None
+        raise
+    except BaseException:
+        run(cur, "ROLLBACK")
+        raise
+
+
 @dataclass(frozen=True)
 class WriteResult:
     """What one partition write did."""
@@ -294,8 +312,9 @@ class Warehouse:
         guarded = (f"INSERT INTO {t} BY NAME SELECT * FROM ({source_sql}) AS _bl_src "
                    f"WHERE CASE WHEN _bl_src.{pcol} IS DISTINCT FROM $_bl_partition "
                    f"THEN error('{_OUTSIDE}') ELSE true END")
-        run(cur, "BEGIN TRANSACTION")
-        try:
+        outside = (f"rows written to partition {key} of {t} must all have {pcol} = {key} "
+                   f"(some rows fell in other partitions); filter the transform to its partition")
+        with _transaction(cur, outside):
             if mode == "overwrite":
                 delete = f"DELETE FROM {t} WHERE {pcol} = $_bl_partition"
                 run(cur, delete, bind(delete, params))
@@ -306,15 +325,6 @@ class Warehouse:
                 written = self._merge(cur, t, key, pcol, source_sql, params, list(merge_keys or []))
             if on_commit is not None:
                 on_commit(cur, int(written))
-            run(cur, "COMMIT")
-        except duckdb.Error as exc:
-            run(cur, "ROLLBACK")
-            if _OUTSIDE in str(exc):
-                self._outside(cur, t, key, pcol)
-            raise
-        except BaseException:
-            run(cur, "ROLLBACK")
-            raise
         return int(written)
 
     def write_batch(
@@ -375,36 +385,18 @@ class Warehouse:
                    f"WHERE CASE WHEN NOT ({in_batch}) THEN error('{_OUTSIDE}') ELSE true END")
         counts_sql = f"SELECT {pcol}, count(*) FROM {t} WHERE {inside} GROUP BY {pcol}"
         daily = grain_of(keys[0]) == "daily"
-        with self.write_slot():
-            run(cur, "BEGIN TRANSACTION")
-            try:
-                delete = f"DELETE FROM {t} WHERE {inside}"
-                run(cur, delete, bind(delete, params_all))
-                run(cur, guarded, bind(guarded, params_all))
-                counts = dict.fromkeys(keys, 0)
-                for value, n in run(cur, counts_sql, bind(counts_sql, params_all)):
-                    counts[_as_key(value, daily)] = int(n)
-                if on_commit is not None:
-                    on_commit(cur, counts)
-                run(cur, "COMMIT")
-            except duckdb.Error as exc:
-                run(cur, "ROLLBACK")
-                if _OUTSIDE in str(exc):
-                    raise ConfigError(
-                        f"rows written to partitions {keys[0]}..{keys[-1]} of {t} must all "
-                        f"belong to the batch; filter the transform to its partitions") from None
-                raise
-            except BaseException:
-                run(cur, "ROLLBACK")
-                raise
+        outside = (f"rows written to partitions {min(keys)}..{max(keys)} of {t} must all "
+                   f"belong to the batch; filter the transform to its partitions")
+        with self.write_slot(), _transaction(cur, outside):
+            delete = f"DELETE FROM {t} WHERE {inside}"
+            run(cur, delete, bind(delete, params_all))
+            run(cur, guarded, bind(guarded, params_all))
+            counts = dict.fromkeys(keys, 0)
+            for value, n in run(cur, counts_sql, bind(counts_sql, params_all)):
+                counts[_as_key(value, daily)] = int(n)
+            if on_commit is not None:
+                on_commit(cur, counts)
         return counts
-
-    @staticmethod
-    def _outside(cur: duckdb.DuckDBPyConnection, t: str, key: str, pcol: str) -> None:
-        raise ConfigError(
-            f"rows written to partition {key} of {t} must all have {pcol} = {key} "
-            f"(some rows fell in other partitions); filter the transform to its partition"
-        )
 
     def _merge(
         self, cur: duckdb.DuckDBPyConnection, t: str, key: str, pcol: str,
@@ -439,7 +431,7 @@ class Warehouse:
                 {"_bl_partition": params["_bl_partition"]},
             )[0][0]
             if outside:
-                self._outside(cur, t, key, pcol)
+                raise duckdb.InvalidInputException(_OUTSIDE)  # _transaction words it
             run(
                 cur,
                 f"MERGE INTO {t} AS t USING {src} AS s ON {on} AND t.{pcol} = $_bl_partition "

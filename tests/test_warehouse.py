@@ -80,9 +80,9 @@ def test_rows_of_another_partition_are_refused_and_nothing_changes(wh):
     wh.write_partition("t", DAY, rows(), "overwrite")
     before = wh.checksums("t")
     stray = pd.concat([rows(), rows("2024-12-02", n=1)], ignore_index=True)
-    for mode in ("overwrite", "append"):
+    for mode in ("overwrite", "append", "merge"):
         with pytest.raises(ConfigError, match="must all have"):
-            wh.write_partition("t", DAY, stray, mode)
+            wh.write_partition("t", DAY, stray, mode, merge_keys=["entity_id", "date"])
     assert wh.checksums("t") == before
 
 
