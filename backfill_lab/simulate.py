@@ -13,6 +13,8 @@ rule judges the cap against the warehouse's capacity instead.
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import os
 import shutil
 import tempfile
@@ -219,6 +221,58 @@ def _untouched(plan: Plan, sc: Scenario, before: dict[str, dict[str, str]],
 # -- staging with a cached template -------------------------------------------------------
 _TEMPLATES: dict[Scenario, Path] = {}
 _TMP = Path(tempfile.mkdtemp(prefix="backfill-lab-"))
+_TMP_OWNER = os.getpid()
+
+
+@atexit.register
+def _remove_tmp() -> None:
+    # only the process that made the folder removes it (forked workers share it, and exit
+    # without running atexit handlers anyway)
+    if os.getpid() == _TMP_OWNER:
+        shutil.rmtree(_TMP, ignore_errors=True)
+
+
+def template(sc: Scenario) -> Path:
+    """The file of ``sc``'s staged incident that :class:`staged` copies (built on first use).
+
+    Building it is the slow part of staging (the scheduler loads the whole history); a copy
+    takes milliseconds.
+    """
+    path = _TEMPLATES.get(sc)
+    if path is None or not path.exists():
+        built = sc.stage()
+        # private to this process: forked workers share _TMP but never build into one file
+        path = _TMP / f"{sc.exercise}-{os.getpid()}-{uuid.uuid4().hex[:8]}.duckdb"
+        run(built.warehouse.cursor(), f"ATTACH '{path}' AS tpl")
+        run(built.warehouse.cursor(), "COPY FROM DATABASE memory TO tpl")
+        run(built.warehouse.cursor(), "DETACH tpl")
+        built.warehouse.close()
+        _TEMPLATES[sc] = path
+    return path
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file, to hand a template to another process and let it check the file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def adopt_template(sc: Scenario, path: Path, sha256: str) -> bool:
+    """Use ``path`` (built by :func:`template` in another process) as ``sc``'s template here.
+
+    The file is used only if it still has the ``sha256`` its builder reported; otherwise (or
+    if it is gone) nothing changes and this process builds its own template when it needs one.
+    """
+    try:
+        if file_digest(path) != sha256:
+            return False
+    except OSError:
+        return False
+    _TEMPLATES[sc] = path
+    return True
 
 
 class staged:
@@ -230,18 +284,11 @@ class staged:
         self.st: Staged | None = None
 
     def __enter__(self) -> Staged:
-        template = _TEMPLATES.get(self.sc)
-        if template is None or not template.exists():
-            built = self.sc.stage()
-            # private to this process: forked workers share _TMP but never a template file
-            template = _TMP / f"{self.sc.exercise}-{os.getpid()}-{uuid.uuid4().hex[:8]}.duckdb"
-            run(built.warehouse.cursor(), f"ATTACH '{template}' AS tpl")
-            run(built.warehouse.cursor(), "COPY FROM DATABASE memory TO tpl")
-            run(built.warehouse.cursor(), "DETACH tpl")
-            built.warehouse.close()
-            _TEMPLATES[self.sc] = template
-        self.path = Path(tempfile.mkstemp(suffix=".duckdb", dir=_TMP)[1])
-        shutil.copyfile(template, self.path)
+        source = template(self.sc)
+        handle, name = tempfile.mkstemp(suffix=".duckdb", dir=_TMP)
+        os.close(handle)
+        self.path = Path(name)
+        shutil.copyfile(source, self.path)
         self.st = self.sc.restage(Warehouse(self.path))
         return self.st
 

@@ -11,24 +11,33 @@ Exit code 0 when every submission got its row (whatever its score), 2 on a usage
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    wait,
+)
 from pathlib import Path
 from typing import Any
 
 from backfill_lab.cliparse import OneLineParser, UsageError
 from backfill_lab.errors import did_you_mean
+from backfill_lab.scenarios import EXERCISES
 
 from . import score
-from .execute import Limits, isolation
-from .grade import PROJECT_ROOT, ProjectGuard, grade_notebook
+from .execute import Limits, Sandbox, isolation
+from .grade import PROJECT_ROOT, ProjectGuard, conclude, run_notebook
 from .report import GradeResult, format_gradebook, output_name, write_gradebook, write_result
-from .score import EXERCISE_IDS, load_key
+from .score import EXERCISE_IDS, TestResult, load_key
 
 __all__ = ["grade_main", "main", "merge_main"]
 
@@ -103,10 +112,17 @@ def _init_worker(options: dict[str, Any]) -> None:
     _WORKER["guard"] = ProjectGuard(PROJECT_ROOT) if options["guard"] else None
 
 
-def _grade_one(path: str, name: str) -> GradeResult:
-    return grade_notebook(path, exercise=_WORKER["exercise"], limits=_WORKER["limits"],
-                          key=_WORKER["key"], sandbox=_WORKER["sandbox"],
-                          guard=_WORKER["guard"], name=name)
+def _run_one(path: str, name: str, sandbox: Sandbox) -> tuple[GradeResult, str | None]:
+    return run_notebook(path, exercise=_WORKER["exercise"], limits=_WORKER["limits"],
+                        key=_WORKER["key"], sandbox=sandbox, guard=_WORKER["guard"], name=name)
+
+
+def _judge_one(exercise: str, plan_json: str, parts: list[dict[str, Any]]
+               ) -> tuple[list[TestResult], float]:
+    t0 = time.perf_counter()
+    score.adopt(exercise, parts)
+    tests = score.judge(exercise, plan_json)
+    return tests, time.perf_counter() - t0
 
 
 class _Progress:
@@ -145,43 +161,113 @@ def grade_main(*, paths: Sequence[str], out: str, exercise: str | None = None, j
     key = load_key(PROJECT_ROOT)  # read before any learner code runs
     cache = Path(tempfile.mkdtemp(prefix="backfill-grader-cache-"))
     score.CACHE_DIR = cache  # forked workers inherit it
-    # probing the sandbox (a subprocess) and staging the exercises' incidents (CPU here) are
-    # independent start-up costs: pay them at the same time
-    with ThreadPoolExecutor(max_workers=1) as probe:
-        boxed = probe.submit(isolation, PROJECT_ROOT, protect=(str(out_dir.resolve()),))
-        score.prepare(_exercises_of(files, exercise))
-        sandbox = boxed.result()
-    print(f"{PROG}: {sandbox.note}", file=sys.stderr)
     taken: set[str] = set()
     names = [output_name(str(f), taken) for f in files]
-    options = {"exercise": exercise, "limits": limits, "key": key, "sandbox": sandbox,
-               "guard": True}
-    progress = _Progress(len(files))
-    rows = []
+    options = {"exercise": exercise, "limits": limits, "key": key, "guard": True}
+    batch = _Batch(files, names, min(jobs, len(files)), out_dir, _Progress(len(files)))
     try:
-        _run_batch(files, names, jobs, options, out_dir, sandbox, progress, rows)
+        batch.run(options, _exercises_of(files, exercise) & set(EXERCISES),
+                  lambda: isolation(PROJECT_ROOT, protect=(str(out_dir.resolve()),)))
     finally:
         score.CACHE_DIR = None
         shutil.rmtree(cache, ignore_errors=True)
-    path = write_gradebook(rows, out_dir)
+    path = write_gradebook(batch.rows, out_dir)
     print(format_gradebook(path))
     return 0
 
 
-def _run_batch(files: Sequence[Path], names: Sequence[str], jobs: int, options: dict[str, Any],
-               out_dir: Path, sandbox: Any, progress: _Progress, rows: list[Any]) -> None:
-    with ProcessPoolExecutor(max_workers=min(jobs, len(files)), initializer=_init_worker,
-                             initargs=(options,)) as pool:
-        futures = {pool.submit(_grade_one, str(f), f.name): n
-                   for f, n in zip(files, names, strict=True)}
-        for fut in as_completed(futures):
-            name = futures[fut]
-            result = fut.result()
-            if not sandbox.isolated:
-                result.notes.append(sandbox.note)
-            write_result(result, out_dir, name)
-            rows.append(result.row())
-            progress.update(result)
+class _Batch:
+    """Runs a batch on ``workers`` processes, and nothing of the grader's own work before them.
+
+    The pool starts at once and its first tasks build what judging needs (each exercise's
+    reference truth and its staged incident, two independent tasks), while the sandbox probe
+    runs here; kernels start as soon as the probe is done and a worker is free. A kernel's
+    result comes back with its plan still to judge: each distinct plan is judged once, by the
+    next free worker (ahead of further kernels, so results are not held back), and every
+    submission with that plan gets the verdict.
+    """
+
+    def __init__(self, files: Sequence[Path], names: Sequence[str], workers: int,
+                 out_dir: Path, progress: _Progress) -> None:
+        self.todo = deque(zip(files, names, strict=True))
+        self.workers = workers
+        self.out_dir = out_dir
+        self.progress = progress
+        self.rows: list[dict[str, Any]] = []
+        self.sandbox = Sandbox("none", "")
+        self.running: dict[Future[Any], tuple[str, ...]] = {}
+        self.parts: dict[str, list[dict[str, Any]]] = {}  # exercise -> staged parts
+        self.unstaged: dict[str, int] = {}  # exercise -> parts still being built
+        self.verdicts: dict[tuple[str, str], list[TestResult]] = {}
+        self.waiting: dict[tuple[str, str], list[tuple[GradeResult, str]]] = {}
+        self.to_judge: deque[tuple[str, str]] = deque()  # plans whose staging is complete
+
+    def run(self, options: dict[str, Any], exercises: set[str],
+            probe: Callable[[], Sandbox]) -> None:
+        with ProcessPoolExecutor(max_workers=self.workers, initializer=_init_worker,
+                                 initargs=(options,)) as pool:
+            # the first submit forks every worker (before this process starts any thread)
+            for ex in sorted(exercises):
+                self.unstaged[ex] = len(score.STAGING_PARTS)
+                for part in score.STAGING_PARTS:
+                    self.running[pool.submit(score.stage, ex, part)] = ("stage", ex)
+            self.sandbox = probe()  # a subprocess: the workers stage meanwhile
+            print(f"{PROG}: {self.sandbox.note}", file=sys.stderr)
+            self._fill(pool)
+            while self.running:
+                done, _ = wait(self.running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    self._take(fut, self.running.pop(fut))
+                self._fill(pool)
+
+    def _fill(self, pool: ProcessPoolExecutor) -> None:
+        """Keep every worker busy, judging first: a queued kernel would only wait behind it."""
+        while len(self.running) < self.workers and (self.to_judge or self.todo):
+            if self.to_judge:
+                ex, plan_json = self.to_judge.popleft()
+                fut = pool.submit(_judge_one, ex, plan_json, self.parts.get(ex, []))
+                self.running[fut] = ("judge", ex, plan_json)
+            else:
+                path, name = self.todo.popleft()
+                fut = pool.submit(_run_one, str(path), path.name, self.sandbox)
+                self.running[fut] = ("run", name)
+
+    def _take(self, fut: Future[Any], task: tuple[str, ...]) -> None:
+        if task[0] == "stage":
+            ex = task[1]
+            with contextlib.suppress(Exception):  # a missing part is built where it is needed
+                self.parts.setdefault(ex, []).append(fut.result())
+            self.unstaged[ex] -= 1
+            if self.unstaged[ex] == 0:
+                self.to_judge.extend(k for k in self.waiting if k[0] == ex)
+        elif task[0] == "run":
+            result, plan_json = fut.result()
+            if plan_json is None:
+                self._finish(result, task[1])
+                return
+            plan = (str(result.exercise), plan_json)
+            if plan in self.verdicts:
+                conclude(result, self.verdicts[plan])
+                self._finish(result, task[1])
+                return
+            if plan not in self.waiting and self.unstaged.get(plan[0], 0) == 0:
+                self.to_judge.append(plan)
+            self.waiting.setdefault(plan, []).append((result, task[1]))
+        else:
+            plan = (task[1], task[2])
+            tests, seconds = fut.result()
+            self.verdicts[plan] = tests
+            for i, (result, name) in enumerate(self.waiting.pop(plan, [])):
+                # the first submission with this plan paid for judging it
+                conclude(result, tests, seconds if i == 0 else 0.0)
+                self._finish(result, name)
+
+    def _finish(self, result: GradeResult, name: str) -> None:
+        if not self.sandbox.isolated:
+            result.notes.append(self.sandbox.note)
+        write_result(result, self.out_dir, name)
+        self.rows.append(result.row())
+        self.progress.update(result)
 
 
 def _exercises_of(files: Sequence[Path], override: str | None) -> set[str]:

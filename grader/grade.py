@@ -1,6 +1,7 @@
 """Grade one submission: read it, run it in a fresh kernel, score what it defined.
 
-:func:`grade_notebook` is the library API; the CLI calls it once per file (in parallel workers).
+:func:`grade_notebook` is the library API. The CLI runs the two halves apart, in parallel workers:
+:func:`run_notebook` once per file, then :func:`grader.score.judge` once per distinct plan.
 Whatever the submission does, it gets a :class:`~grader.report.GradeResult` with one of the
 statuses ``graded``, ``timeout``, ``kernel_died``, ``invalid_notebook``, ``missing_answer`` or
 ``error`` and a reason, and the batch goes on.
@@ -19,9 +20,19 @@ import nbformat
 
 from .execute import Execution, Limits, Sandbox, run_submission
 from .report import GradeResult
-from .score import EXERCISE_IDS, load_key, max_score, score_plan, score_quiz, zero_tests
+from .score import (
+    EXERCISE_IDS,
+    TestResult,
+    judge,
+    load_key,
+    max_score,
+    read_plan,
+    score_quiz,
+    zero_tests,
+)
 
-__all__ = ["PROJECT_ROOT", "ProjectGuard", "grade_notebook", "read_submission"]
+__all__ = ["PROJECT_ROOT", "ProjectGuard", "conclude", "grade_notebook", "read_submission",
+           "run_notebook"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 GUARDED = ("backfill_lab", "grader", "solutions", "exercises", "notebooks", "tools",
@@ -107,6 +118,32 @@ def grade_notebook(
     ``root/solutions`` when omitted); ``sandbox`` confines the kernel (see
     :func:`grader.execute.isolation`); ``guard`` checks the project's files after the run.
     """
+    result, plan_json = run_notebook(path, exercise=exercise, limits=limits, key=key,
+                                     root=root, sandbox=sandbox, guard=guard, name=name)
+    if plan_json is not None and result.exercise is not None:
+        t0 = time.perf_counter()
+        tests = judge(result.exercise, plan_json)
+        conclude(result, tests, time.perf_counter() - t0)
+    return result
+
+
+def run_notebook(
+    path: str | Path,
+    *,
+    exercise: str | None = None,
+    limits: Limits | None = None,
+    key: dict[str, Any] | None = None,
+    root: Path = PROJECT_ROOT,
+    sandbox: Sandbox | None = None,
+    guard: ProjectGuard | None = None,
+    name: str | None = None,
+) -> tuple[GradeResult, str | None]:
+    """:func:`grade_notebook` but for judging the plan: ``(result, plan_json)``.
+
+    ``plan_json`` is None when ``result`` is final; otherwise it is the plan to judge (with
+    :func:`grader.score.judge`) and hand to :func:`conclude`. A batch judges each distinct plan
+    once, wherever a worker is free, instead of once per worker that meets it.
+    """
     path = Path(path)
     limits = limits or Limits()
     if key is None:
@@ -121,7 +158,7 @@ def grade_notebook(
         result.max_score = max_score(exercise, key)
         result.tests = zero_tests(exercise, key, why)
         result.duration = time.perf_counter() - t0
-        return result
+        return result, None
     ex = _exercise_of(nb, exercise)
     result.exercise = ex
     if ex not in EXERCISE_IDS:
@@ -130,12 +167,12 @@ def grade_notebook(
                          f"the notebook names no exercise (metadata backfill_lab.exercise); "
                          f"pass --exercise with one of {', '.join(EXERCISE_IDS)}")
         result.duration = time.perf_counter() - t0
-        return result
+        return result, None
     result.max_score = max_score(ex, key)
     if ex == "quick_test" and not key:
         result.reason = "no quiz key: solutions/quick_test.ipynb is missing or has no key"
         result.duration = time.perf_counter() - t0
-        return result
+        return result, None
     run: Execution = run_submission(nb, limits, sandbox=sandbox)
     result.failed_cells = run.failed_cells
     if run.output_truncated:
@@ -149,22 +186,32 @@ def grade_notebook(
                              f"trusted")
             result.tests = zero_tests(ex, key, result.reason)
             result.duration = time.perf_counter() - t0
-            return result
+            return result, None
     if run.status != "graded" or run.data is None:
         result.status, result.reason = run.status, run.reason
         result.tests = zero_tests(ex, key, run.reason)
         result.duration = time.perf_counter() - t0
-        return result
+        return result, None
+    plan_json = None
     if ex == "quick_test":
         result.status, result.tests = score_quiz(run.data, key)
     else:
-        result.status, result.tests = score_plan(run.data, ex)
+        result.status, result.tests, plan_json = read_plan(run.data, ex)
+    result.duration = time.perf_counter() - t0
+    if plan_json is None:
+        conclude(result, result.tests)
+    return result, plan_json
+
+
+def conclude(result: GradeResult, tests: list[TestResult], seconds: float = 0.0) -> GradeResult:
+    """Finish ``result`` with its ``tests`` (and ``seconds`` more of grading time): the reason
+    for a missing answer, the note on cells that raised."""
+    result.tests = list(tests)
+    result.duration += seconds
     if result.status == "missing_answer":
-        name_ = "answers" if ex == "quick_test" else "plan"
+        name_ = "answers" if result.exercise == "quick_test" else "plan"
         result.reason = f"no `{name_}` to grade"
     if result.failed_cells and result.status == "graded":
         cells = ", ".join(str(c["cell"]) for c in result.failed_cells)
         result.notes.append(f"Cells {cells} raised an error; the rest of the notebook still ran.")
-    result.duration = time.perf_counter() - t0
     return result
-

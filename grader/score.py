@@ -14,19 +14,20 @@ import hmac
 import json
 import os
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from backfill_lab.rules import rule_names
-from backfill_lab.scenarios import EXERCISES, scenario
+from backfill_lab.scenarios import EXERCISES, remember_truth, scenario, truth
 from backfill_lab.selfcheck import check
-from backfill_lab.simulate import OUTCOME_POINTS, OUTCOMES
+from backfill_lab.simulate import OUTCOME_POINTS, OUTCOMES, adopt_template, file_digest, template
 
 from .extract import value_of
 
-__all__ = ["EXERCISE_IDS", "TestResult", "load_key", "max_score", "prepare", "score_plan",
-           "score_quiz"]
+__all__ = ["EXERCISE_IDS", "STAGING_PARTS", "TestResult", "adopt", "judge", "load_key",
+           "max_score", "prepare", "read_plan", "score_plan", "score_quiz", "stage"]
 
 EXERCISE_IDS: tuple[str, ...] = (*EXERCISES, "quick_test")
 CHOICES = ("a", "b", "c", "d")
@@ -130,34 +131,78 @@ def _judge_here(exercise: str, plan_json: str) -> tuple[TestResult, ...]:
     return tuple(out)
 
 
+STAGING_PARTS: tuple[str, ...] = ("truth", "incident")
+
+
+def stage(exercise: str, part: str) -> dict[str, Any]:
+    """Build one part of what judging ``exercise`` needs, in this process, and describe it so
+    another process can :func:`adopt` it: the reference ``truth`` (checksums), or the
+    ``incident`` (the staged warehouse's template file and its SHA-256).
+
+    A batch stages each part once, in whichever worker is free, while other workers already
+    run kernels: the parts are independent, so two workers build them at the same time.
+    """
+    sc = scenario(exercise)
+    if part == "truth":
+        return {"truth": truth(sc)}
+    if part == "incident":
+        path = template(sc)
+        return {"template": str(path), "sha256": file_digest(path)}
+    raise ValueError(f"'part' must be one of {', '.join(STAGING_PARTS)} (got {part!r})")
+
+
+def adopt(exercise: str, parts: Iterable[dict[str, Any]]) -> None:
+    """Use staging parts built by :func:`stage` (maybe in another process) here.
+
+    A template file whose SHA-256 no longer matches is ignored (this process then builds its
+    own): judging never trusts a file someone could have changed since it was built.
+    """
+    sc = scenario(exercise)
+    for part in parts:
+        if "truth" in part:
+            remember_truth(sc, part["truth"])
+        if "template" in part:
+            adopt_template(sc, Path(part["template"]), part["sha256"])
+
+
 def prepare(exercises: set[str]) -> None:
-    """Stage each exercise's incident and its reference once, before workers fork: they inherit
-    both instead of building them again each."""
-    from backfill_lab.scenarios import truth
-    from backfill_lab.simulate import staged
-
+    """Stage each of ``exercises``' incidents and references in this process, ahead of use."""
     for exercise in sorted(exercises & set(EXERCISES)):
-        sc = scenario(exercise)
-        truth(sc)
-        with staged(sc):
-            pass
+        for part in STAGING_PARTS:
+            stage(exercise, part)
 
 
-def score_plan(data: dict[str, Any], exercise: str) -> tuple[str, list[TestResult]]:
-    """``(status, tests)`` for an exercise whose answer is ``plan``."""
+def read_plan(data: dict[str, Any], exercise: str
+              ) -> tuple[str, list[TestResult], str | None]:
+    """``(status, tests, plan_json)``: ``plan_json`` (canonical JSON) when the plan is to be
+    judged (then ``tests`` is empty: see :func:`judge`), None when ``tests`` is already the
+    verdict (no plan, or not plain data)."""
     state, value = value_of(data, "plan")
     if state in ("missing", "placeholder"):
         why = ("`plan` is not defined" if state == "missing"
                else "`plan` is still the `...` placeholder: write your plan")
-        return "missing_answer", zero_tests(exercise, None, why)
+        return "missing_answer", zero_tests(exercise, None, why), None
     if state == "error":
         why = f"`plan` could not be read as plain data ({value}); use YAML text or a dict"
-        return "graded", zero_tests(exercise, None, why)
+        return "graded", zero_tests(exercise, None, why), None
     try:
         plan_json = json.dumps(value, sort_keys=True)
     except (TypeError, ValueError) as exc:
-        return "graded", zero_tests(exercise, None, f"`plan` is not plain data: {exc}")
-    return "graded", list(_judge(exercise, plan_json))
+        return "graded", zero_tests(exercise, None, f"`plan` is not plain data: {exc}"), None
+    return "graded", [], plan_json
+
+
+def judge(exercise: str, plan_json: str) -> list[TestResult]:
+    """The checklist and outcome tests of a plan (as returned by :func:`read_plan`)."""
+    return list(_judge(exercise, plan_json))
+
+
+def score_plan(data: dict[str, Any], exercise: str) -> tuple[str, list[TestResult]]:
+    """``(status, tests)`` for an exercise whose answer is ``plan``."""
+    status, tests, plan_json = read_plan(data, exercise)
+    if plan_json is not None:
+        tests = judge(exercise, plan_json)
+    return status, tests
 
 
 def score_quiz(data: dict[str, Any], key: dict[str, Any] | None) -> tuple[str, list[TestResult]]:

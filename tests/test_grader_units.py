@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from grader.cli import main
+from grader.execute import Sandbox
 from grader.extract import extraction_cell, value_of
 from grader.grade import read_submission
+from grader.report import GradeResult
+from grader.score import TestResult as Verdict
 from grader.score import score_plan, score_quiz
 
 KEY = {f"q{i}": {"answer": "b", "explanation": f"because {i}",
@@ -99,3 +105,92 @@ def test_a_forged_cache_entry_is_ignored(tmp_path, monkeypatch):
     score._judge_here.cache_clear()
     again = score._judge("ex1", plan)
     assert sum(t.score for t in again) == sum(t.score for t in honest) < 16
+
+
+# stand-ins for kernels, staging and the real judge in a batch's forked workers (pickled by
+# name, so they live here); they log each call to the file named in _CALLS
+_CALLS: dict[str, Path] = {}
+
+
+def _record(line: str) -> None:
+    with _CALLS["log"].open("a") as handle:
+        handle.write(line + "\n")
+
+
+def _fake_run(path: str, name: str, sandbox: Sandbox) -> tuple[GradeResult, str | None]:
+    plan = {"a": "plan-a", "b": "plan-b"}.get(name.split("-")[0])
+    result = GradeResult(name, "ex1", "graded", max_score=2.0)
+    if plan is None:
+        result.tests = [Verdict("plan", 0.0, 2.0, "`plan` is not defined")]
+        result.status = "missing_answer"
+    return result, plan
+
+
+def _fake_stage(exercise: str, part: str) -> dict[str, Any]:
+    _record(f"stage {exercise} {part}")
+    return {}
+
+
+def _fake_judge(exercise: str, plan_json: str) -> list[Verdict]:
+    _record(f"judge {exercise} {plan_json}")
+    return [Verdict("rule", 1.0, 1.0, "ok"),
+            Verdict("outcome", 1.0 if plan_json == "plan-a" else 0.0, 1.0, "?")]
+
+
+def test_a_batch_stages_each_exercise_once_and_judges_each_distinct_plan_once(
+        tmp_path, monkeypatch, capsys):
+    """Two workers, five submissions, two distinct plans: staging and judging happen once
+    each, and every submission still gets its plan's verdict."""
+    import grader.cli as cli
+    import grader.score as score
+
+    monkeypatch.setitem(_CALLS, "log", tmp_path / "calls.log")
+    monkeypatch.setattr(cli, "_run_one", _fake_run)
+    monkeypatch.setattr(cli, "isolation", lambda *a, **k: Sandbox("none", "not isolated"))
+    monkeypatch.setattr(score, "stage", _fake_stage)
+    monkeypatch.setattr(score, "judge", _fake_judge)
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    meta = json.dumps({"metadata": {"backfill_lab": {"exercise": "ex1"}}, "cells": []})
+    for stem in ("a-1", "a-2", "a-3", "b-1", "none-1"):
+        (subs / f"{stem}.ipynb").write_text(meta)
+    out = tmp_path / "out"
+    assert main(["grade", str(subs), "--out", str(out), "--jobs", "2"]) == 0
+    calls = sorted(_CALLS["log"].read_text().splitlines())
+    assert calls == ["judge ex1 plan-a", "judge ex1 plan-b", "stage ex1 incident",
+                     "stage ex1 truth"]
+    scores = {p.stem: json.loads(p.read_text())["score"] for p in out.glob("*.json")}
+    assert scores == {"a-1": 2, "a-2": 2, "a-3": 2, "b-1": 1, "none-1": 0}
+    assert "not isolated" in json.loads((out / "none-1.json").read_text())["notes"]
+    capsys.readouterr()
+
+
+def test_staging_handed_over_is_used_only_if_unchanged(tmp_path, monkeypatch):
+    """A worker adopts the truth and the incident template another worker built, but never a
+    template file that changed since its builder hashed it."""
+    import backfill_lab.scenarios as scenarios
+    import grader.score as score
+    from backfill_lab.simulate import file_digest
+
+    simulate = sys.modules["backfill_lab.simulate"]
+    monkeypatch.setattr(simulate, "_TEMPLATES", {})
+    monkeypatch.setattr(scenarios, "_TRUTHS", {})
+
+    def no_staging(sc):
+        raise AssertionError("staged again although a truth was handed over")
+
+    monkeypatch.setattr(scenarios, "_compute_truth", no_staging)
+    sc = scenarios.scenario("ex1")
+    path = tmp_path / "incident.duckdb"
+    path.write_bytes(b"the incident")
+    digest = file_digest(path)
+    truth = {"raw": {"2024-12-01": "1:2"}}
+    score.adopt("ex1", [{"truth": truth}, {"template": str(path), "sha256": digest}])
+    assert scenarios.truth(sc) is truth
+    assert simulate._TEMPLATES[sc] == path
+    simulate._TEMPLATES.clear()
+    path.write_bytes(b"the incident, changed")
+    score.adopt("ex1", [{"template": str(path), "sha256": digest}])
+    assert sc not in simulate._TEMPLATES
+    with pytest.raises(ValueError, match="'part' must be one of truth, incident"):
+        score.stage("ex1", "everything")

@@ -351,9 +351,21 @@ def test_a_per_partition_layer_cannot_be_asked_for_a_batch_select(pipeline):
     tables = {n: n for n in pipeline.layer_names}
     with pytest.raises(ConfigError, match=r"builds one \$partition at a time.*\$batch_start"):
         pipeline.sql_for(staging, "2024-12-01", tables, batch=["2024-12-01", "2024-12-02"])
-    features = pipeline.layer("features")
-    sql, params = pipeline.sql_for(features, "2024-12-01", tables)
-    assert params.get("partition") is not None
+
+
+
+def test_a_batch_select_reads_the_whole_span_its_partitions_need():
+    ranged = Layer("weekly", "SELECT * FROM {staging} WHERE date BETWEEN $window_start AND "
+                   "$window_end AND $batch_start <= $batch_end", depends_on=(
+                       daily_features(SMALL).layer("features").depends_on))
+    pipe = Pipeline("p", [daily_features(SMALL).layer("raw"),
+                          daily_features(SMALL).layer("staging"), ranged])
+    tables = {n: n for n in pipe.layer_names}
+    _, params = pipe.sql_for(ranged, "2024-12-08", tables,
+                             batch=["2024-12-08", "2024-12-09", "2024-12-10"])
+    assert {k: str(v) for k, v in params.items()} == {
+        "window_start": "2024-12-02", "window_end": "2024-12-10",
+        "batch_start": "2024-12-08", "batch_end": "2024-12-10"}
 
 
 def test_batch_options_are_checked(wh, pipeline):
