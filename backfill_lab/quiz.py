@@ -206,7 +206,7 @@ def load_key(start: Path | None = None) -> dict[str, dict[str, str]] | None:
     return None
 
 
-def _question_order(qid: str) -> tuple[int, str]:
+def question_order(qid: str) -> tuple[int, str]:
     """``q2`` before ``q10`` (keys read from JSON come sorted as text)."""
     digits = qid.lstrip("q")
     return (int(digits) if digits.isdigit() else 10**6, qid)
@@ -273,7 +273,7 @@ def score_answers(answers: object, key: Mapping[str, Mapping[str, str]]) -> Quiz
     >>> print(score_answers({"q1": "e"}, key).results[0].message)
     'e' is not a choice: answer with one letter, a, b, c or d (e.g. "a").
     """
-    names = sorted(key, key=_question_order)
+    names = sorted(key, key=question_order)
     if answers is None or answers is Ellipsis or (isinstance(answers, Mapping) and not answers):
         detail = "not answered yet: fill in `answers` (click the form or type the dict)"
         return QuizReport([RuleResult(q, False, 0.0, 1.0, detail) for q in names],
@@ -288,7 +288,7 @@ def score_answers(answers: object, key: Mapping[str, Mapping[str, str]]) -> Quiz
     for qid in names:
         entry = key[qid]
         section = entry.get("section", "")
-        if qid not in given:
+        if given.get(qid) in (None, ""):
             results.append(RuleResult(qid, False, 0.0, 1.0, "not answered.", section))
             continue
         choice = normalise(given[qid])

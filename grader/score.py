@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from backfill_lab.quiz import question_order, score_answers
 from backfill_lab.rules import rule_names
 from backfill_lab.scenarios import EXERCISES, remember_truth, scenario, truth
 from backfill_lab.selfcheck import check
@@ -30,7 +31,6 @@ __all__ = ["EXERCISE_IDS", "STAGING_PARTS", "TestResult", "adopt", "judge", "loa
            "max_score", "prepare", "read_plan", "score_plan", "score_quiz", "stage"]
 
 EXERCISE_IDS: tuple[str, ...] = (*EXERCISES, "quick_test")
-CHOICES = ("a", "b", "c", "d")
 
 
 @dataclass(frozen=True)
@@ -58,11 +58,6 @@ def load_key(root: Path) -> dict[str, dict[str, Any]] | None:
     return dict(key) if isinstance(key, dict) and key else None
 
 
-def _question_order(qid: str) -> tuple[int, str]:
-    digits = "".join(ch for ch in qid if ch.isdigit())
-    return (int(digits) if digits else 0, qid)
-
-
 def max_score(exercise: str | None, key: dict[str, Any] | None) -> float:
     """What a perfect submission of ``exercise`` scores (0 when unknown)."""
     if exercise == "quick_test":
@@ -76,7 +71,7 @@ def max_score(exercise: str | None, key: dict[str, Any] | None) -> float:
 def zero_tests(exercise: str | None, key: dict[str, Any] | None, why: str) -> list[TestResult]:
     """Every test of the exercise at zero, all with the same reason."""
     if exercise == "quick_test":
-        return [TestResult(q, 0.0, 1.0, why) for q in sorted(key or {}, key=_question_order)]
+        return [TestResult(q, 0.0, 1.0, why) for q in sorted(key or {}, key=question_order)]
     if exercise in EXERCISES:
         sc = scenario(exercise)
         return ([TestResult(n, 0.0, 1.0, why) for n in rule_names(sc)]
@@ -206,7 +201,12 @@ def score_plan(data: dict[str, Any], exercise: str) -> tuple[str, list[TestResul
 
 
 def score_quiz(data: dict[str, Any], key: dict[str, Any] | None) -> tuple[str, list[TestResult]]:
-    """``(status, tests)`` for the quick test: one test per question of the key."""
+    """``(status, tests)`` for the quick test: one test per question of the key.
+
+    Each question's verdict is the one the notebook's own quiz gives
+    (:func:`backfill_lab.quiz.score_answers`): what a learner's self-check accepts, the grader
+    accepts, in the same words, except that a right answer's explanation stays with the key.
+    """
     if not key:
         return "error", []
     state, answers = value_of(data, "answers")
@@ -218,25 +218,13 @@ def score_quiz(data: dict[str, Any], key: dict[str, Any] | None) -> tuple[str, l
         got = answers if state == "error" else type(answers).__name__
         return "graded", zero_tests(
             "quick_test", key, f"`answers` must be a dict like {{'q1': 'b'}} (got {got})")
-    tests = []
-    for qid in sorted(key, key=_question_order):
-        given = answers.get(qid)
-        section = key[qid].get("section", "")
-        if given is None or given == "":
-            tests.append(TestResult(qid, 0.0, 1.0, "not answered"))
-            continue
-        choice = given.strip().lower() if isinstance(given, str) else None
-        if choice not in CHOICES:
-            tests.append(TestResult(qid, 0.0, 1.0, f"answer must be one of "
-                                                   f"{', '.join(CHOICES)} (got {given!r})"))
-        elif choice == str(key[qid]["answer"]).lower():
-            tests.append(TestResult(qid, 1.0, 1.0, "correct"))
-        else:
-            hint = f"; read again: {section}" if section else ""
-            tests.append(TestResult(qid, 0.0, 1.0, f"not correct{hint}"))
-    unknown = sorted(set(map(str, answers)) - set(key))
-    if unknown:
-        tests[0] = TestResult(tests[0].name, tests[0].score, tests[0].max_score,
-                              tests[0].output + f" (ignored unknown question ids: "
-                                                f"{', '.join(unknown[:5])})")
+    report = score_answers(answers, key)
+    if report.status == "not_answered":
+        return "missing_answer", zero_tests("quick_test", key, report.detail)
+    tests = [TestResult(r.name, r.points, r.max_points, "correct." if r.passed else r.message)
+             for r in report.results]
+    if report.detail and tests:
+        first = tests[0]
+        tests[0] = TestResult(first.name, first.score, first.max_score,
+                              f"{first.output} ({report.detail})")
     return "graded", tests

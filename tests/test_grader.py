@@ -178,4 +178,4 @@ def test_quiz_feedback_never_gives_the_key_away(graded):
         text = (graded / f"{name}.md").read_text() + (graded / f"{name}.json").read_text()
         for entry in key.values():
             assert entry["explanation"][:40] not in text
-        assert "read again: notebooks/" in text or "answer must be one of" in text
+        assert "Review: notebooks/" in text or "is not a choice" in text

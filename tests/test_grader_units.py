@@ -26,13 +26,29 @@ def test_quiz_all_right_half_right_and_junk():
     assert status == "graded" and [t.score for t in tests] == [1, 1, 1, 1]
     _, half = score_quiz({"answers": {"q1": "b", "q2": "b", "q3": "a", "q4": "c"}}, KEY)
     assert [t.score for t in half] == [1, 1, 0, 0]
-    assert half[2].output == "not correct; read again: notebooks/01_mental_model.ipynb § Late data"
+    assert half[2].output == ("not correct (you chose 'a'). "
+                              "Review: notebooks/01_mental_model.ipynb § Late data.")
     _, junk = score_quiz({"answers": {"q1": 42, "q2": "zz", "q3": None}}, KEY)
     assert [t.output for t in junk] == [
-        "answer must be one of a, b, c, d (got 42)", "answer must be one of a, b, c, d (got 'zz')",
-        "not answered", "not answered"]
-    for t in [*half, *junk]:
+        '42 is not a choice: answer with one letter, a, b, c or d (e.g. "a").',
+        "'zz' is not a choice: answer with one letter, a, b, c or d (e.g. \"a\").",
+        "not answered.", "not answered."]
+    for t in [*tests, *half, *junk]:
         assert "because" not in t.output and "answer is" not in t.output  # never the key
+
+
+def test_the_grader_accepts_what_the_notebook_quiz_accepts():
+    """A learner whose self-check said "correct" must not lose the point in grading."""
+    from backfill_lab.quiz import score_answers
+
+    answers = {"Q1": "b)", "q2": " B ", "q3": "b", "q4": "", "q9": "a"}
+    notebook = score_answers(answers, KEY)
+    status, graded = score_quiz({"answers": answers}, KEY)
+    assert status == "graded"
+    assert [t.score for t in graded] == [r.points for r in notebook.results] == [1, 1, 1, 0]
+    assert graded[3].output == "not answered."
+    assert "ignored unknown question ids: q9" in graded[0].output
+    assert score_quiz({"answers": {}}, KEY)[0] == "missing_answer"
 
 
 def test_quiz_missing_placeholder_and_wrong_type():
