@@ -21,7 +21,9 @@ from typing import Any
 import yaml
 
 from .checks import Validations
+from .demo import daily_features
 from .errors import ConfigError, UnknownNameError
+from .latedata import late_features
 from .partitions import ORDERS, PartitionSet, shift
 from .scheduler import LateDataPolicy
 from .warehouse import WRITE_MODES
@@ -32,7 +34,22 @@ __all__ = [
     "RollbackSpec",
     "SwitchoverSpec",
     "load_plan",
+    "pipeline_layers",
 ]
+
+
+def pipeline_layers(pipeline: str) -> list[str]:
+    """The layers of a bundled pipeline, upstream first: what a plan without ``layers`` runs.
+
+    Read from the pipelines themselves, so a new layer cannot be forgotten here. A name the
+    workbook does not bundle is taken to have the shape of ``daily_features``.
+
+    >>> pipeline_layers("late_features")
+    ['raw', 'features']
+    """
+    build = late_features if pipeline == "late_features" else daily_features
+    return build().layer_names
+
 
 TOP_KEYS = ("pipeline", "code_version", "schedule", "catchup", "backfill", "validations",
             "rollback", "lineage", "switchover", "late_data")
@@ -332,8 +349,7 @@ class Plan:
 
     # -- exports ---------------------------------------------------------------------------
     def _all_layers(self) -> list[str]:
-        return ["raw", "features"] if self.pipeline == "late_features" else [
-            "raw", "staging", "features"]
+        return pipeline_layers(self.pipeline)
 
     def _layers(self) -> list[str]:
         return list(self.backfill.layers or self._all_layers())

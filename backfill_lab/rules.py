@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .partitions import PartitionSet
 from .pipeline import TrailingWindow
-from .plan import Plan
+from .plan import Plan, pipeline_layers
 from .scenarios import Scenario
 
 __all__ = ["CHECKLIST", "LATE_RULES", "RULES", "RuleResult", "ScoredReport", "judge",
@@ -92,7 +92,7 @@ def _layers(plan: Plan, sc: Scenario) -> list[str]:
 
 
 def _all_layers(sc: Scenario) -> tuple[str, ...]:
-    return ("raw", "features") if sc.late else ("raw", "staging", "features")
+    return tuple(pipeline_layers("late_features" if sc.late else "daily_features"))
 
 
 # -- the design steps and the common mistakes ---------------------------------------------
