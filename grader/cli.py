@@ -26,6 +26,7 @@ from concurrent.futures import (
     ProcessPoolExecutor,
     wait,
 )
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from backfill_lab.scenarios import EXERCISES
 
 from . import score
 from .execute import Limits, Sandbox, isolation
-from .grade import PROJECT_ROOT, ProjectGuard, conclude, run_notebook
+from .grade import PROJECT_ROOT, ProjectGuard, conclude, run_notebook, worker_lost
 from .report import GradeResult, format_gradebook, output_name, write_gradebook, write_result
 from .score import EXERCISE_IDS, TestResult, load_key
 
@@ -185,54 +186,121 @@ class _Batch:
     result comes back with its plan still to judge: each distinct plan is judged once, by the
     next free worker (ahead of further kernels, so results are not held back), and every
     submission with that plan gets the verdict.
+
+    A worker that dies (a submission run without a sandbox can kill it) breaks the pool: a new
+    one takes over, the submissions that were running are run again one at a time, and one
+    that breaks the pool while running alone is recorded as an error. The batch goes on.
     """
 
     def __init__(self, files: Sequence[Path], names: Sequence[str], workers: int,
                  out_dir: Path, progress: _Progress) -> None:
         self.todo = deque(zip(files, names, strict=True))
+        self.suspects: deque[tuple[Path, str]] = deque()  # running when a worker died
         self.workers = workers
         self.out_dir = out_dir
         self.progress = progress
         self.rows: list[dict[str, Any]] = []
         self.sandbox = Sandbox("none", "")
-        self.running: dict[Future[Any], tuple[str, ...]] = {}
+        self.probed = False
+        self.running: dict[Future[Any], tuple[Any, ...]] = {}
+        self.to_stage: deque[tuple[str, str]] = deque()  # (exercise, part) to build
         self.parts: dict[str, list[dict[str, Any]]] = {}  # exercise -> staged parts
         self.unstaged: dict[str, int] = {}  # exercise -> parts still being built
         self.verdicts: dict[tuple[str, str], list[TestResult]] = {}
         self.waiting: dict[tuple[str, str], list[tuple[GradeResult, str]]] = {}
         self.to_judge: deque[tuple[str, str]] = deque()  # plans whose staging is complete
+        self.options: dict[str, Any] = {}
 
     def run(self, options: dict[str, Any], exercises: set[str],
             probe: Callable[[], Sandbox]) -> None:
-        with ProcessPoolExecutor(max_workers=self.workers, initializer=_init_worker,
-                                 initargs=(options,)) as pool:
-            # the first submit forks every worker (before this process starts any thread)
-            for ex in sorted(exercises):
-                self.unstaged[ex] = len(score.STAGING_PARTS)
-                for part in score.STAGING_PARTS:
-                    self.running[pool.submit(score.stage, ex, part)] = ("stage", ex)
+        self.options = options
+        for ex in sorted(exercises):
+            self.unstaged[ex] = len(score.STAGING_PARTS)
+            self.to_stage.extend((ex, part) for part in score.STAGING_PARTS)
+        pool = self._pool()
+        try:
+            self._fill(pool)  # the first submit forks every worker (before any thread here)
             self.sandbox = probe()  # a subprocess: the workers stage meanwhile
+            self.probed = True
             print(f"{PROG}: {self.sandbox.note}", file=sys.stderr)
-            self._fill(pool)
-            while self.running:
-                done, _ = wait(self.running, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    self._take(fut, self.running.pop(fut))
-                self._fill(pool)
+            while True:
+                broken = not self._fill(pool)
+                if not self.running:
+                    if not broken:
+                        return
+                else:
+                    done, _ = wait(self.running, return_when=FIRST_COMPLETED)
+                    broken = any(isinstance(f.exception(), BrokenProcessPool) for f in done)
+                    if not broken:
+                        for fut in done:
+                            self._take(fut, self.running.pop(fut))
+                        continue
+                pool.shutdown(wait=True)  # every task still running died with it
+                self._recover()
+                pool = self._pool()
+        finally:
+            pool.shutdown(wait=True)
 
-    def _fill(self, pool: ProcessPoolExecutor) -> None:
-        """Keep every worker busy, judging first: a queued kernel would only wait behind it."""
-        while len(self.running) < self.workers and (self.to_judge or self.todo):
-            if self.to_judge:
+    def _pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=self.workers, initializer=_init_worker,
+                                   initargs=(self.options,))
+
+    def _fill(self, pool: ProcessPoolExecutor) -> bool:
+        """Keep every worker busy: staging, then judging (a queued kernel would only wait
+        behind it), then kernels once the sandbox is known; a suspect runs only alone.
+        False when the pool turned out broken (the task is queued again)."""
+        while len(self.running) < self.workers:
+            if self.to_stage:
+                ex, part = self.to_stage.popleft()
+                task: tuple[Any, ...] = ("stage", ex, part)
+                call: tuple[Any, ...] = (score.stage, ex, part)
+            elif self.to_judge:
                 ex, plan_json = self.to_judge.popleft()
-                fut = pool.submit(_judge_one, ex, plan_json, self.parts.get(ex, []))
-                self.running[fut] = ("judge", ex, plan_json)
-            else:
+                task = ("judge", ex, plan_json)
+                call = (_judge_one, ex, plan_json, self.parts.get(ex, []))
+            elif not self.probed:
+                return True
+            elif self.suspects and not self.running:
+                path, name = self.suspects.popleft()
+                task = ("run", name, path, True)
+                call = (_run_one, str(path), path.name, self.sandbox)
+            elif self.todo and not self.suspects:
                 path, name = self.todo.popleft()
-                fut = pool.submit(_run_one, str(path), path.name, self.sandbox)
-                self.running[fut] = ("run", name)
+                task = ("run", name, path, False)
+                call = (_run_one, str(path), path.name, self.sandbox)
+            else:
+                return True
+            try:
+                self.running[pool.submit(*call)] = task
+            except BrokenProcessPool:
+                self._requeue(task)
+                return False
+        return True
 
-    def _take(self, fut: Future[Any], task: tuple[str, ...]) -> None:
+    def _requeue(self, task: tuple[Any, ...]) -> None:
+        """Put a task that never ran back at the front of its queue."""
+        if task[0] == "stage":
+            self.to_stage.appendleft((task[1], task[2]))
+        elif task[0] == "judge":
+            self.to_judge.appendleft((task[1], task[2]))
+        else:
+            (self.suspects if task[3] else self.todo).appendleft((task[2], task[1]))
+
+    def _recover(self) -> None:
+        """After a worker died: keep what finished, queue again what was cut short."""
+        for fut, task in list(self.running.items()):
+            del self.running[fut]
+            if not isinstance(fut.exception(), BrokenProcessPool):
+                self._take(fut, task)
+            elif task[0] == "run" and task[3]:  # it ran alone: it is what killed the worker
+                self._finish(worker_lost(task[2], exercise=self.options["exercise"],
+                                         key=self.options["key"]), task[1])
+            elif task[0] == "run":
+                self.suspects.append((task[2], task[1]))
+            else:
+                self._requeue(task)
+
+    def _take(self, fut: Future[Any], task: tuple[Any, ...]) -> None:
         if task[0] == "stage":
             ex = task[1]
             with contextlib.suppress(Exception):  # a missing part is built where it is needed

@@ -6,8 +6,10 @@
 * A hard wall-clock limit per notebook, enforced by a watchdog thread in the grader that kills the
   kernel's whole process group: a loop that ignores ``KeyboardInterrupt`` still ends.
 * Captured output is capped while it streams, per cell, so a cell printing 10 MB costs nothing.
-* When the grader runs as root, the kernel runs as an unprivileged user (``nobody``), so learner
-  code cannot write the project's files. Otherwise the grader says it is not isolated.
+* When the grader runs as root, the kernel runs in private mount and PID namespaces, as an
+  unprivileged user (``nobody``) when that user can run the interpreter, so learner code can
+  neither write the project's files nor see or signal the grader's processes. Otherwise the
+  grader says it is not isolated.
 
 Only the grader's own final cell talks back: it turns ``plan`` and ``answers`` into plain JSON
 and displays them under a private MIME type with a nonce. Nothing else the kernel prints or
@@ -114,7 +116,10 @@ class Sandbox:
     def wrap(self, cmd: list[str], workdir: Path) -> list[str]:
         if not self.isolated:
             return cmd
-        return ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+        # a private PID namespace too: the kernel is its PID 1 and sees (and can signal) no
+        # process outside it, so it cannot kill the grader or another learner's kernel
+        return ["unshare", "--mount", "--propagation", "private", "--pid", "--fork",
+                "--kill-child", "--mount-proc", "--", "/bin/sh", "-c",
                 _SANDBOX, "backfill-sandbox", str(workdir), self.hide,
                 ":".join(self.protect), "" if self.user is None else str(self.user), *cmd]
 

@@ -32,7 +32,7 @@ from .score import (
 )
 
 __all__ = ["PROJECT_ROOT", "ProjectGuard", "conclude", "grade_notebook", "read_submission",
-           "run_notebook"]
+           "run_notebook", "worker_lost"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 GUARDED = ("backfill_lab", "grader", "solutions", "exercises", "notebooks", "tools",
@@ -201,6 +201,23 @@ def run_notebook(
     if plan_json is None:
         conclude(result, result.tests)
     return result, plan_json
+
+
+def worker_lost(path: str | Path, *, exercise: str | None = None,
+                key: dict[str, Any] | None = None) -> GradeResult:
+    """The result of a submission whose grading process died while it ran, alone: the
+    submission killed it (possible only without the sandbox) or took all the memory."""
+    path = Path(path)
+    reason = ("the process grading this submission died while it ran (did it kill processes, "
+              "or use up the memory?); nothing else was affected")
+    nb, _ = read_submission(path)
+    ex = _exercise_of(nb, exercise) if nb is not None else exercise
+    result = GradeResult(path.name, ex, "error", reason=reason,
+                         sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    if ex in EXERCISE_IDS:
+        result.max_score = max_score(ex, key)
+        result.tests = zero_tests(ex, key, reason)
+    return result
 
 
 def conclude(result: GradeResult, tests: list[TestResult], seconds: float = 0.0) -> GradeResult:

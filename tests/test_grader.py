@@ -89,6 +89,16 @@ def test_broken_submissions_get_a_status_and_a_reason(graded, name, status, reas
     assert res["score"] == 0
 
 
+def test_a_submission_that_kills_its_parent_harms_only_itself(graded):
+    res = result(graded, "ex1_kills_its_parent_no_harm")
+    # sandboxed, it can only kill itself; unsandboxed, it kills its grading worker, and the
+    # batch replaces the worker and records the submission as an error
+    assert res["status"] in ("kernel_died", "error") and res["score"] == 0
+    if isolation().isolated:
+        assert res["status"] == "kernel_died"
+    assert result(graded, "ex1_solution_full_marks")["score"] == 16
+
+
 def test_output_is_capped(graded):
     res = (graded / "ex1_huge_print_graded.json").stat().st_size
     assert res < 20_000  # a 10 MB print costs nothing in the report
@@ -149,7 +159,9 @@ def test_the_sandbox_keeps_project_files_and_the_key_out_of_reach(tmp_path):
         f"except OSError:\n    wrote = False\n"
         f"try:\n    os.listdir({str(ROOT / 'solutions')!r})\n    peeked = True\n"
         f"except OSError:\n    peeked = False\n"
-        "plan = {'backfill': {'partitions': '2024-12-01'}, 'wrote': wrote, 'peeked': peeked}")
+        "seen = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n"
+        "plan = {'backfill': {'partitions': '2024-12-01'}, 'wrote': wrote, 'peeked': peeked,\n"
+        "        'parent': os.getppid(), 'seen': seen}")
     from grader.execute import run_submission
 
     run = run_submission(nbformat.read(probe, as_version=4), Limits(timeout=60),
@@ -158,6 +170,8 @@ def test_the_sandbox_keeps_project_files_and_the_key_out_of_reach(tmp_path):
     assert run.data["plan"]["wrote"] is False
     assert run.data["plan"]["peeked"] is False
     assert target.read_bytes() == before
+    # its own PID namespace: no parent to signal, and no process of the grader in sight
+    assert run.data["plan"]["parent"] == 0 and run.data["plan"]["seen"] == [1]
 
 
 @pytest.mark.parametrize(("name", "correct"), [("quick_test_all_right", 15),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,42 @@ def test_a_batch_stages_each_exercise_once_and_judges_each_distinct_plan_once(
     scores = {p.stem: json.loads(p.read_text())["score"] for p in out.glob("*.json")}
     assert scores == {"a-1": 2, "a-2": 2, "a-3": 2, "b-1": 1, "none-1": 0}
     assert "not isolated" in json.loads((out / "none-1.json").read_text())["notes"]
+    capsys.readouterr()
+
+
+def _fake_run_that_kills(path: str, name: str, sandbox: Sandbox) -> tuple[GradeResult, str | None]:
+    if name.startswith("killer"):
+        os._exit(9)  # what os.kill(os.getppid(), SIGKILL) does to an unsandboxed worker
+    return _fake_run(path, name, sandbox)
+
+
+def test_a_submission_that_kills_its_worker_is_an_error_and_the_batch_goes_on(
+        tmp_path, monkeypatch, capsys):
+    """Without a sandbox a kernel can kill the worker grading it. The batch replaces the pool,
+    reruns the submissions that were cut short one at a time, and records only the killer."""
+    import grader.cli as cli
+    import grader.score as score
+
+    monkeypatch.setitem(_CALLS, "log", tmp_path / "calls.log")
+    monkeypatch.setattr(cli, "_run_one", _fake_run_that_kills)
+    monkeypatch.setattr(cli, "isolation", lambda *a, **k: Sandbox("none", "not isolated"))
+    monkeypatch.setattr(score, "stage", _fake_stage)
+    monkeypatch.setattr(score, "judge", _fake_judge)
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    meta = json.dumps({"metadata": {"backfill_lab": {"exercise": "ex1"}}, "cells": [],
+                       "nbformat": 4, "nbformat_minor": 5})
+    for stem in ("a-1", "a-2", "killer-1", "b-1", "a-3", "none-1"):
+        (subs / f"{stem}.ipynb").write_text(meta)
+    out = tmp_path / "out"
+    assert main(["grade", str(subs), "--out", str(out), "--jobs", "2"]) == 0
+    results = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
+    assert {k: r["score"] for k, r in results.items()} == {
+        "a-1": 2, "a-2": 2, "a-3": 2, "b-1": 1, "none-1": 0, "killer-1": 0}
+    killer = results["killer-1"]
+    assert killer["status"] == "error" and "died while it ran" in killer["reason"]
+    assert killer["max_score"] == 16  # ex1's tests, all at zero
+    assert "judge ex1 plan-a" in _CALLS["log"].read_text()
     capsys.readouterr()
 
 
