@@ -101,7 +101,7 @@ class Sandbox:
     """How kernels are confined. ``kind`` is ``namespace`` (a private mount namespace in which
     the whole filesystem but the kernel's working directory is read-only and ``solutions/`` is
     hidden, with every capability dropped, and the kernel running as ``nobody`` when that user
-    can run the interpreter) or ``none``."""
+    can run the interpreter, in a PID namespace of its own) or ``none``."""
 
     kind: str
     note: str
@@ -154,8 +154,9 @@ def isolation(root: Path | None = None, protect: tuple[str, ...] = ()) -> Sandbo
                                    cwd=probe_dir, env=_kernel_env(probe_dir))
             if probe.returncode == 0:
                 who = f"as '{KERNEL_USER}'" if user is not None else "as root without capabilities"
-                return Sandbox("namespace", f"isolated: kernels run {who} in a private mount "
-                                            f"namespace (read-only filesystem, solutions hidden)",
+                return Sandbox("namespace", f"isolated: kernels run {who} in private mount and "
+                                            f"PID namespaces (read-only filesystem, solutions "
+                                            f"hidden, no other process in sight)",
                                user, hide, guarded)
             last = (probe.stderr.strip().splitlines() or ["unknown error"])[-1]
     finally:
