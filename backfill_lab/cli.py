@@ -223,6 +223,11 @@ def _print_event(event: StepEvent) -> None:
 
 
 def _cmd_backfill(args: argparse.Namespace) -> int:
+    if args.batch_size > 1 and args.write_mode != "overwrite":
+        raise UsageError(
+            f"'--batch-size' > 1 needs '--write-mode overwrite' (got {args.write_mode!r}): a "
+            f"batch replaces its partitions in one transaction; drop --batch-size to "
+            f"{args.write_mode} one partition at a time")
     with _existing_db(args.db) as wh:
         pipeline = demo_pipeline(wh, feature_version=args.feature_version)
         runner = BackfillRunner(
@@ -248,7 +253,8 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
         print(f"backfill {result.backfill_id}: {result.status} ({counts}; "
               f"at most {result.max_in_flight} in flight; {result.seconds:.1f}s)")
         if result.resumed:
-            print(f"resumed: {result.resumed} steps had already succeeded and were not rerun")
+            print(f"resumed: {result.resumed} partition writes had already succeeded and were "
+                  f"not rerun")
         return 0 if result.ok else 1
 
 

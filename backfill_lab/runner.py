@@ -101,7 +101,7 @@ class BackfillResult:
     steps: list[StepResult]
     started_order: list[tuple[str, str]] = field(default_factory=list)
     max_in_flight: int = 0
-    resumed: int = 0
+    resumed: int = 0  # partitions already done by an earlier run of this backfill id (skipped)
     seconds: float = 0.0
 
     def counts(self) -> dict[str, int]:
@@ -291,9 +291,12 @@ class BackfillRunner:
             step = ready[0]
             del pending[step.key]
             done.add(step.key)
+            row = {"seq": len(rows) + 1, "layer": step.layer, "partition": step.partition}
+            if self.batch_size > 1:  # a step writes its whole batch: show which partitions
+                row["writes"] = str(PartitionSet.of(step.partitions))
             rows.append({
-                "seq": len(rows) + 1, "layer": step.layer, "partition": step.partition,
-                "table": step.table, "mode": self.mode, "code_version": self.code_version,
+                **row, "table": step.table, "mode": self.mode,
+                "code_version": self.code_version,
                 "waits_for": ", ".join(f"{layer}:{p}" for layer, p in step.waits_for),
             })
         return pd.DataFrame(rows)
@@ -354,7 +357,7 @@ class BackfillRunner:
             if all(status == "success" for status, _ in seen):
                 results[step.key] = StepResult(step.layer, step.partition, step.table,
                                                "success", attempts)
-        resumed = len(results)
+        resumed = sum(len(s.partitions) for s in self.steps if s.key in results)
         done = {k for k, r in results.items() if r.status == "success"}
         pending = {s.key: s for s in self.steps if s.key not in results}
         self._total = sum(len(s.partitions) for s in pending.values())

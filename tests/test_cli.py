@@ -39,6 +39,15 @@ def test_demo_status_backfill_status(db, capsys):
         assert set(Ledger(wh).frame("dec").audit_tags) == {'{"ticket": "INC-1"}'}
 
 
+def test_a_batched_dry_run_shows_what_each_step_writes(db, capsys):
+    capsys.readouterr()
+    code = main(["backfill", "--db", str(db), "--partitions", "2024-12-01..2024-12-09",
+                 "--batch-size", "7", "--layers", "raw", "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0 and "dry run: 2 steps, nothing written" in out
+    assert "2024-12-01..2024-12-07" in out and "2024-12-08..2024-12-09" in out
+
+
 def test_dry_run_prints_steps_and_writes_nothing(db, capsys):
     capsys.readouterr()
     with Warehouse(db) as wh:
@@ -68,6 +77,8 @@ def test_dry_run_prints_steps_and_writes_nothing(db, capsys):
          "Did you mean 'staging'?"),
         (["backfill", "--partitions", "2024-12-01", "--write-mode", "merge"], "needs merge_keys"),
         (["backfill", "--partitions", "2024-12-01", "--audit-tag", "oops"], "KEY=VALUE"),
+        (["backfill", "--partitions", "2024-12-01", "--write-mode", "merge", "--batch-size", "7"],
+         "'--batch-size' > 1 needs '--write-mode overwrite' (got 'merge')"),
         (["backfil"], "Did you mean 'backfill'?"),
         (["backfill", "--partitions", "2024-12-01", "--code-version", "v9"],
          "pinned to code version 'v9'"),

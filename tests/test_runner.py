@@ -273,6 +273,16 @@ def test_a_batch_is_all_or_nothing_and_retried_whole(wh, pipeline):
     assert retried.ok and len(wh.partition_counts("raw")) == 7
 
 
+def test_a_resumed_batched_backfill_counts_partitions_not_batches(wh, pipeline):
+    fortnight = "2024-12-01..2024-12-14"
+    first = run_backfill(pipeline, wh, fortnight, layers=["raw"], batch_size=7, retries=0,
+                         backfill_id="b", faults=[Fault.fail("raw", "2024-12-10", times=1)])
+    assert first.counts() == {"success": 7, "failed": 7}
+    second = run_backfill(pipeline, wh, fortnight, layers=["raw"], batch_size=7,
+                          backfill_id="b")
+    assert second.ok and second.resumed == 7 and second.counts() == {"success": 14}
+
+
 MONTH = "2024-12-01..2024-12-20"
 EVENT_COLS = "date, event_id, entity_id, amount, amount * 2 AS amount_x2"
 
