@@ -213,6 +213,13 @@ class _CappedClient(NotebookClient):
         self._sizes: dict[int, int] = {}
         self.truncated: set[int] = set()
         self.timed_out: list[int] = []
+        self.running: int | None = None
+
+    async def async_execute_cell(self, cell: NotebookNode, cell_index: int,
+                                 execution_count: int | None = None,
+                                 store_history: bool = True) -> NotebookNode:
+        self.running = cell_index  # if the kernel dies, this is the cell that ended it
+        return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
 
     async def _async_handle_timeout(self, timeout: int, cell: NotebookNode | None = None
                                     ) -> dict[str, Any] | None:
@@ -310,7 +317,7 @@ def run_submission(nb: NotebookNode, limits: Limits, *, sandbox: Sandbox | None 
     except DeadKernelError as exc:
         result.status = "timeout" if killed.is_set() else "kernel_died"
         result.reason = (f"the notebook ran longer than {limits.timeout:g}s and was stopped"
-                         if killed.is_set() else f"the kernel died: {_first_line(exc)}")
+                         if killed.is_set() else _died(client.running, extract_index, exc))
     except CellTimeoutError as exc:  # only when the interrupt itself could not be delivered
         result.status = "timeout"
         result.reason = _first_line(exc)
@@ -346,6 +353,10 @@ def run_submission(nb: NotebookNode, limits: Limits, *, sandbox: Sandbox | None 
     if result.status == "graded" and extract_index in client.timed_out:
         # the kernel never came back from a cell: it ignored the interrupt
         stuck = [c["cell"] for c in result.failed_cells if c["ename"] == "CellTimeoutError"]
+        for entry in result.failed_cells:
+            if stuck and entry["cell"] == stuck[0]:
+                entry["evalue"] = (f"ran longer than {limits.cell_timeout:g}s and ignored the "
+                                   f"interrupt")
         result.status = "timeout"
         result.reason = (f"cell {stuck[0] if stuck else '?'} ran longer than "
                          f"{limits.cell_timeout:g}s and ignored the interrupt")
@@ -355,6 +366,17 @@ def run_submission(nb: NotebookNode, limits: Limits, *, sandbox: Sandbox | None 
             result.status = "error"
             result.reason = "the grader could not read the notebook's variables back"
     return result
+
+
+def _died(running: int | None, extract_index: int, exc: BaseException) -> str:
+    """Why a kernel died, naming the cell that was running and what usually does that."""
+    if running is None or running >= extract_index:
+        where = "after your last cell, while the grader read your variables back"
+    else:
+        where = f"while cell {running + 1} ran"
+    return (f"the kernel process ended {where} ({_first_line(exc)}); Restart and run all to "
+            f"see it: exiting the process, a crash in native code or running out of memory "
+            f"ends a kernel")
 
 
 def _first_line(value: object) -> str:

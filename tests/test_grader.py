@@ -79,7 +79,7 @@ def test_untouched_exercise_is_zero_without_a_crash(graded):
 
 @pytest.mark.parametrize(("name", "status", "reason"), [
     ("ex1_ignores_interrupt_timeout", "timeout", "ignored the interrupt"),
-    ("ex1_os_exit_kernel_died", "kernel_died", "the kernel died"),
+    ("ex1_os_exit_kernel_died", "kernel_died", "the kernel process ended while cell 3 ran"),
     ("not_json_invalid", "invalid_notebook", "not JSON"),
     ("text_renamed_invalid", "invalid_notebook", "not JSON"),
 ])
@@ -87,6 +87,17 @@ def test_broken_submissions_get_a_status_and_a_reason(graded, name, status, reas
     res = result(graded, name)
     assert res["status"] == status and reason in res["reason"]
     assert res["score"] == 0
+
+
+def test_a_kernel_that_ignores_the_interrupt_is_reported_once_and_the_same_way(graded):
+    res = result(graded, "ex1_ignores_interrupt_timeout")
+    stuck = [c for c in res["failed_cells"] if c["ename"] == "CellTimeoutError"]
+    assert len(stuck) == 1 and f"cell {stuck[0]['cell']} ran longer" in res["reason"]
+    assert "ignored the interrupt" in stuck[0]["evalue"]
+    assert "ignored the interrupt" in res["reason"]
+    # the feedback says it once per section (status, the cell, what to fix), not per check
+    md = (graded / "ex1_ignores_interrupt_timeout.md").read_text()
+    assert md.count("ignored the interrupt") == 3 and "- all 13 checks (range, " in md
 
 
 def test_a_submission_that_kills_its_parent_harms_only_itself(graded):
