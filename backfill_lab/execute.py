@@ -125,7 +125,8 @@ def run_plan(
         out.backfill = BackfillRunner(
             pipeline, warehouse, b.partitions, layers=layers, order=b.order,
             concurrency=b.concurrency or steps, retries=b.retries, mode=b.mode,
-            merge_keys=b.merge_keys or None, target=b.target, code_version=plan.code_version,
+            batch_size=b.batch_size, merge_keys=b.merge_keys or None, target=b.target,
+            code_version=plan.code_version,
             backfill_id=bid, faults=faults, audit_tags=plan.audit_tags, clock=clock,
             sleep=sleep, on_event=on_event,
             validations={layers[-1]: checks} if checks is not None else None,
@@ -176,6 +177,10 @@ def _run_schedule(plan: Plan, warehouse: Warehouse, pipeline: Pipeline,
     fixed = clock if isinstance(clock, FixedClock) else FixedClock(start)
     schedule = plan.schedule or "daily 02:00 UTC"
     out = PlanRun(plan)
+    if b.batch_size > 1:
+        out.error = ("backfill.batch_size applies to a one-off backfill; a late-data plan runs "
+                     "its schedule, one partition per run: drop batch_size")
+        return out
     try:
         scheduler = Scheduler(
             pipeline, warehouse, schedule, clock=fixed,

@@ -54,7 +54,7 @@ def pipeline_layers(pipeline: str) -> list[str]:
 TOP_KEYS = ("pipeline", "code_version", "schedule", "catchup", "backfill", "validations",
             "rollback", "lineage", "switchover", "late_data")
 BACKFILL_KEYS = ("start", "end", "partitions", "order", "layers", "concurrency", "max_parallel",
-                 "retries", "mode", "write_mode", "merge_keys", "target")
+                 "retries", "mode", "write_mode", "merge_keys", "target", "batch_size")
 ROLLBACK_STRATEGIES = ("snapshot", "previous_version")
 SWITCH_WHEN = ("validated",)
 
@@ -122,6 +122,7 @@ class BackfillSpec:
     mode: str = "overwrite"
     merge_keys: tuple[str, ...] = ()
     target: str | None = None
+    batch_size: int = 1  # partitions per transaction (overwrite only)
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any]) -> BackfillSpec:
@@ -163,9 +164,15 @@ class BackfillSpec:
         target = spec.get("target")
         if target is not None and not isinstance(target, str):
             raise ConfigError.invalid("backfill.target", "a table name", target)
+        batch_size = _int("backfill.batch_size", spec.get("batch_size", 1), 1)
+        if batch_size > 1 and mode != "overwrite":
+            raise ConfigError(
+                f"backfill.batch_size > 1 needs mode: overwrite (got {mode!r}): a batch replaces "
+                f"its partitions in one transaction; drop batch_size to {mode} one partition at "
+                f"a time")
         return cls(partitions, order, layers, concurrency,
                    _int("backfill.retries", spec.get("retries", 0), 0), mode, merge_keys,
-                   target)
+                   target, batch_size)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -187,6 +194,8 @@ class BackfillSpec:
             out["merge_keys"] = list(self.merge_keys)
         if self.target:
             out["target"] = self.target
+        if self.batch_size > 1:
+            out["batch_size"] = self.batch_size
         return out
 
 

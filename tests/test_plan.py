@@ -129,6 +129,10 @@ def test_aliases_and_lists():
          "'catchup' must be true or false (got 'yes')"),
         ({"backfill": {"partitions": "2024-12-01"}, "start": "2024-12-01"},
          "indent them under 'backfill:'"),
+        ({"backfill": {"partitions": "2024-12-01", "batch_size": "week"}},
+         "'backfill.batch_size' must be an integer >= 1 (got 'week')"),
+        ({"backfill": {"partitions": "2024-12-01", "batch_size": 7, "mode": "merge"}},
+         "backfill.batch_size > 1 needs mode: overwrite (got 'merge')"),
         ("backfill: [1, 2", "plan is not valid YAML at line"),
         ("- just a list", "'plan' must be a mapping with a 'backfill' section (got 'list')"),
         ("missing.yaml", "plan file 'missing.yaml' does not exist"),
@@ -170,3 +174,20 @@ def test_exports_of_a_targeted_set_and_descending_order():
                                      "2025-01-15 --threads 1")
     with pytest.raises(ConfigError, match="Did you mean 'dbt'"):
         plan.export("dtb")
+
+
+def test_a_plan_can_batch_its_writes_and_run_does_so(tmp_path):
+    from backfill_lab import Fault, Warehouse, build_demo
+    from backfill_lab.execute import run_plan
+
+    plan = load_plan({"code_version": "v1.4.2", "backfill": {
+        "partitions": "2024-12-01..2024-12-14", "layers": ["raw"], "batch_size": 7}})
+    assert plan.backfill.batch_size == 7 and "batch_size: 7" in plan.to_yaml()
+    assert load_plan(plan.to_yaml()) == plan
+    assert "batch_size" not in load_plan(GUIDE_SNIPPET).to_yaml()  # the default stays quiet
+    with Warehouse() as wh:
+        build_demo(wh)
+        run = run_plan(plan, wh, faults=[Fault.fail("raw", "2024-12-10")], sleep=lambda _: None)
+        statuses = run.backfill.frame().set_index("partition")["status"]
+        assert set(statuses["2024-12-01":"2024-12-07"]) == {"success"}
+        assert set(statuses["2024-12-08":"2024-12-14"]) == {"failed"}  # the whole batch
