@@ -255,6 +255,8 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
         if result.resumed:
             print(f"resumed: {result.resumed} partition writes had already succeeded and were "
                   f"not rerun")
+        for note in result.notes:
+            print(f"note: {note}")
         return 0 if result.ok else 1
 
 

@@ -103,6 +103,7 @@ class BackfillResult:
     max_in_flight: int = 0
     resumed: int = 0  # partitions already done by an earlier run of this backfill id (skipped)
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # what the user may want to know, one line each
 
     def counts(self) -> dict[str, int]:
         """Steps per final status (statuses no step ended in are left out)."""
@@ -443,8 +444,19 @@ class BackfillRunner:
             status = "failed"
         return BackfillResult(
             self.backfill_id, status, ordered, started_order, self.max_in_flight, resumed,
-            time.perf_counter() - t0,
+            time.perf_counter() - t0, self._notes(),
         )
+
+    def _notes(self) -> list[str]:
+        """Why batches were slower than they could be: layers that cannot build a batch at once."""
+        if self.batch_size == 1:
+            return []
+        slow = [n for n in self.layers
+                if self.pipeline.layer(n).is_sql and not self.pipeline.layer(n).range_aware]
+        if not slow:
+            return []
+        return [f"layers {', '.join(slow)} filter on $partition, so each batch ran one SELECT "
+                f"per partition; filter on $batch_start and $batch_end to build a batch with one"]
 
     def _finish_without_run(
         self, step: Step, status: str, error: str, attempts: int

@@ -333,6 +333,14 @@ def test_a_gap_in_the_batch_falls_back_to_one_select_per_partition(sources):
                           targeted, batch_size=4)
     assert result.ok and sorted(wh.partition_counts("doubled")) == targeted
     assert len(sources) == 1 and sources[0].count("UNION ALL") == 3  # type: ignore[union-attr]
+    assert result.notes == []  # the layer is range-aware; only the gap made it fall back
+
+
+def test_batches_of_a_per_partition_layer_say_why_they_were_not_one_select(wh, pipeline):
+    result = run_backfill(pipeline, wh, WEEK, batch_size=7)
+    assert result.ok and len(result.notes) == 1
+    assert result.notes[0].startswith("layers staging, features filter on $partition")
+    assert run_backfill(pipeline, Warehouse(), WEEK).notes == []
 
 
 def test_a_range_that_spills_outside_its_batch_writes_nothing():
