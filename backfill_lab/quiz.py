@@ -306,6 +306,8 @@ def score_answers(answers: object, key: Mapping[str, Mapping[str, str]]) -> Quiz
                                       section))
     unknown = sorted(set(given) - set(names))
     detail = f"ignored unknown question ids: {', '.join(unknown)}" if unknown else ""
+    if any(u.isdigit() and f"q{u}" in names for u in unknown):
+        detail += f' (question ids look like "{names[0]}", not "{names[0][1:]}")'
     return QuizReport(results, "checked", detail)
 
 

@@ -50,6 +50,8 @@ def test_the_grader_accepts_what_the_notebook_quiz_accepts():
     assert graded[3].output == "not answered."
     assert "ignored unknown question ids: q9" in graded[0].output
     assert score_quiz({"answers": {}}, KEY)[0] == "missing_answer"
+    _, numbered = score_quiz({"answers": {"1": "b", "2": "b"}}, KEY)
+    assert 'question ids look like "q1", not "1"' in numbered[0].output
 
 
 def test_quiz_missing_placeholder_and_wrong_type():
