@@ -135,10 +135,9 @@ class Faults:
                 if f.times is not None and done >= f.times:
                     continue
                 self._failures[(i, layer, partition)] = done + 1
-            raise InjectedFault(
-                f"injected failure in {layer} {partition} (attempt {done + 1} of "
-                f"{f.times if f.times is not None else 'every'} planned)"
-            )
+            planned = (f"failure {done + 1} of {f.times} planned" if f.times is not None
+                       else "fails every attempt")
+            raise InjectedFault(f"injected failure in {layer} {partition} ({planned})")
 
     def corrupts(self, layer: str, partition: str) -> bool:
         return any(f.kind in DATA_FAULTS and f.applies(layer, partition) for f in self.faults)
