@@ -156,23 +156,32 @@ def _fake_judge(exercise: str, plan_json: str) -> list[Verdict]:
             Verdict("outcome", 1.0 if plan_json == "plan-a" else 0.0, 1.0, "?")]
 
 
-def test_a_batch_stages_each_exercise_once_and_judges_each_distinct_plan_once(
-        tmp_path, monkeypatch, capsys):
-    """Two workers, five submissions, two distinct plans: staging and judging happen once
-    each, and every submission still gets its plan's verdict."""
+def _fake_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Any,
+                stems: tuple[str, ...]) -> Path:
+    """A folder of ex1 submissions named ``stems``, graded by ``run`` instead of kernels, with
+    the stand-in staging and judge (the batch's scheduling is what is under test)."""
     import grader.cli as cli
     import grader.score as score
 
     monkeypatch.setitem(_CALLS, "log", tmp_path / "calls.log")
-    monkeypatch.setattr(cli, "_run_one", _fake_run)
+    monkeypatch.setattr(cli, "_run_one", run)
     monkeypatch.setattr(cli, "isolation", lambda *a, **k: Sandbox("none", "not isolated"))
     monkeypatch.setattr(score, "stage", _fake_stage)
     monkeypatch.setattr(score, "judge", _fake_judge)
     subs = tmp_path / "subs"
     subs.mkdir()
-    meta = json.dumps({"metadata": {"backfill_lab": {"exercise": "ex1"}}, "cells": []})
-    for stem in ("a-1", "a-2", "a-3", "b-1", "none-1"):
+    meta = json.dumps({"metadata": {"backfill_lab": {"exercise": "ex1"}}, "cells": [],
+                       "nbformat": 4, "nbformat_minor": 5})
+    for stem in stems:
         (subs / f"{stem}.ipynb").write_text(meta)
+    return subs
+
+
+def test_a_batch_stages_each_exercise_once_and_judges_each_distinct_plan_once(
+        tmp_path, monkeypatch, capsys):
+    """Two workers, five submissions, two distinct plans: staging and judging happen once
+    each, and every submission still gets its plan's verdict."""
+    subs = _fake_batch(tmp_path, monkeypatch, _fake_run, ("a-1", "a-2", "a-3", "b-1", "none-1"))
     out = tmp_path / "out"
     assert main(["grade", str(subs), "--out", str(out), "--jobs", "2"]) == 0
     calls = sorted(_CALLS["log"].read_text().splitlines())
@@ -194,20 +203,8 @@ def test_a_submission_that_kills_its_worker_is_an_error_and_the_batch_goes_on(
         tmp_path, monkeypatch, capsys):
     """Without a sandbox a kernel can kill the worker grading it. The batch replaces the pool,
     reruns the submissions that were cut short one at a time, and records only the killer."""
-    import grader.cli as cli
-    import grader.score as score
-
-    monkeypatch.setitem(_CALLS, "log", tmp_path / "calls.log")
-    monkeypatch.setattr(cli, "_run_one", _fake_run_that_kills)
-    monkeypatch.setattr(cli, "isolation", lambda *a, **k: Sandbox("none", "not isolated"))
-    monkeypatch.setattr(score, "stage", _fake_stage)
-    monkeypatch.setattr(score, "judge", _fake_judge)
-    subs = tmp_path / "subs"
-    subs.mkdir()
-    meta = json.dumps({"metadata": {"backfill_lab": {"exercise": "ex1"}}, "cells": [],
-                       "nbformat": 4, "nbformat_minor": 5})
-    for stem in ("a-1", "a-2", "killer-1", "b-1", "a-3", "none-1"):
-        (subs / f"{stem}.ipynb").write_text(meta)
+    subs = _fake_batch(tmp_path, monkeypatch, _fake_run_that_kills,
+                       ("a-1", "a-2", "killer-1", "b-1", "a-3", "none-1"))
     out = tmp_path / "out"
     assert main(["grade", str(subs), "--out", str(out), "--jobs", "2"]) == 0
     results = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
