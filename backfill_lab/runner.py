@@ -484,8 +484,6 @@ class BackfillRunner:
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:
-            if len(step.partitions) > 1:
-                return self._attempts_batch(step, attempts_before)
             return self._attempts(step, attempts_before)
         finally:
             with self._lock:
@@ -499,57 +497,9 @@ class BackfillRunner:
                 f"{step.layer} {step.partition} ran (pinned {self.code_version!r})")
 
     def _attempts(self, step: Step, attempts_before: int) -> StepResult:
-        layer = self.pipeline.layer(step.layer)
-        last = attempts_before + 1 + self.retries
-        attempt = attempts_before
-        error = ""
-        while attempt < last:
-            attempt += 1
-            started = self.clock.now()
-            self._emit(StepEvent(step.layer, step.partition, "running", attempt))
-            upstream: list[str] = []
-            try:
-                self._check_version(step)
-                upstream = self._check_upstream(layer, step)
-                self.faults.before_attempt(step.layer, step.partition)
-                rows = self._build(layer, step)
-                params = rows[1] if isinstance(rows, tuple) else None
-                source = rows[0] if isinstance(rows, tuple) else rows
-
-                def on_commit(cur: Any, written: int, attempt: int = attempt,
-                              started: dt.datetime = started, upstream: list[str] = upstream
-                              ) -> None:
-                    self.ledger.record(self._entry(step, attempt, "success", written, started,
-                                                   self.clock.now(), None, upstream), cur)
-
-                result = self.warehouse.write_partition(
-                    step.table, step.partition, source, self.mode,
-                    merge_keys=self._merge_keys(layer), params=params,
-                    partition_column=layer.partition_column, on_commit=on_commit,
-                )
-                failed = self._validate(step)
-                status = "invalid" if failed else "success"
-                self._emit(StepEvent(step.layer, step.partition, status, attempt,
-                                     rows=result.rows, error=failed))
-                return StepResult(step.layer, step.partition, step.table, status, attempt,
-                                  rows=result.rows, error=failed)
-            except Exception as exc:  # every failure is recorded; none escapes a worker
-                error = _one_line(exc)
-                permanent = isinstance(exc, _PERMANENT)
-                self.ledger.record(self._entry(step, attempt, "failed", None, started,
-                                               self.clock.now(), error, upstream))
-                if permanent or attempt >= last:
-                    break
-                self._emit(StepEvent(step.layer, step.partition, "retrying", attempt,
-                                     error=error))
-                self.sleep(self.backoff * 2 ** (attempt - attempts_before - 1))
-        self._emit(StepEvent(step.layer, step.partition, "failed", attempt, error=error))
-        return StepResult(step.layer, step.partition, step.table, "failed",
-                          attempt, error=error)
-
-    def _attempts_batch(self, step: Step, attempts_before: int) -> StepResult:
-        """A batch of partitions of one layer, built and written in one transaction."""
-        layer = self.pipeline.layer(step.layer)
+        """Try a step (one partition, or a batch) until it succeeds, fails for good, or runs out
+        of retries; every failed attempt gets a ledger row per partition, then a backoff."""
+        once = self._once_batch if len(step.partitions) > 1 else self._once
         last = attempts_before + 1 + self.retries
         attempt = attempts_before
         error = ""
@@ -558,40 +508,10 @@ class BackfillRunner:
             started = self.clock.now()
             for p in step.partitions:
                 self._emit(StepEvent(step.layer, p, "running", attempt))
-            reads: dict[str, list[str]] = {}
+            reads: dict[str, list[str]] = {}  # upstream partitions read, per partition
             try:
                 self._check_version(step)
-                for p in step.partitions:
-                    one = replace(step, partition=p, batch=())
-                    reads[p] = self._check_upstream(layer, one)
-                    self.faults.before_attempt(step.layer, p)
-                source, params = self._build_batch(layer, step)
-
-                def on_commit(cur: Any, counts: dict[str, int], attempt: int = attempt,
-                              started: dt.datetime = started,
-                              reads: dict[str, list[str]] = reads) -> None:
-                    finished = self.clock.now()
-                    self.ledger.record_many(
-                        [self._entry(replace(step, partition=p, batch=()), attempt, "success",
-                                     counts[p], started, finished, None, reads[p])
-                         for p in step.partitions], cur)
-
-                counts = self.warehouse.write_batch(
-                    step.table, step.partitions, source, params=params,
-                    partition_column=layer.partition_column, on_commit=on_commit)
-                worst: str | None = None
-                for p in step.partitions:
-                    failed = self._validate(replace(step, partition=p, batch=()))
-                    status = "invalid" if failed else "success"
-                    worst = worst or failed
-                    self._batch_results[(step.layer, p)] = StepResult(
-                        step.layer, p, step.table, status, attempt, rows=counts[p],
-                        error=failed)
-                    self._emit(StepEvent(step.layer, p, status, attempt, rows=counts[p],
-                                         error=failed))
-                return StepResult(step.layer, step.partition, step.table,
-                                  "invalid" if worst else "success", attempt,
-                                  rows=sum(counts.values()), error=worst)
+                return once(step, attempt, started, reads)
             except Exception as exc:  # every failure is recorded; none escapes a worker
                 error = _one_line(exc)
                 now = self.clock.now()
@@ -608,6 +528,64 @@ class BackfillRunner:
             self._emit(StepEvent(step.layer, p, "failed", attempt, error=error))
         return StepResult(step.layer, step.partition, step.table, "failed", attempt,
                           error=error)
+
+    def _once(self, step: Step, attempt: int, started: dt.datetime,
+              reads: dict[str, list[str]]) -> StepResult:
+        """One attempt at one partition, in the run's write mode."""
+        layer = self.pipeline.layer(step.layer)
+        upstream = reads[step.partition] = self._check_upstream(layer, step)
+        self.faults.before_attempt(step.layer, step.partition)
+        rows = self._build(layer, step)
+        params = rows[1] if isinstance(rows, tuple) else None
+        source = rows[0] if isinstance(rows, tuple) else rows
+
+        def on_commit(cur: Any, written: int) -> None:
+            self.ledger.record(self._entry(step, attempt, "success", written, started,
+                                           self.clock.now(), None, upstream), cur)
+
+        result = self.warehouse.write_partition(
+            step.table, step.partition, source, self.mode,
+            merge_keys=self._merge_keys(layer), params=params,
+            partition_column=layer.partition_column, on_commit=on_commit,
+        )
+        failed = self._validate(step)
+        status = "invalid" if failed else "success"
+        self._emit(StepEvent(step.layer, step.partition, status, attempt,
+                             rows=result.rows, error=failed))
+        return StepResult(step.layer, step.partition, step.table, status, attempt,
+                          rows=result.rows, error=failed)
+
+    def _once_batch(self, step: Step, attempt: int, started: dt.datetime,
+                    reads: dict[str, list[str]]) -> StepResult:
+        """One attempt at a batch of partitions of one layer, built and written in one
+        transaction."""
+        layer = self.pipeline.layer(step.layer)
+        for p in step.partitions:
+            reads[p] = self._check_upstream(layer, replace(step, partition=p, batch=()))
+            self.faults.before_attempt(step.layer, p)
+        source, params = self._build_batch(layer, step)
+
+        def on_commit(cur: Any, counts: dict[str, int]) -> None:
+            finished = self.clock.now()
+            self.ledger.record_many(
+                [self._entry(replace(step, partition=p, batch=()), attempt, "success",
+                             counts[p], started, finished, None, reads[p])
+                 for p in step.partitions], cur)
+
+        counts = self.warehouse.write_batch(
+            step.table, step.partitions, source, params=params,
+            partition_column=layer.partition_column, on_commit=on_commit)
+        worst: str | None = None
+        for p in step.partitions:
+            failed = self._validate(replace(step, partition=p, batch=()))
+            status = "invalid" if failed else "success"
+            worst = worst or failed
+            self._batch_results[(step.layer, p)] = StepResult(
+                step.layer, p, step.table, status, attempt, rows=counts[p], error=failed)
+            self._emit(StepEvent(step.layer, p, status, attempt, rows=counts[p], error=failed))
+        return StepResult(step.layer, step.partition, step.table,
+                          "invalid" if worst else "success", attempt,
+                          rows=sum(counts.values()), error=worst)
 
     def _merge_keys(self, layer: Layer) -> tuple[str, ...]:
         """The backfill's merge keys apply to its last layer (the output the plan names); an

@@ -86,18 +86,15 @@ class GradeResult:
                 lines.append(f"- cell {c['cell']}: `{c['ename']}`: {c['evalue']}")
             lines.append("")
         todo = [t for t in self.tests if not t.passed]
-        if todo and len(todo) > 1 and len({t.output for t in todo}) == 1:
-            # one cause sank every check (no plan, a dead kernel): say it once
-            lines.append("## What to fix")
-            lines.append("")
-            names = ", ".join(t.name for t in todo)
-            lines.append(f"- all {len(todo)} checks ({names}): {todo[0].output}")
-            lines.append("")
-        elif todo:
-            lines.append("## What to fix")
-            lines.append("")
-            for t in todo:
-                lines.append(f"- **{t.name}** ({t.score:g}/{t.max_score:g}): {t.output}")
+        if todo:
+            lines += ["## What to fix", ""]
+            if len(todo) > 1 and len({t.output for t in todo}) == 1:
+                # one cause sank every check (no plan, a dead kernel): say it once
+                names = ", ".join(t.name for t in todo)
+                lines.append(f"- all {len(todo)} checks ({names}): {todo[0].output}")
+            else:
+                lines += [f"- **{t.name}** ({t.score:g}/{t.max_score:g}): {t.output}"
+                          for t in todo]
             lines.append("")
         done = [t for t in self.tests if t.passed]
         if done:
