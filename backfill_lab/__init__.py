@@ -3,23 +3,18 @@
 The names a learner uses are re-exported here; each lives in the module named for what it holds.
 """
 
-from . import exercises
-from .checks import (
-    CheckResult,
-    DownstreamRead,
-    Drift,
-    NullRate,
-    RowCount,
-    UniqueKeys,
-    ValidationReport,
-    Validations,
-    invalid_partitions,
-    latest_validations,
-    validate,
-)
 from .clock import Clock, FixedClock, SystemClock
-from .demo import EventSource, build_demo, daily_features, demo_pipeline
-from .drills import Drill, DrillResult, drill
+from .course import exercises
+from .course.drills import Drill, DrillResult, drill
+from .course.progress import progress
+from .course.quiz import quiz
+from .course.rules import RuleResult, judge
+from .course.scenarios import Scenario, scenario
+from .course.selfcheck import CheckReport, check
+from .course.simulate import SimulationReport, simulate
+from .demo.daily import EventSource, build_demo, daily_features, demo_pipeline
+from .demo.late import LateEventSource, late_arrival_metrics, late_features, plot_late_arrivals
+from .display.grid import PartitionGrid, grid_states, render_html, render_text
 from .errors import (
     BackfillLabError,
     CodeVersionMismatch,
@@ -32,19 +27,13 @@ from .errors import (
     UpstreamMissing,
     WarehouseOverloaded,
 )
-from .execute import PlanRun, run_plan
 from .faults import Fault, Faults
-from .grid import PartitionGrid, grid_states, render_html, render_text
-from .latedata import LateEventSource, late_arrival_metrics, late_features, plot_late_arrivals
 from .ledger import Ledger
 from .partitions import PartitionSet, parse_partitions
 from .pipeline import Dependency, Layer, Pipeline, SamePartition, StepContext, TrailingWindow
 from .plan import Plan, load_plan
-from .progress import progress
-from .quiz import quiz
-from .rules import RuleResult, judge
+from .planrun import PlanRun, run_plan
 from .runner import BackfillResult, BackfillRunner, StepEvent, run_backfill
-from .scenarios import Scenario, scenario
 from .scheduler import (
     LateDataPolicy,
     Schedule,
@@ -53,9 +42,20 @@ from .scheduler import (
     parse_delay,
     partition_due,
 )
-from .selfcheck import CheckReport, check
-from .simulate import SimulationReport, simulate
 from .snapshots import Snapshot, restore, snapshot, untouched_report
+from .validations import (
+    CheckResult,
+    DownstreamRead,
+    Drift,
+    NullRate,
+    RowCount,
+    UniqueKeys,
+    ValidationReport,
+    Validations,
+    invalid_partitions,
+    latest_validations,
+    validate,
+)
 from .versions import (
     canary_compare,
     point_view,

@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from .db import one, run
+from ._db import one, run
 from .errors import UnknownNameError
 
 __all__ = ["STATUSES", "BackfillRecord", "Ledger", "LedgerEntry"]

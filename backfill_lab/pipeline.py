@@ -260,7 +260,7 @@ class Pipeline:
     def upstream(self, layer: str, key: str) -> list[tuple[str, str]]:
         """Every ``(layer, partition)`` that building ``(layer, key)`` reads.
 
-        >>> from backfill_lab.demo import daily_features
+        >>> from backfill_lab.demo.daily import daily_features
         >>> daily_features().upstream("features", "2024-12-02")[:2]
         [('staging', '2024-11-26'), ('staging', '2024-11-27')]
         """
@@ -302,3 +302,53 @@ class Pipeline:
             f"Pipeline({self.name!r}, layers={' -> '.join(self._order)}, "
             f"code_version={self.code_version!r})"
         )
+
+
+PipelineFactory = Callable[..., "Pipeline"]
+
+
+class PipelineCatalog:
+    """The pipelines a plan can name, by name: the engine's side of a plugin registry.
+
+    The engine never imports a pipeline; packages that define pipelines (the workbook's
+    ``backfill_lab.demo``) register a factory here, the way Airflow's DagBag or Dagster's
+    ``Definitions`` collect what user code defines. A factory is called with the warehouse the
+    plan runs on (``None`` for "the pipeline's shape only": its layers and dependencies).
+
+    >>> catalog = PipelineCatalog()
+    >>> tiny = Pipeline("tiny", [Layer("raw", "SELECT 1")])
+    >>> catalog.register("tiny", lambda warehouse=None: tiny)
+    >>> catalog.layers("tiny")
+    ['raw']
+    >>> catalog.get("tinny")
+    Traceback (most recent call last):
+    ...
+    backfill_lab.errors.UnknownNameError: unknown pipeline 'tinny'; known: 'tiny'. Did you mean...
+    """
+
+    def __init__(self) -> None:
+        self._factories: dict[str, PipelineFactory] = {}
+
+    def register(self, name: str, factory: PipelineFactory) -> None:
+        """Make ``name`` resolvable; ``factory(warehouse=None)`` builds the pipeline."""
+        self._factories[name] = factory
+
+    def names(self) -> list[str]:
+        """The registered pipeline names, sorted."""
+        return sorted(self._factories)
+
+    def get(self, name: str, warehouse: Any = None) -> Pipeline:
+        """The pipeline called ``name`` (built for ``warehouse`` when given)."""
+        try:
+            factory = self._factories[name]
+        except KeyError:
+            raise UnknownNameError.of("pipeline", name, self.names()) from None
+        return factory(warehouse)
+
+    def layers(self, name: str) -> list[str]:
+        """The layers of pipeline ``name``, upstream first: what a plan without ``layers`` runs."""
+        return self.get(name).layer_names
+
+
+CATALOG = PipelineCatalog()
+"""The process-wide catalog; ``backfill_lab.demo`` registers the workbook's pipelines in it."""

@@ -20,12 +20,11 @@ from typing import Any
 
 import yaml
 
-from .checks import Validations
-from .demo import daily_features
 from .errors import ConfigError, UnknownNameError
-from .latedata import late_features
 from .partitions import ORDERS, PartitionSet, shift
+from .pipeline import CATALOG
 from .scheduler import LateDataPolicy
+from .validations import Validations
 from .warehouse import WRITE_MODES
 
 __all__ = [
@@ -39,16 +38,16 @@ __all__ = [
 
 
 def pipeline_layers(pipeline: str) -> list[str]:
-    """The layers of a bundled pipeline, upstream first: what a plan without ``layers`` runs.
+    """The layers of a catalogued pipeline, upstream first: what a plan without ``layers`` runs.
 
-    Read from the pipelines themselves, so a new layer cannot be forgotten here. A name the
-    workbook does not bundle is taken to have the shape of ``daily_features``.
+    Read from the pipeline itself (see :data:`backfill_lab.pipeline.CATALOG`), so a new layer
+    cannot be forgotten here.
 
+    >>> import backfill_lab  # registers the workbook's pipelines
     >>> pipeline_layers("late_features")
     ['raw', 'features']
     """
-    build = late_features if pipeline == "late_features" else daily_features
-    return build().layer_names
+    return CATALOG.layers(pipeline)
 
 
 TOP_KEYS = ("pipeline", "code_version", "schedule", "catchup", "backfill", "validations",

@@ -27,9 +27,8 @@ from typing import Any
 
 import pandas as pd
 
-from .checks import Validations, record_results, validate_partition
+from ._db import quote
 from .clock import Clock, SystemClock
-from .db import quote
 from .errors import (
     BackfillLabError,
     CodeVersionMismatch,
@@ -41,6 +40,7 @@ from .faults import Fault, Faults
 from .ledger import BackfillRecord, Ledger, LedgerEntry
 from .partitions import ORDERS, PartitionSet
 from .pipeline import Layer, Pipeline, SamePartition, StepContext
+from .validations import Validations, record_results, validate_partition
 from .warehouse import WRITE_MODES, Warehouse
 
 __all__ = ["BackfillResult", "BackfillRunner", "Step", "StepEvent", "StepResult", "run_backfill"]

@@ -46,8 +46,8 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from ._db import one, run
 from .clock import Clock, FixedClock
-from .db import one, run
 from .errors import ConfigError, UnknownNameError
 from .faults import Faults
 from .partitions import grain_of, key_range, parse_key, shift, to_value

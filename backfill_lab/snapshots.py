@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from .db import bind, one, quote, run
+from ._db import bind, one, quote, run
 from .errors import ConfigError, UnknownNameError
 from .partitions import PartitionSet, to_value
 

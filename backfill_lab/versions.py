@@ -20,10 +20,10 @@ from typing import Any
 
 import pandas as pd
 
-from .checks import invalid_partitions, psi, validated_partitions
-from .db import quote, run
+from ._db import quote, run
 from .errors import ConfigError, SwitchoverBlocked, UnknownNameError
 from .partitions import PartitionSet, to_value
+from .validations import invalid_partitions, psi, validated_partitions
 
 __all__ = [
     "CanaryReport",

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import duckdb
 import pandas as pd
 
-from .db import bind, one, quote, run
+from ._db import bind, one, quote, run
 from .errors import ConfigError, MergeKeyError, UnknownNameError, WarehouseOverloaded
 from .partitions import PartitionSet, grain_of, parse_key, to_value
 

@@ -50,7 +50,7 @@ from unittest import mock
 import duckdb
 
 import backfill_lab
-import backfill_lab.db
+import backfill_lab._db
 from backfill_lab import Layer, Pipeline, Warehouse, run_backfill
 
 FIRST_DAY = dt.date(2024, 1, 1)
@@ -415,7 +415,7 @@ def print_goals(results: Sequence[Results], summary: dict[int, Summary]) -> None
 # -- profile -------------------------------------------------------------------------------
 @contextmanager
 def sql_timer(totals: dict[str, list[float]]) -> Iterator[None]:
-    """Time every statement the engine sends through ``backfill_lab.db.run``/``one``.
+    """Time every statement the engine sends through ``backfill_lab._db.run``/``one``.
 
     The engine modules import those helpers by name, so each module's reference is wrapped.
     """
@@ -436,8 +436,8 @@ def sql_timer(totals: dict[str, list[float]]) -> Iterator[None]:
 
         return timed_helper
 
-    originals = {backfill_lab.db.run: wrap(backfill_lab.db.run),
-                 backfill_lab.db.one: wrap(backfill_lab.db.one)}
+    originals = {backfill_lab._db.run: wrap(backfill_lab._db.run),
+                 backfill_lab._db.one: wrap(backfill_lab._db.one)}
     patches = [
         mock.patch.object(module, name, originals[value])
         for module in list(sys.modules.values())

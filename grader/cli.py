@@ -30,9 +30,9 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from backfill_lab.cliparse import OneLineParser, UsageError
+from backfill_lab.cli.parse import OneLineParser, UsageError
+from backfill_lab.course.scenarios import EXERCISES
 from backfill_lab.errors import did_you_mean
-from backfill_lab.scenarios import EXERCISES
 
 from . import score
 from .execute import Limits, Sandbox, isolation

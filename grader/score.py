@@ -19,11 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backfill_lab.quiz import question_order, score_answers
-from backfill_lab.rules import rule_names
-from backfill_lab.scenarios import EXERCISES, remember_truth, scenario, truth
-from backfill_lab.selfcheck import check
-from backfill_lab.simulate import OUTCOME_POINTS, OUTCOMES, adopt_template, file_digest, template
+from backfill_lab.course.quiz import question_order, score_answers
+from backfill_lab.course.rules import rule_names
+from backfill_lab.course.scenarios import EXERCISES, remember_truth, scenario, truth
+from backfill_lab.course.selfcheck import check
+from backfill_lab.course.simulate import (
+    OUTCOME_POINTS,
+    OUTCOMES,
+    adopt_template,
+    file_digest,
+    template,
+)
 
 from .extract import value_of
 
@@ -204,8 +210,8 @@ def score_quiz(data: dict[str, Any], key: dict[str, Any] | None) -> tuple[str, l
     """``(status, tests)`` for the quick test: one test per question of the key.
 
     Each question's verdict is the one the notebook's own quiz gives
-    (:func:`backfill_lab.quiz.score_answers`): what a learner's self-check accepts, the grader
-    accepts, in the same words, except that a right answer's explanation stays with the key.
+    (:func:`backfill_lab.course.quiz.score_answers`): what a learner's self-check accepts, the
+    grader accepts, in the same words, except that a right answer's explanation stays with the key.
     """
     if not key:
         return "error", []

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from backfill_lab.course.rules import judge
+from backfill_lab.course.scenarios import EXERCISES
 from backfill_lab.plan import Plan
-from backfill_lab.rules import judge
-from backfill_lab.scenarios import EXERCISES
 from grader import assign
 from grader.assign import AssignError, exercise_notebook, main, strip_source
 from tests.plans import PERFECT

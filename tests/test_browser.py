@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from backfill_lab.quiz import LETTERS, QUESTIONS, load_key
+from backfill_lab.course.quiz import LETTERS, QUESTIONS, load_key
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.is_file():

@@ -13,7 +13,7 @@ from backfill_lab import (
     daily_features,
     run_backfill,
 )
-from backfill_lab.checks import (
+from backfill_lab.validations import (
     DownstreamRead,
     Drift,
     RowCount,

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from backfill_lab import Ledger, Warehouse
-from backfill_lab.cli import main
+from backfill_lab.cli.commands import main
 
 SMALL_DEMO = ["--history", "2024-11-25..2024-12-10", "--outage", "2024-12-01..2024-12-04",
               "--entities", "30", "--events-per-day", "120"]
@@ -104,7 +104,7 @@ def test_missing_warehouse_and_existing_demo(tmp_path, db, capsys):
 
 def test_console_script_runs_as_a_real_process(db):
     proc = subprocess.run(
-        [sys.executable, "-m", "backfill_lab.cli", "backfill", "--db", str(db),
+        [sys.executable, "-m", "backfill_lab.cli.commands", "backfill", "--db", str(db),
          "--partitions", "2024-12-32"],
         capture_output=True, text=True, check=False,
     )

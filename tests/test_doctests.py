@@ -8,11 +8,11 @@ import pytest
 
 import backfill_lab
 
-MODULES = sorted(m.name for m in pkgutil.iter_modules(backfill_lab.__path__))
+MODULES = sorted(m.name for m in pkgutil.walk_packages(backfill_lab.__path__, "backfill_lab."))
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
-    module = importlib.import_module(f"backfill_lab.{name}")
+    module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0

@@ -8,12 +8,12 @@ import html
 import pytest
 
 from backfill_lab.clock import FixedClock
-from backfill_lab.drills import BAD_DATA, Drill, drill, incident
+from backfill_lab.course.drills import BAD_DATA, Drill, drill, incident
+from backfill_lab.course.progress import load
+from backfill_lab.course.scenarios import Scenario
+from backfill_lab.course.selfcheck import check
 from backfill_lab.errors import ConfigError
 from backfill_lab.partitions import PartitionSet
-from backfill_lab.progress import load
-from backfill_lab.scenarios import Scenario
-from backfill_lab.selfcheck import check
 
 
 @pytest.fixture(autouse=True)

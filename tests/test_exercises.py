@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from backfill_lab.clock import FixedClock
-from backfill_lab.errors import ConfigError, UnknownNameError
-from backfill_lab.exercises import (
+from backfill_lab.course.exercises import (
     Incident,
     Note,
     RunOutcome,
@@ -20,9 +19,10 @@ from backfill_lab.exercises import (
     self_check,
     show_incident,
 )
-from backfill_lab.progress import Attempt, load, progress, progress_path, record
-from backfill_lab.scenarios import EXERCISES
-from backfill_lab.selfcheck import check
+from backfill_lab.course.progress import Attempt, load, progress, progress_path, record
+from backfill_lab.course.scenarios import EXERCISES
+from backfill_lab.course.selfcheck import check
+from backfill_lab.errors import ConfigError, UnknownNameError
 from tests.plans import PERFECT_EX2
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -162,7 +162,7 @@ def test_a_submission_that_changes_project_files_fails_with_error(tmp_path):
 
 @pytest.mark.skipif(not isolation().isolated, reason="kernel sandbox needs root on Linux")
 def test_the_sandbox_keeps_project_files_and_the_key_out_of_reach(tmp_path):
-    target = ROOT / "backfill_lab" / "rules.py"
+    target = ROOT / "backfill_lab" / "course" / "rules.py"
     before = target.read_bytes()
     probe = _notebook(
         tmp_path / "probe.ipynb",

@@ -40,7 +40,7 @@ def test_quiz_all_right_half_right_and_junk():
 
 def test_the_grader_accepts_what_the_notebook_quiz_accepts():
     """A learner whose self-check said "correct" must not lose the point in grading."""
-    from backfill_lab.quiz import score_answers
+    from backfill_lab.course.quiz import score_answers
 
     answers = {"Q1": "b)", "q2": " B ", "q3": "b", "q4": "", "q9": "a"}
     notebook = score_answers(answers, KEY)
@@ -220,11 +220,11 @@ def test_a_submission_that_kills_its_worker_is_an_error_and_the_batch_goes_on(
 def test_staging_handed_over_is_used_only_if_unchanged(tmp_path, monkeypatch):
     """A worker adopts the truth and the incident template another worker built, but never a
     template file that changed since its builder hashed it."""
-    import backfill_lab.scenarios as scenarios
+    import backfill_lab.course.scenarios as scenarios
     import grader.score as score
-    from backfill_lab.simulate import file_digest
+    from backfill_lab.course.simulate import file_digest
 
-    simulate = sys.modules["backfill_lab.simulate"]
+    simulate = sys.modules["backfill_lab.course.simulate"]
     monkeypatch.setattr(simulate, "_TEMPLATES", {})
     monkeypatch.setattr(scenarios, "_TRUTHS", {})
 

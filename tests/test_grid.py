@@ -20,7 +20,7 @@ from backfill_lab import (
     build_demo,
     run_backfill,
 )
-from backfill_lab.grid import (
+from backfill_lab.display.grid import (
     COLOURS,
     STATES,
     WIDGET_MIME,

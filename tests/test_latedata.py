@@ -10,7 +10,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from backfill_lab import ConfigError, FixedClock, UnknownNameError, Warehouse
-from backfill_lab.latedata import (
+from backfill_lab.demo.late import (
     METRIC_COLUMNS,
     LateEventSource,
     arrived_by,

@@ -178,7 +178,7 @@ def test_exports_of_a_targeted_set_and_descending_order():
 
 def test_a_plan_can_batch_its_writes_and_run_does_so(tmp_path):
     from backfill_lab import Fault, Warehouse, build_demo
-    from backfill_lab.execute import run_plan
+    from backfill_lab.planrun import run_plan
 
     plan = load_plan({"code_version": "v1.4.2", "backfill": {
         "partitions": "2024-12-01..2024-12-14", "layers": ["raw"], "batch_size": 7}})

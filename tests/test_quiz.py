@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from backfill_lab.errors import ConfigError
-from backfill_lab.quiz import (
+from backfill_lab.course.quiz import (
     LETTERS,
     QUESTIONS,
     Quiz,
@@ -20,6 +19,7 @@ from backfill_lab.quiz import (
     quiz_progress,
     score_answers,
 )
+from backfill_lab.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solutions" / "quick_test.ipynb"
@@ -71,7 +71,7 @@ def test_the_key_lives_only_in_the_solution_and_matches_the_questions():
     assert all(entry["answer"] in LETTERS and entry["explanation"] for entry in KEY.values())
     used = [entry["answer"] for entry in KEY.values()]
     assert all(used.count(letter) >= 2 for letter in LETTERS), f"answers too uniform: {used}"
-    source = (ROOT / "backfill_lab" / "quiz.py").read_text(encoding="utf-8")
+    source = (ROOT / "backfill_lab" / "course" / "quiz.py").read_text(encoding="utf-8")
     for entry in KEY.values():
         assert entry["explanation"] not in source
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from backfill_lab import check, judge, load_plan, scenario
-from backfill_lab.simulate import OUTCOMES
+from backfill_lab.course.simulate import OUTCOMES
 
 from .plans import GUIDE_SNIPPET, MINI_IN_PLACE, MISTAKES, PERFECT
 
@@ -102,8 +102,8 @@ def test_every_section_a_message_points_to_exists():
     import json
     from pathlib import Path
 
-    from backfill_lab.rules import SECTIONS
-    from backfill_lab.simulate import SECTION
+    from backfill_lab.course.rules import SECTIONS
+    from backfill_lab.course.simulate import SECTION
 
     root = Path(__file__).resolve().parent.parent
     for ref in [*SECTIONS.values(), SECTION]:

@@ -14,8 +14,8 @@ from backfill_lab import (
     daily_features,
     run_backfill,
 )
-from backfill_lab.checks import Validations, validate
 from backfill_lab.snapshots import restore, snapshot, snapshots, untouched_report
+from backfill_lab.validations import Validations, validate
 from backfill_lab.versions import (
     canary_compare,
     point_view,

@@ -24,16 +24,15 @@ from typing import Any
 
 import pandas as pd
 
-from .checks import invalid_partitions
 from .clock import Clock, FixedClock
-from .demo import demo_pipeline
 from .errors import BackfillLabError, ConfigError
 from .faults import Fault, Faults
-from .pipeline import Pipeline
+from .pipeline import CATALOG, Pipeline
 from .plan import Plan
 from .runner import BackfillResult, BackfillRunner, StepEvent
 from .scheduler import Scheduler, first_run
 from .snapshots import Snapshot, restore, snapshot
+from .validations import invalid_partitions
 from .versions import ViewState, point_view, switch_view, view_state
 from .warehouse import Warehouse
 
@@ -94,13 +93,13 @@ def run_plan(
     on_event: Callable[[StepEvent], None] | None = None,
     view: str | None = None,
 ) -> PlanRun:
-    """Execute ``plan`` on ``warehouse`` (the demo pipeline stored there, unless given).
+    """Execute ``plan`` on ``warehouse`` (the plan's catalogued pipeline, unless given).
 
     Errors in the plan itself raise (a :class:`ConfigError` naming the key); trouble while
     running (a failed step, a refused switchover) is recorded in the returned :class:`PlanRun`.
     """
     plan = Plan.load(plan)
-    pipeline = pipeline or demo_pipeline(warehouse)
+    pipeline = pipeline or CATALOG.get(plan.pipeline, warehouse)
     if plan.pipeline != pipeline.name:
         raise ConfigError(f"plan is for pipeline {plan.pipeline!r} but the warehouse runs "
                           f"{pipeline.name!r}; set pipeline: {pipeline.name}")

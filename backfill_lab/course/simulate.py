@@ -23,18 +23,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checks import latest_validations
-from .clock import FixedClock
-from .db import quote, run
-from .errors import BackfillLabError
-from .execute import PlanRun, run_plan
-from .faults import Faults
-from .partitions import PartitionSet, parse_key
-from .plan import Plan
+from .._db import quote, run
+from ..clock import FixedClock
+from ..errors import BackfillLabError
+from ..faults import Faults
+from ..partitions import PartitionSet, parse_key
+from ..plan import Plan
+from ..planrun import PlanRun, run_plan
+from ..runner import BackfillResult, run_backfill
+from ..validations import latest_validations
+from ..warehouse import Warehouse
 from .rules import RuleResult
-from .runner import BackfillResult, run_backfill
 from .scenarios import Scenario, Staged, truth
-from .warehouse import Warehouse
 
 __all__ = ["OUTCOMES", "OUTCOME_POINTS", "SimulationReport", "relation_checksums", "simulate"]
 

@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .clock import Clock, SystemClock
-from .errors import BackfillLabError, ConfigError
+from ..clock import Clock, SystemClock
+from ..errors import BackfillLabError, ConfigError
 
 __all__ = [
     "EXERCISE_TITLES",
@@ -45,7 +45,7 @@ EXERCISE_TITLES: dict[str, str] = {
     "quick_test": "Quick test",
 }
 _MARK = "_backfill_lab_progress_recorded"
-_PROJECT = Path(__file__).resolve().parent.parent
+_PROJECT = Path(__file__).resolve().parents[2]
 
 
 def grading() -> bool:

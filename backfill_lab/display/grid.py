@@ -28,17 +28,17 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .checks import invalid_partitions
-from .errors import ConfigError, PartitionError, UnknownNameError
-from .ledger import Ledger
-from .partitions import PartitionSet, grain_of, shift
-from .pipeline import Pipeline
-from .warehouse import Warehouse
+from ..errors import ConfigError, PartitionError, UnknownNameError
+from ..ledger import Ledger
+from ..partitions import PartitionSet, grain_of, shift
+from ..pipeline import Pipeline
+from ..validations import invalid_partitions
+from ..warehouse import Warehouse
 
 if TYPE_CHECKING:
     import ipywidgets
 
-    from .runner import StepEvent
+    from ..runner import StepEvent
 
 __all__ = [
     "COLOURS",

@@ -10,8 +10,8 @@ import html
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import BackfillLabError
-from .plan import Plan
+from ..errors import BackfillLabError
+from ..plan import Plan
 from .progress import record as record_progress
 from .rules import RuleResult, ScoredReport, judge, rule_names
 from .scenarios import Scenario, scenario

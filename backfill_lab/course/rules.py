@@ -1,10 +1,10 @@
 """The safe-backfill checklist as rules: one per design step, checklist item and common mistake.
 
 Each rule judges a :class:`~backfill_lab.plan.Plan` against an exercise's
-:class:`~backfill_lab.scenarios.Scenario` and returns a :class:`RuleResult`: passed or not, the
-points, and a message that teaches (what is wrong, why it is unsafe, how to fix it, and where the
-workbook explains it). Rules are independent: a plan with one mistake fails the one rule that
-names it. The grader and ``backfill_lab.check`` run exactly these functions.
+:class:`~backfill_lab.course.scenarios.Scenario` and returns a :class:`RuleResult`: passed or
+not, the points, and a message that teaches (what is wrong, why it is unsafe, how to fix it, and
+where the workbook explains it). Rules are independent: a plan with one mistake fails the one
+rule that names it. The grader and ``backfill_lab.check`` run exactly these functions.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .partitions import PartitionSet
-from .pipeline import TrailingWindow
-from .plan import Plan, pipeline_layers
+from ..partitions import PartitionSet
+from ..pipeline import CATALOG, TrailingWindow
+from ..plan import Plan, pipeline_layers
 from .scenarios import Scenario
 
 __all__ = ["CHECKLIST", "LATE_RULES", "RULES", "RuleResult", "ScoredReport", "judge",
@@ -121,10 +121,7 @@ def rule_range(plan: Plan, sc: Scenario) -> RuleResult:
 
 def _window_reads_within(plan: Plan, sc: Scenario) -> bool:
     """Does a layer in the plan read earlier partitions of another layer in the plan?"""
-    from .demo import daily_features
-    from .latedata import late_features
-
-    pipeline = late_features() if sc.late else daily_features()
+    pipeline = CATALOG.get("late_features" if sc.late else "daily_features")
     layers = set(_layers(plan, sc))
     for name in layers:
         for dep in pipeline.layer(name).depends_on:
@@ -297,7 +294,7 @@ def rule_lineage(plan: Plan, sc: Scenario) -> RuleResult:
 
 # -- late data ----------------------------------------------------------------------------
 def _lateness_hours(sc: Scenario) -> float:
-    from .scheduler import parse_delay
+    from ..scheduler import parse_delay
 
     return parse_delay(sc.max_lateness).total_seconds() / 3600
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import NoReturn
 
-from .errors import did_you_mean
+from ..errors import did_you_mean
 
 __all__ = ["OneLineParser", "UsageError"]
 

@@ -17,27 +17,35 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .checks import DownstreamRead, Drift, NullRate, RowCount, UniqueKeys, Validations, validate
-from .cliparse import OneLineParser, UsageError
-from .clock import FixedClock
-from .demo import DEMO_HISTORY, DEMO_OUTAGE, build_demo, demo_pipeline
-from .errors import (
+from ..clock import FixedClock
+from ..course.selfcheck import check
+from ..demo.daily import DEMO_HISTORY, DEMO_OUTAGE, build_demo, demo_pipeline
+from ..display.grid import grid_states, render_text
+from ..errors import (
     BackfillLabError,
     ConfigError,
     SwitchoverBlocked,
     UnknownNameError,
 )
-from .execute import run_plan
-from .grid import grid_states, render_text
-from .ledger import Ledger
-from .partitions import PartitionSet, parse_key
-from .plan import Plan
-from .runner import BackfillRunner, StepEvent
-from .scheduler import Scheduler
-from .selfcheck import check
-from .snapshots import restore
-from .versions import point_view, rollback_view, switch_view
-from .warehouse import WRITE_MODES, Warehouse
+from ..ledger import Ledger
+from ..partitions import PartitionSet, parse_key
+from ..plan import Plan
+from ..planrun import run_plan
+from ..runner import BackfillRunner, StepEvent
+from ..scheduler import Scheduler
+from ..snapshots import restore
+from ..validations import (
+    DownstreamRead,
+    Drift,
+    NullRate,
+    RowCount,
+    UniqueKeys,
+    Validations,
+    validate,
+)
+from ..versions import point_view, rollback_view, switch_view
+from ..warehouse import WRITE_MODES, Warehouse
+from .parse import OneLineParser, UsageError
 
 __all__ = ["main"]
 

@@ -30,14 +30,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import pandas as pd
 
-from .db import quote
-from .demo import EventSource
-from .errors import ConfigError, UnknownNameError
-from .ledger import Ledger
-from .partitions import PartitionSet, grain_of
-from .pipeline import Dependency, Layer, Pipeline, StepContext
-from .scheduler import parse_delay
-from .warehouse import Warehouse
+from .._db import quote
+from ..errors import ConfigError, UnknownNameError
+from ..ledger import Ledger
+from ..partitions import PartitionSet, grain_of
+from ..pipeline import Dependency, Layer, Pipeline, StepContext
+from ..scheduler import parse_delay
+from ..warehouse import Warehouse
+from .daily import EventSource
 
 if TYPE_CHECKING:  # matplotlib loads only when a plot is drawn
     from matplotlib.figure import Figure

@@ -17,12 +17,12 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import BackfillLabError
-from .execute import PlanRun, run_plan
-from .faults import Faults
-from .grid import WIDGET_MIME, PartitionGrid
-from .partitions import PartitionSet, shift
-from .plan import Plan
+from ..display.grid import WIDGET_MIME, PartitionGrid
+from ..errors import BackfillLabError
+from ..faults import Faults
+from ..partitions import PartitionSet, shift
+from ..plan import Plan
+from ..planrun import PlanRun, run_plan
 from .progress import grading, record
 from .quiz import QuizReport, load_key, quiz_progress, score_answers
 from .scenarios import Scenario, Staged, scenario
@@ -118,7 +118,7 @@ def grid_window(sc: Scenario) -> str:
     """The partitions to show for an incident: a week before the broken ones (as far as the
     history goes) to the end of what was loaded or broken.
 
-    >>> from backfill_lab.scenarios import EXERCISES
+    >>> from backfill_lab.course.scenarios import EXERCISES
     >>> grid_window(EXERCISES["ex1"]), grid_window(EXERCISES["mini_challenge"])
     ('2024-11-24..2024-12-31', '2025-01-03..2025-01-31')
     """
@@ -354,7 +354,7 @@ def _result_table(sc: Scenario, st: Staged, tables: Mapping[str, str]) -> pd.Dat
 
 
 def _late_table(sc: Scenario, st: Staged) -> pd.DataFrame:
-    from .latedata import late_arrival_metrics
+    from ..demo.late import late_arrival_metrics
 
     metrics = late_arrival_metrics(st.source, st.warehouse, sc.partitions)
     total = metrics[["events", "counted", "missed", "double_counted"]].sum()

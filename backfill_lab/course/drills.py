@@ -5,7 +5,7 @@ either an **outage** (the source was down for the last few nights, so raw failed
 features were skipped) or **bad data** in features on a few days in the middle of the history
 (drifted, null, duplicated or missing rows; sometimes behind a view readers use), a warehouse
 capacity, and one or two transient failures that will hit the backfill. It is an ordinary
-:class:`~backfill_lab.scenarios.Scenario` (exercise id ``drill-<seed>``), so
+:class:`~backfill_lab.course.scenarios.Scenario` (exercise id ``drill-<seed>``), so
 ``bl.check(plan, drill.scenario)`` grades a plan with exactly the rules and outcome simulation of
 the exercises. A drill stages small (300 entities, a few weeks) so checking stays quick.
 """
@@ -18,12 +18,12 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from .clock import Clock, SystemClock
-from .errors import ConfigError
+from ..clock import Clock, SystemClock
+from ..display.grid import PartitionGrid
+from ..errors import ConfigError
+from ..faults import Fault
+from ..partitions import PartitionSet, shift
 from .exercises import Incident, incident_facts, incident_grid
-from .faults import Fault
-from .grid import PartitionGrid
-from .partitions import PartitionSet, shift
 from .progress import record
 from .scenarios import Scenario, Staged
 from .selfcheck import CheckReport, check
@@ -206,7 +206,7 @@ class Drill:
         return self.clock.now() - self.started
 
     def hints(self) -> Any:
-        from .exercises import hints
+        from ..course.exercises import hints
 
         return hints(self.scenario)
 

@@ -13,17 +13,17 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from .checks import Drift, Validations, validate
-from .clock import FixedClock
-from .demo import CODE_VERSIONS, EventSource, build_demo, demo_pipeline
-from .errors import UnknownNameError
-from .faults import Fault
-from .latedata import LateEventSource, late_features
-from .partitions import PartitionSet, shift
-from .pipeline import Pipeline
-from .runner import run_backfill
-from .versions import point_view
-from .warehouse import Warehouse
+from ..clock import FixedClock
+from ..demo.daily import CODE_VERSIONS, EventSource, build_demo, demo_pipeline
+from ..demo.late import LateEventSource, late_features
+from ..errors import UnknownNameError
+from ..faults import Fault
+from ..partitions import PartitionSet, shift
+from ..pipeline import Pipeline
+from ..runner import run_backfill
+from ..validations import Drift, Validations, validate
+from ..versions import point_view
+from ..warehouse import Warehouse
 
 __all__ = ["EXERCISES", "Scenario", "Staged", "scenario"]
 

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .clock import FixedClock
-from .errors import ConfigError, UnknownNameError
-from .faults import Fault, Faults
-from .partitions import PartitionSet, shift, to_value
-from .pipeline import Dependency, Layer, Pipeline, StepContext
-from .runner import BackfillResult, BackfillRunner
-from .warehouse import Warehouse
+from ..clock import FixedClock
+from ..errors import ConfigError, UnknownNameError
+from ..faults import Fault, Faults
+from ..partitions import PartitionSet, shift, to_value
+from ..pipeline import Dependency, Layer, Pipeline, StepContext
+from ..runner import BackfillResult, BackfillRunner
+from ..warehouse import Warehouse
 
 __all__ = [
     "CODE_VERSIONS",

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .db import quote, run
+from ._db import quote, run
 from .errors import ConfigError, UnknownNameError
 from .partitions import PartitionSet, parse_key, to_value
 
