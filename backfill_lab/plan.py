@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from ._yaml import load_text
 from .errors import ConfigError, UnknownNameError
 from .partitions import ORDERS, PartitionSet, shift
 from .pipeline import CATALOG
@@ -122,6 +123,16 @@ class BackfillSpec:
     merge_keys: tuple[str, ...] = ()
     target: str | None = None
     batch_size: int = 1  # partitions per transaction (overwrite only)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> Plan:
+        """From YAML text only: never a path, never a file (what the grader uses for a string
+        that left a learner's kernel). Bounded as :func:`backfill_lab._yaml.load_text` says."""
+        data = load_text(text)
+        if not isinstance(data, Mapping):
+            raise ConfigError.invalid("plan", "a mapping with a 'backfill' section",
+                                      type(data).__name__ if data is not None else None)
+        return cls.from_dict(data)
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any]) -> BackfillSpec:
@@ -255,16 +266,7 @@ class Plan:
             if not path.exists():
                 raise ConfigError(f"plan file {str(path)!r} does not exist")
             source = path.read_text()
-        if isinstance(source, str):
-            try:
-                data = yaml.safe_load(source)
-            except yaml.YAMLError as exc:
-                mark = getattr(exc, "problem_mark", None)
-                where = f" at line {mark.line + 1}" if mark is not None else ""
-                problem = getattr(exc, "problem", None) or "not valid YAML"
-                raise ConfigError(f"plan is not valid YAML{where}: {problem}") from None
-        else:
-            data = source
+        data = load_text(source) if isinstance(source, str) else source
         if not isinstance(data, Mapping):
             raise ConfigError.invalid("plan", "a mapping with a 'backfill' section",
                                       type(data).__name__ if data is not None else None)
