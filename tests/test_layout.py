@@ -101,6 +101,6 @@ def test_no_flat_module_left_behind() -> None:
     engine = {p.stem for p in PKG.glob("*.py")}
     assert engine == {
         "__init__", "errors", "clock", "partitions", "_db", "pipeline", "warehouse", "ledger",
-        "faults", "validations", "snapshots", "versions", "runner", "_dag", "scheduler", "plan", "_yaml",
-        "export", "planrun", "status",
+        "faults", "validations", "snapshots", "versions", "runner", "_dag", "scheduler", "plan",
+        "_yaml", "export", "planrun", "status",
     }
