@@ -16,7 +16,7 @@ NOTEBOOKS := notebooks/ exercises/ $(wildcard solutions)
 REPO   := $(and $(wildcard tests),$(wildcard grader))
 PROGRESS := $${TMPDIR:-/tmp}/backfill-lab-test-progress.json
 
-.PHONY: test lab lint unit notebooks assign-check grade release bench clean help
+.PHONY: test lab lint types unit notebooks assign-check grade release bench clean help lock
 
 help:
 	@echo "make test    - create/refresh .venv, run ruff and every test (what CI runs)"
@@ -24,15 +24,27 @@ help:
 	@echo "make grade   - grade the bundled sample submissions and print the gradebook"
 	@echo "make release - build the student bundle in dist/bundle (no solutions, no key)"
 	@echo "make bench   - run the benchmarks and print the measured ratios"
+	@echo "make lock    - refresh constraints.txt (the exact versions) from pyproject's ranges"
 	@echo "make clean   - remove .venv and caches"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
+
+# refresh constraints.txt: resolve pyproject's ranges afresh in a throw-away venv, pin what came
+lock:
+	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv
+	build/lock-venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	{ sed -n '1,3p' constraints.txt; build/lock-venv/bin/pip freeze --exclude-editable \
+	  | grep -v '^#'; } > constraints.txt.new && mv constraints.txt.new constraints.txt
+	rm -rf build/lock-venv
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+
+types: $(STAMP)
+	$(if $(REPO),$(PY) -m mypy,@echo "no grader/ here: skipping mypy")
 
 unit: $(STAMP)
 	$(if $(REPO),$(PY) -m pytest $(PYTEST_ARGS),@echo "no tests/ here: skipping the unit tests")
@@ -43,7 +55,7 @@ notebooks: $(STAMP)
 assign-check: $(STAMP)
 	$(if $(REPO),$(PY) -m grader assign --check,@true)
 
-test: lint assign-check unit notebooks
+test: lint types assign-check unit notebooks
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab $(if $(wildcard notebooks/00_index.ipynb),notebooks/00_index.ipynb,)

@@ -42,3 +42,36 @@ def test_ci_runs_exactly_make_test():
     lines = [x for x in (ROOT / ".ci" / "run").read_text().splitlines()
              if x.strip() and not x.startswith("#")]
     assert lines[-1].strip() == "make test"
+
+
+def _pins() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version.strip()
+    return pins
+
+
+def test_the_lock_pins_every_requirement_within_its_range():
+    """constraints.txt holds one exact version per package, each inside pyproject's range, and
+    the conda environment and the Makefile install through it."""
+    from packaging.specifiers import SpecifierSet
+
+    pins = _pins()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for req in project["dependencies"] + project["optional-dependencies"]["dev"]:
+        name, spec = re.match(r"([A-Za-z0-9_.-]+)\s*(.*)", req).groups()
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        assert key in pins, f"constraints.txt does not pin {name}; run make lock"
+        assert pins[key] in SpecifierSet(spec), f"{name}=={pins[key]} is outside {spec!r}"
+    assert "-c constraints.txt" in (ROOT / "environment.yml").read_text()
+    assert "-c constraints.txt -e '.[dev]'" in (ROOT / "Makefile").read_text()
+
+
+def test_the_lock_matches_this_environment():
+    """The versions installed here are the locked ones (a stale lock would test something else)."""
+    from importlib import metadata
+
+    for name in ("duckdb", "pandas", "nbclient", "ipywidgets", "jupyterlab", "pyyaml"):
+        assert metadata.version(name) == _pins()[name], f"{name}: run make lock or make test"
