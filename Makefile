@@ -20,7 +20,7 @@ PROGRESS := $${TMPDIR:-/tmp}/backfill-lab-test-progress.json
 
 help:
 	@echo "make test    - create/refresh .venv, run ruff and every test (what CI runs)"
-	@echo "make lab     - create/refresh .venv, open JupyterLab at notebooks/00_index.ipynb"
+	@echo "make lab     - create/refresh .venv, start JupyterLab (127.0.0.1:$$LAB_PORT, default 8888) at notebooks/00_index.ipynb"
 	@echo "make grade   - grade the bundled sample submissions and print the gradebook"
 	@echo "make release - build the student bundle in dist/bundle (no solutions, no key)"
 	@echo "make bench   - run the benchmarks and print the measured ratios"
@@ -58,7 +58,7 @@ assign-check: $(STAMP)
 test: lint types assign-check unit notebooks
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab $(if $(wildcard notebooks/00_index.ipynb),notebooks/00_index.ipynb,)
+	$(PY) tools/lab.py
 
 grade: $(STAMP)
 	$(PY) -m grader grade tests/submissions --out build/grades
