@@ -191,3 +191,16 @@ def test_nav_rewrite_keeps_nbformat_layout(tmp_path):
     text = path.read_text(encoding="utf-8")
     assert text.endswith("}\n") and '\n "cells": [' in text  # indent 1, sorted keys, newline
     assert "·" in text  # not escaped to \\u00b7, as nbformat writes it
+
+
+def test_the_learning_path_goes_through_the_notebooks_in_order():
+    """The index says "take them in order": its learning path must name them in that order,
+    each once (a path that jumps 02 -> 04 -> 03 -> 02 contradicts it)."""
+    index = json.loads((NOTEBOOKS / "00_index.ipynb").read_text())
+    sources = ["".join(c["source"]) for c in index["cells"]]
+    text = next(s for s in sources if "## Learning path" in s)
+    path = text.split("## Learning path", 1)[1].split("## ", 1)[0]
+    assert "take them in order" in path
+    linked = re.findall(r"\]\((\d\d)_[a-z_]+\.ipynb\)", path)
+    teaching = sorted(p.name[:2] for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))[1:]
+    assert linked == teaching, f"the learning path visits {linked}, the notebooks are {teaching}"
