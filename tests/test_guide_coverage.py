@@ -8,6 +8,7 @@ names is missing, so renaming a section means updating this map on purpose.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,22 @@ def test_exercises_mini_challenge_and_quick_test_exist():
     for name in ("ex1_december_backfill", "ex2_late_data", "mini_challenge", "quick_test"):
         for folder in ("exercises", "solutions"):
             assert (ROOT / folder / f"{name}.ipynb").exists()
+
+
+def test_d_plus_n_has_one_meaning_everywhere():
+    """"D+2" is a watermark (first processed by the first run at least 2 days after D closes),
+    never a calendar day: the notebooks, exercises and quiz must not also use "02:00 on D+1" or
+    "D+1 00:00" for a point in time, which would give "D+2" a second meaning a day earlier."""
+    root = Path(__file__).resolve().parents[1]
+    calendar = re.compile(r"\bon (?:day )?D\s?\+\s?\d|D\s?\+\s?\d+ \d\d:\d\d|D\s?\+\s?1\s?\+\s?K")
+    texts = {}
+    for folder in ("notebooks", "exercises", "solutions"):
+        for path in sorted((root / folder).glob("*.ipynb")):
+            cells = json.loads(path.read_text())["cells"]
+            texts[str(path.relative_to(root))] = "\n".join("".join(c["source"]) for c in cells)
+    for path in sorted((root / "backfill_lab" / "course").glob("*.py")):
+        texts[str(path.relative_to(root))] = path.read_text()
+    clashes = {name: calendar.findall(text) for name, text in texts.items()
+               if calendar.search(text)}
+    assert not clashes, f"'D+N' used as a calendar day: {clashes}"
+    assert "D+N has one meaning" in texts["notebooks/04_late_data.ipynb"]
