@@ -204,3 +204,15 @@ def test_the_learning_path_goes_through_the_notebooks_in_order():
     linked = re.findall(r"\]\((\d\d)_[a-z_]+\.ipynb\)", path)
     teaching = sorted(p.name[:2] for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))[1:]
     assert linked == teaching, f"the learning path visits {linked}, the notebooks are {teaching}"
+
+
+def test_teaching_notebooks_never_record_their_demonstrations_as_progress():
+    """A self-check a teaching notebook runs to demonstrate (a sloppy plan on purpose) is not the
+    learner's attempt: every ``bl.check`` there passes ``record=False``, and no drill is checked
+    with ``drill.check`` (which records). Only the exercises and a learner's own drills record."""
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
+                         if c["cell_type"] == "code")
+        calls = re.findall(r"bl\.check\((?:[^()]|\([^()]*\))*\)", code)
+        assert all("record=False" in call for call in calls), (path.name, calls)
+        assert "drill.check(" not in code, path.name
