@@ -9,16 +9,18 @@ rule that names it. The grader and ``backfill_lab.check`` run exactly these func
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ..partitions import PartitionSet
 from ..pipeline import CATALOG, TrailingWindow
 from ..plan import Plan, pipeline_layers
+from ..report import Column, PassFailReport, Row
 from .scenarios import Scenario
 
-__all__ = ["CHECKLIST", "LATE_RULES", "RULES", "RuleResult", "ScoredReport", "judge",
-           "rule_names"]
+__all__ = ["CHECKLIST", "LATE_RULES", "RULES", "RULE_COLUMNS", "RuleResult", "ScoredReport",
+           "judge", "rule_names", "rule_rows"]
 
 NB = "notebooks/05_designing_safe_backfills.ipynb"
 SECTIONS = {
@@ -56,26 +58,67 @@ class RuleResult:
         return f"{verdict} {self.name}: {self.message}"
 
 
-class ScoredReport:
-    """Points of a report made of :class:`RuleResult` rows (a self-check, a quiz)."""
+#: the table of a report of rule results: the rule, its points, its message
+RULE_COLUMNS = (Column("check", "code"), Column("points"), Column("message", "text"))
+
+
+def rule_rows(results: Iterable[RuleResult], *, name_width: int = 18,
+              sections: bool = True) -> list[Row]:
+    """Report rows of rule results: ``  FAIL  name  message`` and, for a failed rule with a
+    section (when ``sections``), where the workbook explains it.
+
+    >>> print(rule_rows([RuleResult("range", False, 0.0, 1.0, "Too wide.", "05 § 1")])[0].text)
+      FAIL  range              Too wide.
+            see 05 § 1
+    """
+    rows = []
+    for r in results:
+        see = f"see {r.section}" if sections and not r.passed and r.section else ""
+        text = f"  {'pass' if r.passed else 'FAIL'}  {r.name:<{name_width}} {r.message}"
+        rows.append(Row(r.passed, (r.name, f"{r.points:g}/{r.max_points:g}", r.message),
+                        text + (f"\n        {see}" if see else ""), see))
+    return rows
+
+
+class ScoredReport(PassFailReport):
+    """Points of a report made of :class:`RuleResult` rows (a self-check, a quiz).
+
+    Subclasses name their report in :meth:`title` and :meth:`html_title`; the rows, the text
+    and the table come from here and :class:`~backfill_lab.report.PassFailReport`.
+    """
 
     results: list[RuleResult]
     status: str
 
+    css_class = "backfill-check"
+    columns = RULE_COLUMNS
+    #: width of the rule's name in the text rendering
+    name_width: ClassVar[int] = 18
+    #: whether a failed rule's text and HTML say where the workbook explains it
+    show_sections: ClassVar[bool] = True
+
     @property
     def score(self) -> float:
+        """The points scored."""
         return sum(r.points for r in self.results)
 
     @property
     def max_score(self) -> float:
+        """The points there are."""
         return sum(r.max_points for r in self.results)
 
     @property
     def passed(self) -> bool:
+        """True when the plan (or the answers) could be checked and every rule passed."""
         return self.status == "checked" and all(r.passed for r in self.results)
 
     def failed(self) -> list[str]:
+        """The names of the rules that failed."""
         return [r.name for r in self.results if not r.passed]
+
+    def rows(self) -> list[Row]:
+        """One row per rule result."""
+        return rule_rows(self.results, name_width=self.name_width, sections=self.show_sections)
 
 
 def _ok(name: str, message: str) -> RuleResult:
