@@ -23,7 +23,8 @@ from ..errors import ConfigError
 from ..faults import Fault
 from ..partitions import PartitionSet, shift
 from ..report import PassFailReport, Row
-from .exercises import Incident, incident_facts, incident_grid
+from .exercises import Hints, Incident, incident_facts, incident_grid
+from .exercises import hints as exercise_hints
 from .progress import record
 from .scenarios import Scenario, Staged
 from .selfcheck import CheckReport, check
@@ -193,14 +194,17 @@ class Drill:
 
     @property
     def kind(self) -> str:
+        """``outage`` or ``bad data``."""
         return "outage" if self.scenario.outage else "bad data"
 
     @property
     def story(self) -> str:
+        """What happened, as the on-call engineer hears it."""
         return self.scenario.story
 
     @property
     def facts(self) -> list[str]:
+        """What the staged warehouse shows, and the target time ([] before staging)."""
         if self.staged is None:
             return []
         return [*incident_facts(self.scenario, self.staged),
@@ -214,17 +218,18 @@ class Drill:
         return incident_grid(self.scenario, self.staged, invalid=marked)
 
     def incident(self) -> Incident:
+        """The incident as the exercises show it: story, grid and facts."""
         if self.staged is None:
             self.staged = self.scenario.stage()
         return Incident(self.scenario, self.staged, self.grid(), self.facts)
 
     def elapsed(self) -> dt.timedelta:
+        """Time since the drill started, on its clock."""
         return self.clock.now() - self.started
 
-    def hints(self) -> Any:
-        from ..course.exercises import hints
-
-        return hints(self.scenario)
+    def hints(self) -> Hints:
+        """The drill's hints, revealed one at a time."""
+        return exercise_hints(self.scenario)
 
     def check(self, plan: Any, *, simulate_outcomes: bool = True) -> DrillResult:
         """Grade ``plan`` like an exercise, stop the clock, and record it in your progress."""
@@ -242,5 +247,8 @@ class Drill:
 
 
 def drill(seed: int, *, clock: Clock | None = None, minutes: float = 15) -> Drill:
-    """A fresh seeded incident to practise on, staged and timed (see :class:`Drill`)."""
+    """A fresh seeded incident to practise on, staged and timed (see :class:`Drill`).
+
+    Taught in notebooks/05_designing_safe_backfills.ipynb and notebooks/06_practical_projects.ipynb.
+    """
     return Drill(seed, clock=clock, minutes=minutes)

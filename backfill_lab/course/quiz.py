@@ -92,6 +92,7 @@ class Quiz:
         return f"{verdict} {entry.get('explanation', '')} (see {entry.get('section', '')})"
 
     def summary(self) -> str:
+        """How many are answered (and right, with a key), and the line to paste."""
         done = sum(1 for q in self.questions if normalise(self.answers.get(q.id)) is not None)
         line = f"{done}/{len(self.questions)} answered."
         if self.key:
@@ -169,6 +170,7 @@ class Quiz:
         return handler
 
     def to_text(self) -> str:
+        """The form as text (what a terminal shows): the options, marked, and the summary."""
         lines = [self._intro(), ""]
         for n, q in enumerate(self.questions, 1):
             lines.append(f"{n}. ({q.id}) {q.prompt}")
@@ -182,6 +184,7 @@ class Quiz:
         return "\n".join(lines)
 
     def to_html(self) -> str:
+        """The form as static HTML (what nbconvert and GitHub show), options disabled."""
         parts = [f"<div class='backfill-quiz'><p>{escape(self._intro())}</p>"]
         for n, q in enumerate(self.questions, 1):
             mine = normalise(self.answers.get(q.id))

@@ -140,6 +140,7 @@ def _all_layers(sc: Scenario) -> tuple[str, ...]:
 
 # -- the design steps and the common mistakes ---------------------------------------------
 def rule_range(plan: Plan, sc: Scenario) -> RuleResult:
+    """Design step 1: the plan targets exactly the broken partitions, no more and no fewer."""
     want = set(sc.partitions)
     got = set(plan.backfill.partitions)
     missing, extra = sorted(want - got), sorted(got - want)
@@ -174,6 +175,7 @@ def _window_reads_within(plan: Plan, sc: Scenario) -> bool:
 
 
 def rule_order(plan: Plan, sc: Scenario) -> RuleResult:
+    """Design step 1: oldest partition first wherever a layer reads earlier partitions."""
     if plan.backfill.order == "ascending":
         return _ok("order", "oldest partition first, so each day's inputs exist before the "
                             "days that read them.")
@@ -187,6 +189,7 @@ def rule_order(plan: Plan, sc: Scenario) -> RuleResult:
 
 
 def rule_dependencies(plan: Plan, sc: Scenario) -> RuleResult:
+    """Mistake: ignoring dependencies. Every broken layer, listed upstream first."""
     listed = _layers(plan, sc)
     upstream_first = [n for n in _all_layers(sc) if n in listed]
     unknown = [n for n in listed if n not in _all_layers(sc)]
@@ -209,6 +212,7 @@ def rule_dependencies(plan: Plan, sc: Scenario) -> RuleResult:
 
 
 def rule_concurrency(plan: Plan, sc: Scenario) -> RuleResult:
+    """Design step 3: a concurrency cap within the warehouse's capacity."""
     cap = plan.backfill.concurrency
     if cap is None:
         return _fail("concurrency", "The plan sets no concurrency cap (unlimited parallelism).",
@@ -225,6 +229,8 @@ def rule_concurrency(plan: Plan, sc: Scenario) -> RuleResult:
 
 
 def rule_idempotent_writes(plan: Plan, sc: Scenario) -> RuleResult:
+    """Design step 2: a write mode that makes a rerun harmless (overwrite, or
+    merge on keys)."""
     mode = plan.backfill.mode
     if mode == "append":
         return _fail("idempotent_writes", "The plan appends (mode: append).",
@@ -239,6 +245,7 @@ def rule_idempotent_writes(plan: Plan, sc: Scenario) -> RuleResult:
 
 
 def rule_retries(plan: Plan, sc: Scenario) -> RuleResult:
+    """Transient failures are retried, a few times (1 to ``MAX_RETRIES``)."""
     n = plan.backfill.retries
     if n < 1:
         return _fail("retries", "The plan has no retries (retries: 0).",
@@ -253,6 +260,8 @@ def rule_retries(plan: Plan, sc: Scenario) -> RuleResult:
 
 
 def rule_validations(plan: Plan, sc: Scenario) -> RuleResult:
+    """Design step 4: at least three per-partition checks, including the one this
+    incident needs, with row-count bounds a healthy day passes."""
     v = plan.validations
     enabled = v.enabled
     if not enabled:
@@ -285,6 +294,8 @@ def rule_validations(plan: Plan, sc: Scenario) -> RuleResult:
 
 
 def rule_rollback(plan: Plan, sc: Scenario) -> RuleResult:
+    """A way back: a snapshot before writing in place, or a versioned target that
+    readers are switched to (the view they read) only after validation."""
     rb, target, sw = plan.rollback, plan.backfill.target, plan.switchover
     default = sc.features_table
     if rb is None:
@@ -313,6 +324,7 @@ def rule_rollback(plan: Plan, sc: Scenario) -> RuleResult:
 
 
 def rule_code_version(plan: Plan, sc: Scenario) -> RuleResult:
+    """Mistake: mixing code versions. The plan pins the deployed code version."""
     if plan.code_version is None:
         return _fail("code_version", "The plan does not pin a code version.",
                      "A deploy in the middle of the backfill would mix outputs of two versions "
@@ -326,6 +338,8 @@ def rule_code_version(plan: Plan, sc: Scenario) -> RuleResult:
 
 
 def rule_lineage(plan: Plan, sc: Scenario) -> RuleResult:
+    """Design step 5: audit tags on every write, so the ledger says who rewrote what
+    and why."""
     if not plan.audit_tags:
         return _fail("lineage", "The plan records no audit tags.",
                      "Months later nobody can tell why these partitions were rewritten, by "
@@ -343,6 +357,8 @@ def _lateness_hours(sc: Scenario) -> float:
 
 
 def rule_watermark(plan: Plan, sc: Scenario) -> RuleResult:
+    """Late data: the first processing of a day waits as long as events can be late, and not
+    far longer."""
     late = plan.late_data
     need = _lateness_hours(sc)
     if late is None or late.watermark_delay.total_seconds() == 0:
@@ -364,6 +380,7 @@ def rule_watermark(plan: Plan, sc: Scenario) -> RuleResult:
 
 
 def rule_reprocess_window(plan: Plan, sc: Scenario) -> RuleResult:
+    """Late data: each night also reruns the last few partitions (1 to ``MAX_WINDOW``)."""
     late = plan.late_data
     k = 0 if late is None else late.reprocess_window
     if k < 1:
@@ -379,6 +396,7 @@ def rule_reprocess_window(plan: Plan, sc: Scenario) -> RuleResult:
 
 
 def rule_merge_keys(plan: Plan, sc: Scenario) -> RuleResult:
+    """Late data: reprocessing merges on the row's keys instead of appending."""
     keys = plan.backfill.merge_keys
     if set(keys) != set(sc.merge_keys):
         got = list(keys) if keys else "none"

@@ -53,6 +53,10 @@ _EVENT_STATE = {"running": "running", "retrying": "running", "success": "ok", "f
 class PartitionGrid:
     """The partition grid of a warehouse, live while a backfill runs.
 
+    Taught in notebooks/01_mental_model.ipynb, notebooks/02_daily_backfill.ipynb,
+    notebooks/03_versioned_recompute.ipynb, notebooks/05_designing_safe_backfills.ipynb and
+    notebooks/06_practical_projects.ipynb.
+
     Display it in a notebook (a widget in JupyterLab, HTML in a static render, text in a
     terminal) and pass ``on_event=grid.on_event`` to :func:`~backfill_lab.run_backfill`: cells
     turn ``running`` then ``ok`` or ``failed`` as steps finish, and a progress bar counts steps.
