@@ -239,3 +239,22 @@ def test_quiz_finds_the_key_from_the_working_directory_but_not_while_grading(mon
     assert quiz().mode == "self-study"
     monkeypatch.setenv("BACKFILL_LAB_GRADING", "1")
     assert quiz().mode == "course"
+
+
+def test_no_function_shadows_its_module():
+    """``bl.quiz``, ``bl.simulate``, ``bl.progress`` are functions; their modules live in
+    ``backfill_lab.course`` and stay reachable there, under their own names."""
+    import importlib
+    import types
+
+    import backfill_lab as bl
+    import backfill_lab.course as course
+
+    for name in ("quiz", "simulate", "progress"):
+        module = importlib.import_module(f"backfill_lab.course.{name}")
+        assert isinstance(getattr(course, name), types.ModuleType)
+        assert getattr(course, name) is module
+        assert callable(getattr(bl, name)) and getattr(bl, name) is getattr(module, name)
+    modules = {p.stem for p in (ROOT / "backfill_lab" / "course").glob("*.py")}
+    exported = {n for n, v in vars(course).items() if not isinstance(v, types.ModuleType)}
+    assert not exported & modules, f"backfill_lab.course re-exports {exported & modules}"
