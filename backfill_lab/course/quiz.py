@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from types import EllipsisType
 from typing import Any
 
+from ..display.grid import WIDGET_MIME
 from ..errors import ConfigError
 from ..report import escape
 from .answers import (
@@ -205,9 +206,9 @@ class Quiz:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         bundle: dict[str, Any] = {"text/plain": self.to_text(), "text/html": self.to_html()}
-        view = self.widget._repr_mimebundle_().get("application/vnd.jupyter.widget-view+json")
+        view = self.widget._repr_mimebundle_().get(WIDGET_MIME)
         if view is not None:
-            bundle["application/vnd.jupyter.widget-view+json"] = view
+            bundle[WIDGET_MIME] = view
         return bundle
 
 
