@@ -14,7 +14,8 @@ from .course.selfcheck import CheckReport, check
 from .course.simulate import SimulationReport, simulate
 from .demo.daily import EventSource, build_demo, daily_features, demo_pipeline
 from .demo.late import LateEventSource, late_arrival_metrics, late_features, plot_late_arrivals
-from .display.grid import PartitionGrid, grid_states, render_html, render_text
+from .display.grid import PartitionGrid
+from .display.render import render_html, render_text
 from .errors import (
     BackfillLabError,
     CodeVersionMismatch,
@@ -43,6 +44,7 @@ from .scheduler import (
     partition_due,
 )
 from .snapshots import Snapshot, restore, snapshot, untouched_report
+from .status import grid_states
 from .validations import (
     CheckResult,
     DownstreamRead,

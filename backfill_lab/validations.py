@@ -1,4 +1,5 @@
-"""Per-partition validations: the guide's five checks, each with its measured value and threshold.
+"""Per-partition validations: the guide's five checks run, recorded and queried, each verdict with
+its measured value and threshold.
 
 1. row count within bounds (absolute, or relative to the mean of the previous partitions)
 2. no null-rate spike in any column
@@ -7,9 +8,12 @@
    reference window of earlier partitions), as PSI and/or the KS statistic
 5. a downstream read test: the partition can be read the way a consumer reads it
 
-A check never raises for bad data: it returns a :class:`CheckResult` whose verdict says what it
-measured against what threshold. Results are recorded in the warehouse (``_bl_validations``) so
-the grid can mark a partition ``invalid`` and a switchover can refuse to expose it.
+What each check tests is configured in :mod:`backfill_lab.validation_config` (re-exported here);
+the drift measures are in :mod:`backfill_lab.distributions`. A check never raises for bad data:
+it returns a :class:`CheckResult` whose verdict says what it measured against what threshold.
+Results are recorded in the warehouse (``_bl_validations``) so the grid can mark a partition
+``invalid`` and a switchover can refuse to expose it. Taught in notebooks/01_mental_model.ipynb,
+notebooks/03_versioned_recompute.ipynb and notebooks/05_designing_safe_backfills.ipynb.
 """
 
 from __future__ import annotations
@@ -20,12 +24,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ._db import quote, run
+from .distributions import ks_statistic, psi
 from .errors import ConfigError, UnknownNameError
 from .partitions import PartitionSet, parse_key, to_value
+from .report import Column, PassFailReport, Row
+from .validation_config import (
+    CHECKS,
+    DownstreamRead,
+    Drift,
+    NullRate,
+    RowCount,
+    UniqueKeys,
+    Validations,
+)
+from .warehouse import Warehouse
 
 __all__ = [
     "CHECKS",
@@ -47,248 +62,12 @@ __all__ = [
     "validated_partitions",
 ]
 
-CHECKS: tuple[str, ...] = ("row_count", "null_rate", "unique_keys", "drift", "downstream_read")
-
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS _bl_validations (
     backfill_id VARCHAR, "table" VARCHAR, partition VARCHAR, "check" VARCHAR,
     measured DOUBLE, threshold VARCHAR, passed BOOLEAN, detail VARCHAR, checked_at TIMESTAMP
 )
 """
-
-
-# -- statistics ------------------------------------------------------------------------------
-def psi(expected: Sequence[float], actual: Sequence[float], *, bins: int = 10) -> float:
-    """Population stability index of ``actual`` against ``expected`` (quantile bins of expected).
-
-    Rule of thumb: < 0.1 stable, 0.1-0.2 moderate shift, > 0.2 significant drift.
-
-    >>> base = list(range(100))
-    >>> psi(base, base)
-    0.0
-    >>> round(psi(base, [x + 50 for x in base]), 2)
-    4.35
-    """
-    e = np.asarray(expected, dtype="float64")
-    a = np.asarray(actual, dtype="float64")
-    e, a = e[~np.isnan(e)], a[~np.isnan(a)]
-    if len(e) == 0 or len(a) == 0:
-        return float("nan")
-    edges = np.unique(np.quantile(e, np.linspace(0, 1, bins + 1)[1:-1]))
-    e_share = np.bincount(np.searchsorted(edges, e, side="right"), minlength=len(edges) + 1)
-    a_share = np.bincount(np.searchsorted(edges, a, side="right"), minlength=len(edges) + 1)
-    floor = 1e-4  # an empty bin would make the index infinite
-    ep = np.maximum(e_share / len(e), floor)
-    ap = np.maximum(a_share / len(a), floor)
-    value = float(np.sum((ap - ep) * np.log(ap / ep)))
-    return 0.0 if abs(value) < 1e-12 else value
-
-
-def ks_statistic(expected: Sequence[float], actual: Sequence[float]) -> float:
-    """Two-sample Kolmogorov-Smirnov statistic: the largest gap between the two CDFs (0..1).
-
-    >>> ks_statistic([1, 2, 3, 4], [1, 2, 3, 4])
-    0.0
-    >>> ks_statistic([1, 2, 3, 4], [11, 12, 13, 14])
-    1.0
-    """
-    e = np.sort(np.asarray(expected, dtype="float64"))
-    a = np.sort(np.asarray(actual, dtype="float64"))
-    e, a = e[~np.isnan(e)], a[~np.isnan(a)]
-    if len(e) == 0 or len(a) == 0:
-        return float("nan")
-    grid = np.concatenate([e, a])
-    cdf_e = np.searchsorted(e, grid, side="right") / len(e)
-    cdf_a = np.searchsorted(a, grid, side="right") / len(a)
-    return float(np.max(np.abs(cdf_e - cdf_a)))
-
-
-# -- configuration -------------------------------------------------------------------------
-def _number(name: str, value: object, *, minimum: float = 0.0, integer: bool = False) -> Any:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or value < minimum or (integer and not isinstance(value, int)):
-        kind = "an integer" if integer else "a number"
-        raise ConfigError.invalid(name, f"{kind} >= {minimum:g}", value)
-    return value
-
-
-def _keys(section: str, given: Mapping[str, Any], allowed: Iterable[str]) -> None:
-    allowed = list(allowed)
-    for key in given:
-        if key not in allowed:
-            raise UnknownNameError.of(f"key in validations.{section}", str(key), allowed)
-
-
-@dataclass(frozen=True)
-class RowCount:
-    """Rows within ``[min, max]``, and/or within ``relative`` (a share) of the trailing mean."""
-
-    min: int | None = None
-    max: int | None = None
-    relative: float | None = None
-    window: int = 7
-
-    def __post_init__(self) -> None:
-        for name in ("min", "max"):
-            value = getattr(self, name)
-            if value is not None:
-                _number(f"validations.row_count.{name}", value, integer=True)
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ConfigError(
-                f"validations.row_count: min {self.min} is above max {self.max}; swap them"
-            )
-        if self.relative is not None:
-            _number("validations.row_count.relative", self.relative)
-        _number("validations.row_count.window", self.window, minimum=1, integer=True)
-
-    @classmethod
-    def between(cls, low: int, high: int) -> RowCount:
-        return cls(min=low, max=high)
-
-    @classmethod
-    def near_trailing_mean(cls, share: float = 0.5, window: int = 7) -> RowCount:
-        return cls(relative=share, window=window)
-
-
-@dataclass(frozen=True)
-class NullRate:
-    """The share of nulls in each checked column stays at or below ``max``."""
-
-    max: float = 0.01
-    columns: tuple[str, ...] | None = None
-
-    def __post_init__(self) -> None:
-        _number("validations.null_rate.max", self.max)
-        if self.max > 1:
-            raise ConfigError.invalid("validations.null_rate.max", "a share in [0, 1]", self.max)
-
-
-@dataclass(frozen=True)
-class UniqueKeys:
-    keys: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        if not self.keys or not all(isinstance(k, str) and k for k in self.keys):
-            raise ConfigError.invalid("validations.unique_keys", "a list of column names",
-                                      list(self.keys))
-
-
-@dataclass(frozen=True)
-class Drift:
-    """Numeric columns compared with ``baseline`` (a table's same partition) or, without one, with
-    the ``reference_window`` partitions before this one in the same table."""
-
-    baseline: str | None = None
-    max_psi: float | None = 0.2
-    max_ks: float | None = None
-    columns: tuple[str, ...] | None = None
-    reference_window: int = 7
-
-    def __post_init__(self) -> None:
-        if self.baseline is not None:
-            quote(self.baseline)
-        if self.max_psi is None and self.max_ks is None:
-            raise ConfigError("validations.drift needs max_psi or max_ks (got neither)")
-        if self.max_psi is not None:
-            _number("validations.drift.max_psi", self.max_psi)
-        if self.max_ks is not None:
-            _number("validations.drift.max_ks", self.max_ks)
-        _number("validations.drift.reference_window", self.reference_window, minimum=1,
-                integer=True)
-
-
-@dataclass(frozen=True)
-class DownstreamRead:
-    """A consumer's query over the partition must run and return at least one row.
-
-    ``query`` may use ``{table}`` and ``$partition``; the default reads every column.
-    """
-
-    query: str | None = None
-
-
-_SECTIONS: dict[str, tuple[str, ...]] = {
-    "row_count": ("min", "max", "relative", "window"),
-    "null_rate": ("max", "columns"),
-    "drift": ("baseline", "max_psi", "max_ks", "columns", "reference_window"),
-    "downstream_read": ("query",),
-}
-
-
-@dataclass(frozen=True)
-class Validations:
-    """Which checks to run on each partition; ``None`` means the check is off."""
-
-    row_count: RowCount | None = None
-    null_rate: NullRate | None = None
-    unique_keys: UniqueKeys | None = None
-    drift: Drift | None = None
-    downstream_read: DownstreamRead | None = None
-
-    @classmethod
-    def recommended(cls, keys: Sequence[str] = ("entity_id", "date"),
-                    baseline: str | None = None) -> Validations:
-        """All five checks with the lab's defaults: the guide's checklist, ready to use."""
-        return cls(RowCount.near_trailing_mean(), NullRate(), UniqueKeys(tuple(keys)),
-                   Drift(baseline=baseline), DownstreamRead())
-
-    @classmethod
-    def from_dict(cls, spec: Mapping[str, Any] | None) -> Validations:
-        """From a plan's ``validations:`` section. An empty mapping for a check means defaults.
-
-        >>> Validations.from_dict({"row_count": {"min": 900, "max": 1100},
-        ...                        "unique_keys": ["entity_id", "date"]}).enabled
-        ['row_count', 'unique_keys']
-        """
-        if spec is None:
-            return cls()
-        if not isinstance(spec, Mapping):
-            raise ConfigError.invalid("validations", "a mapping of check names", spec)
-        _keys("", spec, CHECKS)
-        made: dict[str, Any] = {}
-        for name, value in spec.items():
-            if value is None or value is False:
-                continue
-            if name == "unique_keys":
-                if isinstance(value, str):
-                    value = [value]
-                if not isinstance(value, list | tuple):
-                    raise ConfigError.invalid("validations.unique_keys", "a list of columns",
-                                              value)
-                made[name] = UniqueKeys(tuple(value))
-                continue
-            if value is True:
-                value = {}
-            if not isinstance(value, Mapping):
-                raise ConfigError.invalid(f"validations.{name}", "a mapping or true", value)
-            _keys(name, value, _SECTIONS[name])
-            args = {k: tuple(v) if k == "columns" and v is not None else v
-                    for k, v in value.items()}
-            made[name] = {"row_count": RowCount, "null_rate": NullRate, "drift": Drift,
-                          "downstream_read": DownstreamRead}[name](**args)
-        if "row_count" in made and made["row_count"] == RowCount():
-            made["row_count"] = RowCount.near_trailing_mean()
-        return cls(**made)
-
-    @property
-    def enabled(self) -> list[str]:
-        return [name for name in CHECKS if getattr(self, name) is not None]
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name in self.enabled:
-            value = getattr(self, name)
-            if name == "unique_keys":
-                out[name] = list(value.keys)
-                continue
-            fields = {k: list(v) if isinstance(v, tuple) else v
-                      for k, v in asdict(value).items() if v is not None}
-            if name == "row_count" and value.relative is None:
-                fields.pop("window")
-            if name == "drift" and value.baseline is not None:
-                fields.pop("reference_window")
-            out[name] = fields
-        return out
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -310,48 +89,51 @@ class CheckResult:
 
 
 @dataclass(repr=False)
-class ValidationReport:
-    """Every check of every validated partition."""
+class ValidationReport(PassFailReport):
+    """Every check of every validated partition: text, and a table in a notebook.
+
+    Taught in notebooks/01_mental_model.ipynb.
+    """
 
     results: list[CheckResult] = field(default_factory=list)
 
+    css_class = "backfill-validations"
+    columns = (Column("check"), Column("partition"), Column("measured"), Column("threshold"),
+               Column("detail"))
+    marks = ("pass", "FAIL")
+    verdict_header = "verdict"
+
     @property
     def passed(self) -> bool:
+        """True when there are results and every one passed."""
         return bool(self.results) and all(r.passed for r in self.results)
 
     @property
     def failed(self) -> list[CheckResult]:
+        """The results that failed."""
         return [r for r in self.results if not r.passed]
 
     def invalid_partitions(self) -> list[str]:
+        """The partitions with at least one failed check, sorted."""
         return sorted({r.partition for r in self.failed})
 
     def frame(self) -> pd.DataFrame:
+        """One row per result, one column per :class:`CheckResult` field."""
         cols = ["check", "table", "partition", "measured", "threshold", "passed", "detail"]
         return pd.DataFrame([asdict(r) for r in self.results], columns=cols)
 
-    def __str__(self) -> str:
-        lines = [str(r) for r in self.results]
+    def rows(self) -> list[Row]:
+        """One row per check of a partition."""
+        return [Row(r.passed, (r.check, r.partition,
+                               "" if r.measured is None else f"{r.measured:.4g}", r.threshold,
+                               r.detail), str(r))
+                for r in self.results]
+
+    def summary(self) -> str:
+        """``7/10 checks passed; invalid partitions: ...``."""
         bad = self.invalid_partitions()
-        lines.append(f"{len(self.results) - len(self.failed)}/{len(self.results)} checks passed"
-                     + (f"; invalid partitions: {', '.join(bad)}" if bad else ""))
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return str(self)
-
-    def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr style='background:{'#e8f5e9' if r.passed else '#ffebee'}'>"
-            f"<td>{'pass' if r.passed else 'FAIL'}</td><td>{r.check}</td><td>{r.partition}</td>"
-            f"<td>{'' if r.measured is None else f'{r.measured:.4g}'}</td>"
-            f"<td>{r.threshold}</td><td>{r.detail}</td></tr>"
-            for r in self.results
-        )
-        head = "<tr><th>verdict</th><th>check</th><th>partition</th><th>measured</th>" \
-               "<th>threshold</th><th>detail</th></tr>"
-        summary = str(self).splitlines()[-1]
-        return f"<table class='backfill-validations'>{head}{rows}</table><p>{summary}</p>"
+        return (f"{len(self.results) - len(self.failed)}/{len(self.results)} checks passed"
+                + (f"; invalid partitions: {', '.join(bad)}" if bad else ""))
 
 
 # -- running checks --------------------------------------------------------------------------
@@ -360,14 +142,14 @@ def _numeric_columns(df: pd.DataFrame, skip: Iterable[str]) -> list[str]:
     return [c for c in df.columns if c not in skip and df[c].dtype.kind in "if"]
 
 
-def _read(wh: Any, table: str, keys: Sequence[str]) -> pd.DataFrame:
+def _read(wh: Warehouse, table: str, keys: Sequence[str]) -> pd.DataFrame:
     pcol = quote(wh.partition_column(table))
     values = [to_value(k) for k in keys]
     return wh.sql(f"SELECT * FROM {quote(table)} WHERE {pcol} IN (SELECT unnest($k))",
                   {"k": values})
 
 
-def _trusted_before(wh: Any, reference: str, key: str, n: int) -> list[str]:
+def _trusted_before(wh: Warehouse, reference: str, key: str, n: int) -> list[str]:
     """The ``n`` newest partitions of ``reference`` before ``key`` that hold rows and whose latest
     validation did not fail: the history a new partition is compared with.
 
@@ -385,7 +167,7 @@ def _trusted_before(wh: Any, reference: str, key: str, n: int) -> list[str]:
     return [k for k in keys if k not in bad][:n]
 
 
-def _row_count(wh: Any, table: str, key: str, df: pd.DataFrame, cfg: RowCount,
+def _row_count(wh: Warehouse, table: str, key: str, df: pd.DataFrame, cfg: RowCount,
                reference: str) -> CheckResult:
     n = len(df)
     problems, limits = [], []
@@ -451,7 +233,7 @@ def _unique(table: str, key: str, df: pd.DataFrame, cfg: UniqueKeys) -> CheckRes
     return CheckResult("unique_keys", table, key, float(dups), "0 duplicates", dups == 0, detail)
 
 
-def _drift(wh: Any, table: str, key: str, df: pd.DataFrame, cfg: Drift,
+def _drift(wh: Warehouse, table: str, key: str, df: pd.DataFrame, cfg: Drift,
            skip: Sequence[str], reference: str) -> CheckResult:
     if cfg.baseline is not None:
         if not wh.has_table(cfg.baseline):
@@ -491,7 +273,7 @@ def _drift(wh: Any, table: str, key: str, df: pd.DataFrame, cfg: Drift,
     return CheckResult("drift", table, key, measured, ", ".join(limits), not failed, detail)
 
 
-def _downstream(wh: Any, table: str, key: str, cfg: DownstreamRead) -> CheckResult:
+def _downstream(wh: Warehouse, table: str, key: str, cfg: DownstreamRead) -> CheckResult:
     pcol = quote(wh.partition_column(table))
     query = cfg.query or f"SELECT * FROM {{table}} WHERE {pcol} = $partition"
     text = query.replace("{table}", quote(table))
@@ -508,7 +290,7 @@ def _downstream(wh: Any, table: str, key: str, cfg: DownstreamRead) -> CheckResu
                        detail)
 
 
-def validate_partition(wh: Any, table: str, partition: str, validations: Validations,
+def validate_partition(wh: Warehouse, table: str, partition: str, validations: Validations,
                        *, reference: str | None = None) -> list[CheckResult]:
     """Run every enabled check on one partition of ``table``.
 
@@ -536,7 +318,7 @@ def validate_partition(wh: Any, table: str, partition: str, validations: Validat
     return out
 
 
-def record_results(wh: Any, results: Sequence[CheckResult], backfill_id: str | None,
+def record_results(wh: Warehouse, results: Sequence[CheckResult], backfill_id: str | None,
                    when: dt.datetime) -> None:
     """Append check results to ``_bl_validations`` (the grid and switchover read them there)."""
     wh.ensure("_bl_validations", _SCHEMA)
@@ -548,12 +330,18 @@ def record_results(wh: Any, results: Sequence[CheckResult], backfill_id: str | N
              r.threshold, r.passed, r.detail, when])
 
 
-def validate(wh: Any, table: str, partitions: object, validations: Validations, *,
+def validate(wh: Warehouse, table: str, partitions: object,
+             validations: Validations | Mapping[str, Any], *,
              backfill_id: str | None = None, record: bool = True,
              now: dt.datetime | None = None, reference: str | None = None) -> ValidationReport:
-    """Validate each partition, record the results, and return the report."""
+    """Validate each partition, record the results, and return the report.
+
+    ``validations`` is a :class:`Validations`, or a plan's ``validations:`` mapping. Taught in
+    notebooks/01_mental_model.ipynb, notebooks/03_versioned_recompute.ipynb and
+    notebooks/05_designing_safe_backfills.ipynb.
+    """
     if not isinstance(validations, Validations):
-        validations = Validations.from_dict(validations)  # type: ignore[arg-type]
+        validations = Validations.from_dict(validations)
     if not validations.enabled:
         raise ConfigError("no validations enabled; configure at least one of " + ", ".join(CHECKS))
     results: list[CheckResult] = []
@@ -565,7 +353,7 @@ def validate(wh: Any, table: str, partitions: object, validations: Validations, 
     return ValidationReport(results)
 
 
-def latest_validations(wh: Any, table: str) -> pd.DataFrame:
+def latest_validations(wh: Warehouse, table: str) -> pd.DataFrame:
     """The newest recorded verdict of each check of each partition of ``table``."""
     wh.ensure("_bl_validations", _SCHEMA)
     return wh.sql(
@@ -575,13 +363,13 @@ def latest_validations(wh: Any, table: str) -> pd.DataFrame:
         'ORDER BY partition, "check"', [table])
 
 
-def invalid_partitions(wh: Any, table: str) -> set[str]:
+def invalid_partitions(wh: Warehouse, table: str) -> set[str]:
     """Partitions of ``table`` whose latest validation has a failed check."""
     df = latest_validations(wh, table)
     return set(df.loc[~df["passed"].astype(bool), "partition"])
 
 
-def validated_partitions(wh: Any, table: str) -> set[str]:
+def validated_partitions(wh: Warehouse, table: str) -> set[str]:
     """Partitions of ``table`` whose latest validation passed every check."""
     df = latest_validations(wh, table)
     if df.empty:

@@ -20,15 +20,9 @@ from backfill_lab import (
     build_demo,
     run_backfill,
 )
-from backfill_lab.display.grid import (
-    COLOURS,
-    STATES,
-    WIDGET_MIME,
-    PartitionGrid,
-    grid_states,
-    render_html,
-    render_text,
-)
+from backfill_lab.display.grid import WIDGET_MIME, PartitionGrid
+from backfill_lab.display.render import COLOURS, render_html, render_text
+from backfill_lab.status import STATES, grid_states
 
 LAYERS = ["raw", "staging", "features"]
 DAILY_90 = PartitionSet.parse("2024-11-01..2025-01-29")
@@ -356,3 +350,10 @@ def test_text_grid_lines_up_days_and_hours():
     assert hourly[2].startswith("2024-12-06  00") and len(hourly) == 5
     with pytest.raises(ConfigError, match="'width' must be an integer >= 1"):
         render_text(states, width=0)
+
+
+def test_the_learner_names_point_at_the_split_modules():
+    import backfill_lab as bl
+
+    assert (bl.grid_states, bl.render_html, bl.render_text, bl.PartitionGrid) == (
+        grid_states, render_html, render_text, PartitionGrid)

@@ -71,7 +71,8 @@ def test_the_key_lives_only_in_the_solution_and_matches_the_questions():
     assert all(entry["answer"] in LETTERS and entry["explanation"] for entry in KEY.values())
     used = [entry["answer"] for entry in KEY.values()]
     assert all(used.count(letter) >= 2 for letter in LETTERS), f"answers too uniform: {used}"
-    source = (ROOT / "backfill_lab" / "course" / "quiz.py").read_text(encoding="utf-8")
+    source = "".join((ROOT / "backfill_lab" / "course" / name).read_text(encoding="utf-8")
+                     for name in ("quiz.py", "questions.py", "answers.py"))
     for entry in KEY.values():
         assert entry["explanation"] not in source
 
@@ -238,3 +239,22 @@ def test_quiz_finds_the_key_from_the_working_directory_but_not_while_grading(mon
     assert quiz().mode == "self-study"
     monkeypatch.setenv("BACKFILL_LAB_GRADING", "1")
     assert quiz().mode == "course"
+
+
+def test_no_function_shadows_its_module():
+    """``bl.quiz``, ``bl.simulate``, ``bl.progress`` are functions; their modules live in
+    ``backfill_lab.course`` and stay reachable there, under their own names."""
+    import importlib
+    import types
+
+    import backfill_lab as bl
+    import backfill_lab.course as course
+
+    for name in ("quiz", "simulate", "progress"):
+        module = importlib.import_module(f"backfill_lab.course.{name}")
+        assert isinstance(getattr(course, name), types.ModuleType)
+        assert getattr(course, name) is module
+        assert callable(getattr(bl, name)) and getattr(bl, name) is getattr(module, name)
+    modules = {p.stem for p in (ROOT / "backfill_lab" / "course").glob("*.py")}
+    exported = {n for n, v in vars(course).items() if not isinstance(v, types.ModuleType)}
+    assert not exported & modules, f"backfill_lab.course re-exports {exported & modules}"

@@ -13,7 +13,6 @@ the exercises. A drill stages small (300 entities, a few weeks) so checking stay
 from __future__ import annotations
 
 import datetime as dt
-import html
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,9 @@ from ..display.grid import PartitionGrid
 from ..errors import ConfigError
 from ..faults import Fault
 from ..partitions import PartitionSet, shift
-from .exercises import Incident, incident_facts, incident_grid
+from ..report import PassFailReport, Row
+from .exercises import Hints, Incident, incident_facts, incident_grid
+from .exercises import hints as exercise_hints
 from .progress import record
 from .scenarios import Scenario, Staged
 from .selfcheck import CheckReport, check
@@ -68,6 +69,8 @@ def incident(seed: int) -> Scenario:
     rng = random.Random(f"backfill-lab-drill-{seed}")
     first = dt.date(2024, 1, 1) + dt.timedelta(days=rng.randrange(0, 700))
     capacity = rng.choice((2, 3, 4, 6))
+    corrupt: tuple[Fault, ...] = ()
+    monitor: str | None = None
     if rng.random() < 0.5:
         nights = rng.randint(3, 8)
         length = rng.randint(14, 21) + nights
@@ -75,7 +78,7 @@ def incident(seed: int) -> Scenario:
         end = PartitionSet.parse(history).end
         broken = f"{shift(end, -(nights - 1))}..{end}"
         layers: tuple[str, ...] = ("raw", "staging", "features")
-        kind, versioned, corrupt, monitor = "outage", False, (), None
+        kind, versioned = "outage", False
         required: tuple[str, ...] = ("row_count",)
         story = (f"The source of the nightly raw -> staging -> features pipeline was down for "
                  f"the last {nights} nights ({broken}): raw failed, staging and features were "
@@ -120,41 +123,55 @@ def incident(seed: int) -> Scenario:
     )
 
 
-@dataclass
-class DrillResult:
+@dataclass(repr=False)
+class DrillResult(PassFailReport):
     """A drill's self-check: the report, and how long the drill took against its target."""
 
     report: CheckReport
     elapsed: dt.timedelta
     minutes: float
 
+    css_class = CheckReport.css_class
+    columns = CheckReport.columns
+
     @property
     def in_time(self) -> bool:
+        """True when the drill was finished within its target time."""
         return self.elapsed <= dt.timedelta(minutes=self.minutes)
 
     @property
     def score(self) -> float:
+        """The self-check's points."""
         return self.report.score
 
     @property
     def max_score(self) -> float:
+        """The points there are."""
         return self.report.max_score
 
     def headline(self) -> str:
+        """``drill-3: 8/10 points in 12 min 04 s (within the 15-minute target)``."""
         secs = int(self.elapsed.total_seconds())
         when = f"{secs // 60} min {secs % 60:02d} s"
         verdict = "within" if self.in_time else "over"
         return (f"{self.report.exercise}: {self.score:g}/{self.max_score:g} points in {when} "
                 f"({verdict} the {self.minutes:g}-minute target)")
 
-    def __str__(self) -> str:
-        return f"{self.headline()}\n{self.report}"
+    def rows(self) -> list[Row]:
+        """The self-check's rows."""
+        return self.report.rows()
 
-    def __repr__(self) -> str:
-        return str(self)
+    def title(self) -> str:
+        """The headline, then the self-check's own first line."""
+        return f"{self.headline()}\n{self.report.title()}"
 
-    def _repr_html_(self) -> str:
-        return f"<p><b>{html.escape(self.headline())}</b></p>{self.report._repr_html_()}"
+    def html_title(self) -> str:
+        """The headline."""
+        return self.headline()
+
+    def note(self) -> str:
+        """Why nothing was checked, if so."""
+        return self.report.note()
 
 
 class Drill:
@@ -177,14 +194,17 @@ class Drill:
 
     @property
     def kind(self) -> str:
+        """``outage`` or ``bad data``."""
         return "outage" if self.scenario.outage else "bad data"
 
     @property
     def story(self) -> str:
+        """What happened, as the on-call engineer hears it."""
         return self.scenario.story
 
     @property
     def facts(self) -> list[str]:
+        """What the staged warehouse shows, and the target time ([] before staging)."""
         if self.staged is None:
             return []
         return [*incident_facts(self.scenario, self.staged),
@@ -198,17 +218,18 @@ class Drill:
         return incident_grid(self.scenario, self.staged, invalid=marked)
 
     def incident(self) -> Incident:
+        """The incident as the exercises show it: story, grid and facts."""
         if self.staged is None:
             self.staged = self.scenario.stage()
         return Incident(self.scenario, self.staged, self.grid(), self.facts)
 
     def elapsed(self) -> dt.timedelta:
+        """Time since the drill started, on its clock."""
         return self.clock.now() - self.started
 
-    def hints(self) -> Any:
-        from ..course.exercises import hints
-
-        return hints(self.scenario)
+    def hints(self) -> Hints:
+        """The drill's hints, revealed one at a time."""
+        return exercise_hints(self.scenario)
 
     def check(self, plan: Any, *, simulate_outcomes: bool = True) -> DrillResult:
         """Grade ``plan`` like an exercise, stop the clock, and record it in your progress."""
@@ -226,5 +247,8 @@ class Drill:
 
 
 def drill(seed: int, *, clock: Clock | None = None, minutes: float = 15) -> Drill:
-    """A fresh seeded incident to practise on, staged and timed (see :class:`Drill`)."""
+    """A fresh seeded incident to practise on, staged and timed (see :class:`Drill`).
+
+    Taught in notebooks/05_designing_safe_backfills.ipynb and notebooks/06_practical_projects.ipynb.
+    """
     return Drill(seed, clock=clock, minutes=minutes)

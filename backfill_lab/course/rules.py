@@ -9,16 +9,18 @@ rule that names it. The grader and ``backfill_lab.check`` run exactly these func
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ..partitions import PartitionSet
 from ..pipeline import CATALOG, TrailingWindow
 from ..plan import Plan, pipeline_layers
+from ..report import Column, PassFailReport, Row
 from .scenarios import Scenario
 
-__all__ = ["CHECKLIST", "LATE_RULES", "RULES", "RuleResult", "ScoredReport", "judge",
-           "rule_names"]
+__all__ = ["CHECKLIST", "LATE_RULES", "RULES", "RULE_COLUMNS", "RuleResult", "ScoredReport",
+           "judge", "rule_names", "rule_rows"]
 
 NB = "notebooks/05_designing_safe_backfills.ipynb"
 SECTIONS = {
@@ -56,26 +58,67 @@ class RuleResult:
         return f"{verdict} {self.name}: {self.message}"
 
 
-class ScoredReport:
-    """Points of a report made of :class:`RuleResult` rows (a self-check, a quiz)."""
+#: the table of a report of rule results: the rule, its points, its message
+RULE_COLUMNS = (Column("check", "code"), Column("points"), Column("message", "text"))
+
+
+def rule_rows(results: Iterable[RuleResult], *, name_width: int = 18,
+              sections: bool = True) -> list[Row]:
+    """Report rows of rule results: ``  FAIL  name  message`` and, for a failed rule with a
+    section (when ``sections``), where the workbook explains it.
+
+    >>> print(rule_rows([RuleResult("range", False, 0.0, 1.0, "Too wide.", "05 § 1")])[0].text)
+      FAIL  range              Too wide.
+            see 05 § 1
+    """
+    rows = []
+    for r in results:
+        see = f"see {r.section}" if sections and not r.passed and r.section else ""
+        text = f"  {'pass' if r.passed else 'FAIL'}  {r.name:<{name_width}} {r.message}"
+        rows.append(Row(r.passed, (r.name, f"{r.points:g}/{r.max_points:g}", r.message),
+                        text + (f"\n        {see}" if see else ""), see))
+    return rows
+
+
+class ScoredReport(PassFailReport):
+    """Points of a report made of :class:`RuleResult` rows (a self-check, a quiz).
+
+    Subclasses name their report in :meth:`title` and :meth:`html_title`; the rows, the text
+    and the table come from here and :class:`~backfill_lab.report.PassFailReport`.
+    """
 
     results: list[RuleResult]
     status: str
 
+    css_class = "backfill-check"
+    columns = RULE_COLUMNS
+    #: width of the rule's name in the text rendering
+    name_width: ClassVar[int] = 18
+    #: whether a failed rule's text and HTML say where the workbook explains it
+    show_sections: ClassVar[bool] = True
+
     @property
     def score(self) -> float:
+        """The points scored."""
         return sum(r.points for r in self.results)
 
     @property
     def max_score(self) -> float:
+        """The points there are."""
         return sum(r.max_points for r in self.results)
 
     @property
     def passed(self) -> bool:
+        """True when the plan (or the answers) could be checked and every rule passed."""
         return self.status == "checked" and all(r.passed for r in self.results)
 
     def failed(self) -> list[str]:
+        """The names of the rules that failed."""
         return [r.name for r in self.results if not r.passed]
+
+    def rows(self) -> list[Row]:
+        """One row per rule result."""
+        return rule_rows(self.results, name_width=self.name_width, sections=self.show_sections)
 
 
 def _ok(name: str, message: str) -> RuleResult:
@@ -97,6 +140,7 @@ def _all_layers(sc: Scenario) -> tuple[str, ...]:
 
 # -- the design steps and the common mistakes ---------------------------------------------
 def rule_range(plan: Plan, sc: Scenario) -> RuleResult:
+    """Design step 1: the plan targets exactly the broken partitions, no more and no fewer."""
     want = set(sc.partitions)
     got = set(plan.backfill.partitions)
     missing, extra = sorted(want - got), sorted(got - want)
@@ -131,6 +175,7 @@ def _window_reads_within(plan: Plan, sc: Scenario) -> bool:
 
 
 def rule_order(plan: Plan, sc: Scenario) -> RuleResult:
+    """Design step 1: oldest partition first wherever a layer reads earlier partitions."""
     if plan.backfill.order == "ascending":
         return _ok("order", "oldest partition first, so each day's inputs exist before the "
                             "days that read them.")
@@ -144,6 +189,7 @@ def rule_order(plan: Plan, sc: Scenario) -> RuleResult:
 
 
 def rule_dependencies(plan: Plan, sc: Scenario) -> RuleResult:
+    """Mistake: ignoring dependencies. Every broken layer, listed upstream first."""
     listed = _layers(plan, sc)
     upstream_first = [n for n in _all_layers(sc) if n in listed]
     unknown = [n for n in listed if n not in _all_layers(sc)]
@@ -166,6 +212,7 @@ def rule_dependencies(plan: Plan, sc: Scenario) -> RuleResult:
 
 
 def rule_concurrency(plan: Plan, sc: Scenario) -> RuleResult:
+    """Design step 3: a concurrency cap within the warehouse's capacity."""
     cap = plan.backfill.concurrency
     if cap is None:
         return _fail("concurrency", "The plan sets no concurrency cap (unlimited parallelism).",
@@ -182,6 +229,8 @@ def rule_concurrency(plan: Plan, sc: Scenario) -> RuleResult:
 
 
 def rule_idempotent_writes(plan: Plan, sc: Scenario) -> RuleResult:
+    """Design step 2: a write mode that makes a rerun harmless (overwrite, or
+    merge on keys)."""
     mode = plan.backfill.mode
     if mode == "append":
         return _fail("idempotent_writes", "The plan appends (mode: append).",
@@ -196,6 +245,7 @@ def rule_idempotent_writes(plan: Plan, sc: Scenario) -> RuleResult:
 
 
 def rule_retries(plan: Plan, sc: Scenario) -> RuleResult:
+    """Transient failures are retried, a few times (1 to ``MAX_RETRIES``)."""
     n = plan.backfill.retries
     if n < 1:
         return _fail("retries", "The plan has no retries (retries: 0).",
@@ -210,6 +260,8 @@ def rule_retries(plan: Plan, sc: Scenario) -> RuleResult:
 
 
 def rule_validations(plan: Plan, sc: Scenario) -> RuleResult:
+    """Design step 4: at least three per-partition checks, including the one this
+    incident needs, with row-count bounds a healthy day passes."""
     v = plan.validations
     enabled = v.enabled
     if not enabled:
@@ -242,6 +294,8 @@ def rule_validations(plan: Plan, sc: Scenario) -> RuleResult:
 
 
 def rule_rollback(plan: Plan, sc: Scenario) -> RuleResult:
+    """A way back: a snapshot before writing in place, or a versioned target that
+    readers are switched to (the view they read) only after validation."""
     rb, target, sw = plan.rollback, plan.backfill.target, plan.switchover
     default = sc.features_table
     if rb is None:
@@ -270,6 +324,7 @@ def rule_rollback(plan: Plan, sc: Scenario) -> RuleResult:
 
 
 def rule_code_version(plan: Plan, sc: Scenario) -> RuleResult:
+    """Mistake: mixing code versions. The plan pins the deployed code version."""
     if plan.code_version is None:
         return _fail("code_version", "The plan does not pin a code version.",
                      "A deploy in the middle of the backfill would mix outputs of two versions "
@@ -283,6 +338,8 @@ def rule_code_version(plan: Plan, sc: Scenario) -> RuleResult:
 
 
 def rule_lineage(plan: Plan, sc: Scenario) -> RuleResult:
+    """Design step 5: audit tags on every write, so the ledger says who rewrote what
+    and why."""
     if not plan.audit_tags:
         return _fail("lineage", "The plan records no audit tags.",
                      "Months later nobody can tell why these partitions were rewritten, by "
@@ -300,6 +357,8 @@ def _lateness_hours(sc: Scenario) -> float:
 
 
 def rule_watermark(plan: Plan, sc: Scenario) -> RuleResult:
+    """Late data: the first processing of a day waits as long as events can be late, and not
+    far longer."""
     late = plan.late_data
     need = _lateness_hours(sc)
     if late is None or late.watermark_delay.total_seconds() == 0:
@@ -321,6 +380,7 @@ def rule_watermark(plan: Plan, sc: Scenario) -> RuleResult:
 
 
 def rule_reprocess_window(plan: Plan, sc: Scenario) -> RuleResult:
+    """Late data: each night also reruns the last few partitions (1 to ``MAX_WINDOW``)."""
     late = plan.late_data
     k = 0 if late is None else late.reprocess_window
     if k < 1:
@@ -336,6 +396,7 @@ def rule_reprocess_window(plan: Plan, sc: Scenario) -> RuleResult:
 
 
 def rule_merge_keys(plan: Plan, sc: Scenario) -> RuleResult:
+    """Late data: reprocessing merges on the row's keys instead of appending."""
     keys = plan.backfill.merge_keys
     if set(keys) != set(sc.merge_keys):
         got = list(keys) if keys else "none"

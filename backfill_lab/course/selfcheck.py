@@ -6,7 +6,6 @@ report that says so. The report renders as an HTML table in JupyterLab and as te
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,35 +29,18 @@ class CheckReport(ScoredReport):
     detail: str = ""
     simulation: SimulationReport | None = None
 
-    def __str__(self) -> str:
+    def title(self) -> str:
+        """``ex1: 9/10 points`` (and why nothing was checked, if so)."""
         head = f"{self.exercise}: {self.score:g}/{self.max_score:g} points"
-        if self.status != "checked":
-            head += f" ({self.detail})"
-        lines = [head]
-        for r in self.results:
-            lines.append(f"  {'pass' if r.passed else 'FAIL'}  {r.name:<18} {r.message}")
-            if not r.passed and r.section:
-                lines.append(f"        see {r.section}")
-        return "\n".join(lines)
+        return head + (f" ({self.detail})" if self.status != "checked" else "")
 
-    def __repr__(self) -> str:
-        return str(self)
+    def html_title(self) -> str:
+        """``Self-check ex1: 9 / 10 points``."""
+        return f"Self-check {self.exercise}: {self.score:g} / {self.max_score:g} points"
 
-    def _repr_html_(self) -> str:
-        rows = []
-        for r in self.results:
-            colour = "#e8f5e9" if r.passed else "#ffebee"
-            see = f"<br><small>see {html.escape(r.section)}</small>" if not r.passed \
-                and r.section else ""
-            rows.append(
-                f"<tr style='background:{colour}'><td>{'✔' if r.passed else '✘'}</td>"
-                f"<td><code>{r.name}</code></td><td>{r.points:g}/{r.max_points:g}</td>"
-                f"<td style='text-align:left'>{html.escape(r.message)}{see}</td></tr>")
-        note = f"<p>{html.escape(self.detail)}</p>" if self.detail else ""
-        return (f"<div class='backfill-check'><h4>Self-check {html.escape(self.exercise)}: "
-                f"{self.score:g} / {self.max_score:g} points</h4>{note}"
-                f"<table><tr><th></th><th>check</th><th>points</th><th>message</th></tr>"
-                f"{''.join(rows)}</table></div>")
+    def note(self) -> str:
+        """Why nothing was checked, if so."""
+        return self.detail
 
 
 def _unanswered(exercise: str, names: list[str], status: str, detail: str) -> CheckReport:

@@ -30,10 +30,11 @@ from ..faults import Faults
 from ..partitions import PartitionSet, parse_key
 from ..plan import Plan
 from ..planrun import PlanRun, run_plan
+from ..report import PassFailReport, Row
 from ..runner import BackfillResult, run_backfill
 from ..validations import latest_validations
 from ..warehouse import Warehouse
-from .rules import RuleResult
+from .rules import RULE_COLUMNS, RuleResult, rule_rows
 from .scenarios import Scenario, Staged, truth
 
 __all__ = ["OUTCOMES", "OUTCOME_POINTS", "SimulationReport", "relation_checksums", "simulate"]
@@ -54,8 +55,8 @@ def relation_checksums(wh: Warehouse, name: str, pcol: str = "date") -> dict[str
     return out
 
 
-@dataclass
-class SimulationReport:
+@dataclass(repr=False)
+class SimulationReport(PassFailReport):
     """The three outcome checks, and what was observed on the way."""
 
     results: list[RuleResult] = field(default_factory=list)
@@ -64,9 +65,29 @@ class SimulationReport:
     runs: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
+    css_class = "backfill-check"
+    columns = RULE_COLUMNS
+
     @property
     def passed(self) -> bool:
+        """True when every outcome check passed."""
         return all(r.passed for r in self.results)
+
+    def rows(self) -> list[Row]:
+        """One row per outcome check."""
+        return rule_rows(self.results)
+
+    def title(self) -> str:
+        """``outcomes: 4/6 points``."""
+        return (f"outcomes: {sum(r.points for r in self.results):g}/"
+                f"{sum(r.max_points for r in self.results):g} points")
+
+    def summary(self) -> str:
+        """What was observed: the most steps in flight, the start order, the time it took."""
+        seen = [f"at most {self.max_in_flight} steps in flight"] if self.max_in_flight else []
+        seen.append("steps started in the plan's order" if self.started_in_order
+                    else "steps did not start in the plan's order")
+        return f"observed: {'; '.join(seen)} ({self.seconds:.1f} s)"
 
 
 def _result(name: str, passed: bool, message: str) -> RuleResult:

@@ -46,6 +46,8 @@ CATEGORIES = ("web", "app", "store")
 class EventSource:
     """A seeded stream of purchase events: ``events(day)`` is the same for the same seed.
 
+    Taught in notebooks/01_mental_model.ipynb and notebooks/03_versioned_recompute.ipynb.
+
     >>> src = EventSource(seed=1, entities=10, events_per_day=50)
     >>> df = src.events("2024-12-01")
     >>> list(df.columns)
@@ -65,6 +67,7 @@ class EventSource:
                 raise ConfigError.invalid(name, "a non-negative integer (>= 1 for counts)", value)
 
     def events(self, partition: str) -> pd.DataFrame:
+        """The events of one day: the same rows every time for the same seed and day."""
         day = to_value(partition)
         if isinstance(day, dt.datetime):
             raise ConfigError(f"the demo source is daily (got hourly partition {partition!r})")
@@ -121,6 +124,8 @@ def daily_features(
 ) -> Pipeline:
     """The demo pipeline over ``source`` (a default seeded source when omitted).
 
+    Taught in notebooks/01_mental_model.ipynb and notebooks/03_versioned_recompute.ipynb.
+
     ``features_table`` names the table the features layer writes by default (``features_v1``
     where readers use a view called ``features``).
     """
@@ -149,7 +154,11 @@ def daily_features(
 
 
 def demo_pipeline(warehouse: Warehouse, *, feature_version: str | None = None) -> Pipeline:
-    """The demo pipeline with the source settings stored in ``warehouse`` by :func:`build_demo`."""
+    """The demo pipeline with the source settings stored in ``warehouse`` by :func:`build_demo`.
+
+    Taught in notebooks/05_designing_safe_backfills.ipynb and
+    notebooks/06_practical_projects.ipynb.
+    """
     seed = warehouse.get_meta("demo.seed")
     if seed is None:
         raise ConfigError(
@@ -178,6 +187,9 @@ def build_demo(
     features_table: str | None = None,
 ) -> tuple[Pipeline, list[BackfillResult]]:
     """Load ``history`` as a nightly scheduler would have, with every run in ``outage`` failed.
+
+    Taught in notebooks/02_daily_backfill.ipynb, notebooks/03_versioned_recompute.ipynb,
+    notebooks/05_designing_safe_backfills.ipynb and notebooks/06_practical_projects.ipynb.
 
     Each day is its own scheduled run (backfill id ``scheduled-<day>``), oldest first. The outage
     is staged for real: the ``raw`` step of each outage day fails (its source was down), so

@@ -66,9 +66,13 @@ METRIC_COLUMNS: tuple[str, ...] = (
 class LateSource(Protocol):
     """What :func:`late_features` and :func:`late_arrival_metrics` need from a source."""
 
-    def events(self, partition: str) -> pd.DataFrame: ...
+    def events(self, partition: str) -> pd.DataFrame:
+        """Every event of ``partition``, with its ``arrival_time``: the truth."""
+        ...
 
-    def arrived(self, partition: str, as_of: Any) -> pd.DataFrame: ...
+    def arrived(self, partition: str, as_of: Any) -> pd.DataFrame:
+        """The events of ``partition`` that have arrived by ``as_of``."""
+        ...
 
 
 def arrived_by(
@@ -99,6 +103,9 @@ def arrived_by(
 class LateEventSource:
     """Seeded purchase events of which a share ``late_share`` arrives late.
 
+    Taught in notebooks/01_mental_model.ipynb, notebooks/04_late_data.ipynb and
+    notebooks/06_practical_projects.ipynb.
+
     The events are those of :class:`backfill_lab.EventSource` with the same seed. Each late event
     is delayed by a lateness on (0, ``max_lateness``] drawn from ``lateness``: ``uniform``, or
     ``exponential`` (mean a quarter of the maximum, cut at the maximum: most late events are a
@@ -125,6 +132,7 @@ class LateEventSource:
 
     @property
     def base(self) -> EventSource:
+        """The on-time source these events come from (same seed and counts)."""
         return EventSource(self.seed, self.entities, self.events_per_day)
 
     def events(self, partition: str) -> pd.DataFrame:
@@ -168,6 +176,9 @@ GROUP BY date, entity_id
 def late_features(source: LateSource | None = None, *, code_version: str = "v1") -> Pipeline:
     """The pipeline ``late_features``: ``raw`` (the day's events that have arrived by the run's
     time) -> ``features`` (per entity and day: event count and amount sum).
+
+    Taught in notebooks/01_mental_model.ipynb, notebooks/04_late_data.ipynb and
+    notebooks/06_practical_projects.ipynb.
 
     ``raw`` is keyed on ``event_id, date`` and ``features`` on ``entity_id, date``: the keys a
     ``merge`` write upserts on.
@@ -218,6 +229,9 @@ def late_arrival_metrics(
     """Per partition: how late its events arrived relative to when it was processed, and whether
     the output counts each event exactly once.
 
+    Taught in notebooks/01_mental_model.ipynb, notebooks/04_late_data.ipynb and
+    notebooks/06_practical_projects.ipynb.
+
     Timing comes from the ledger: each successful build of ``raw_table`` read the events that had
     arrived by the start of its step (the run's time). Columns:
 
@@ -240,7 +254,7 @@ def late_arrival_metrics(
             )
         keys = sorted(set(times["partition"]))
     else:
-        keys = list(PartitionSet.parse(partitions))  # type: ignore[arg-type]
+        keys = list(PartitionSet.parse(partitions))
     counted = _counted(warehouse, table, count_column)
     rows = []
     for key in keys:
@@ -289,6 +303,8 @@ def _figure_class() -> type[Figure]:
 
 def plot_late_arrivals(metrics: pd.DataFrame, *, title: str | None = None) -> Figure:
     """Two panels over the partitions of :func:`late_arrival_metrics`.
+
+    Taught in notebooks/04_late_data.ipynb and notebooks/06_practical_projects.ipynb.
 
     Top: each partition's events split into those that arrived before its first processing,
     late ones picked up by reprocessing, and late ones never reprocessed. Bottom: what the output

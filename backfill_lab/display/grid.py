@@ -1,39 +1,27 @@
-"""The partition grid: layers x partitions, one colour (or text mark) per state, live during a run.
+"""The partition grid widget: layers x partitions, one colour (or text mark) per state, live
+during a run.
 
-The guide's mental model is a grid of boxes arranged by time; a backfill refills chosen boxes.
-:func:`grid_states` computes every box's state from the warehouse and the run ledger,
-:func:`render_text` draws it for a terminal (``backfill-lab status``), :func:`render_html` for a
-notebook, and :class:`PartitionGrid` shows it as a widget that follows a running backfill through
-``on_event``.
-
-States (when several apply, the first one listed wins):
-
-* ``running``: a step is building it right now (only seen live, from runner events).
-* ``failed``: the latest attempt failed (rows it holds, if any, are from an older run).
-* ``invalid``: it holds rows and a validation rejected them.
-* ``stale``: it holds rows, built before an upstream partition it reads was rebuilt (directly or
-  further up); needs the pipeline's dependencies, so it is only computed when given a pipeline.
-* ``ok``: it holds rows and its latest attempt succeeded (or no attempt is recorded).
-* ``missing``: no rows.
+:class:`PartitionGrid` reads every partition's state with :func:`~backfill_lab.status.grid_states`,
+draws it with :mod:`backfill_lab.display.render` and follows a running backfill through
+``on_event``. Taught in notebooks/01_mental_model.ipynb and notebooks/02_daily_backfill.ipynb.
 """
 
 from __future__ import annotations
 
-import html
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from itertools import groupby
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ..errors import ConfigError, PartitionError, UnknownNameError
-from ..ledger import Ledger
-from ..partitions import PartitionSet, grain_of, shift
+from ..partitions import PartitionSet
 from ..pipeline import Pipeline
-from ..validations import invalid_partitions
+from ..report import escape
+from ..status import STATES, Cell, InvalidSpec, grid_states, readers
 from ..warehouse import Warehouse
+from .render import COLOURS, FONT, MARKS, cell_width, header_labels, render_html, render_text
 
 if TYPE_CHECKING:
     import ipywidgets
@@ -44,6 +32,7 @@ __all__ = [
     "COLOURS",
     "MARKS",
     "STATES",
+    "WIDGET_MIME",
     "PartitionGrid",
     "cell_width",
     "grid_states",
@@ -52,343 +41,7 @@ __all__ = [
     "render_text",
 ]
 
-STATES: tuple[str, ...] = ("missing", "ok", "failed", "invalid", "stale", "running")
-MARKS: dict[str, str] = {
-    "ok": "#", "missing": ".", "failed": "X", "invalid": "!", "stale": "~", "running": ">",
-}
-#: Okabe-Ito colours (safe for the common colour-vision deficiencies); missing is a light grey.
-COLOURS: dict[str, str] = {
-    "ok": "#009E73", "missing": "#E2E2E2", "failed": "#D55E00", "invalid": "#CC79A7",
-    "stale": "#F0E442", "running": "#0072B2",
-}
-_LEGEND_ORDER = ("ok", "missing", "failed", "invalid", "stale", "running")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-
-Cell = tuple[str, str]  # (layer, partition)
-InvalidSpec = Mapping[str, object] | Iterable[Cell]
-
-
-# -- states -------------------------------------------------------------------------------------
-def _ledger_history(
-    warehouse: Warehouse, tables: Mapping[str, str]
-) -> tuple[dict[Cell, str], dict[Cell, Any]]:
-    """Latest status and last success time of each (layer, partition), for the grid's tables.
-
-    Only ledger rows written to the table a layer is shown from count: the grid of ``features``
-    says nothing about a backfill that wrote ``features_v2``.
-    """
-    frame = Ledger(warehouse).frame()  # in recording order: the last row is the newest
-    if frame.empty:
-        return {}, {}
-    shown = frame["layer"].map(lambda layer: tables.get(layer, layer))
-    mine = frame[frame["target"] == shown]
-    latest = mine.drop_duplicates(["layer", "partition"], keep="last")
-    ok = mine[mine["status"] == "success"].drop_duplicates(["layer", "partition"], keep="last")
-    status = dict(zip(zip(latest["layer"], latest["partition"], strict=True),
-                      latest["status"], strict=True))
-    success = dict(zip(zip(ok["layer"], ok["partition"], strict=True), ok["seq"],
-                       strict=True))
-    return status, success
-
-
-def _staleness(pipeline: Pipeline, success: Mapping[Cell, Any]) -> Callable[[str, str], bool]:
-    """``stale(layer, key)``: built before an upstream partition it reads was last rebuilt.
-
-    Transitive: a partition reading a stale one is stale too. A partition with no recorded
-    success (written outside the runner) is never called stale: there is no build time to compare.
-    """
-    memo: dict[Cell, bool] = {}
-
-    def stale(layer: str, key: str) -> bool:
-        cell = (layer, key)
-        if cell not in memo:
-            memo[cell] = False  # pipelines are acyclic; this only guards the recursion
-            built = success.get(cell)
-            if built is not None:
-                for up in pipeline.upstream(layer, key):
-                    at = success.get(up)
-                    if at is not None and (at > built or stale(*up)):
-                        memo[cell] = True
-                        break
-        return memo[cell]
-
-    return stale
-
-
-def _cells(spec: InvalidSpec | None, layers: Sequence[str], what: str) -> set[Cell]:
-    """``{layer: partitions}`` or ``[(layer, partition), ...]`` as a set of cells."""
-    if spec is None:
-        return set()
-    pairs: list[tuple[str, object]] = (
-        list(spec.items()) if isinstance(spec, Mapping) else list(spec)  # type: ignore[arg-type]
-    )
-    out: set[Cell] = set()
-    for pair in pairs:
-        if not isinstance(pair, tuple) or len(pair) != 2:
-            raise ConfigError.invalid(what, "{layer: partitions} or [(layer, partition), ...]",
-                                      pair)
-        layer, partitions = pair
-        if layer not in layers:
-            raise UnknownNameError.of(f"layer in {what}", str(layer), layers)
-        out.update((str(layer), k) for k in PartitionSet.parse(partitions))  # type: ignore[arg-type]
-    return out
-
-
-def grid_states(
-    warehouse: Warehouse, layers: Sequence[str], partitions: object,
-    tables: Mapping[str, str] | None = None, *,
-    invalid: InvalidSpec | None = None, pipeline: Pipeline | None = None,
-) -> pd.DataFrame:
-    """A layers x partitions frame of states, from the warehouse's rows and the ledger.
-
-    ``tables`` maps a layer to the table it is shown from (default: the layer's name).
-    ``invalid`` (``{layer: partitions}`` or ``[(layer, partition), ...]``) marks partitions a
-    validation rejected; partitions outside the grid are ignored. With ``pipeline``, partitions
-    built before an upstream partition they read was rebuilt are ``stale``.
-    """
-    keys = list(PartitionSet.parse(partitions))  # type: ignore[arg-type]
-    layers = list(layers)
-    if pipeline is not None:
-        for name in layers:
-            pipeline.layer(name)
-    shown = dict(tables or {})
-    latest, success = _ledger_history(warehouse, shown)
-    rejected = _cells(invalid, layers, "invalid")
-    for layer in layers:  # what validations recorded: a failed check marks the partition
-        table = shown.get(layer, layer)
-        if warehouse.has_table(table):
-            rejected |= {(layer, k) for k in invalid_partitions(warehouse, table)}
-    stale = _staleness(pipeline, success) if pipeline is not None else None
-    rows = {}
-    for layer in layers:
-        present = warehouse.existing_partitions(shown.get(layer, layer), keys)
-        states = []
-        for key in keys:
-            if latest.get((layer, key)) == "failed":
-                states.append("failed")
-            elif key not in present:
-                states.append("missing")
-            elif (layer, key) in rejected:
-                states.append("invalid")
-            elif stale is not None and stale(layer, key):
-                states.append("stale")
-            else:
-                states.append("ok")
-        rows[layer] = states
-    return pd.DataFrame.from_dict(rows, orient="index", columns=keys)
-
-
-# -- text ---------------------------------------------------------------------------------------
-def _tick_text(key: str, *, first: bool = False) -> str | None:
-    """The ruler label at ``key``: day 1, 8, 15, 22, 29 (daily) or hour 00, 06, 12, 18."""
-    if grain_of(key) == "daily":
-        day = int(key[8:10])
-        return str(day) if first or day in (1, 8, 15, 22, 29) else None
-    hour = int(key[11:13])
-    return f"{hour:02d}" if first or hour % 6 == 0 else None
-
-
-def _ruler(placed: Sequence[tuple[int, str]]) -> str:
-    """Tick labels over their columns, the block's first column always, never touching."""
-    line: list[str] = []
-    for i, (pos, key) in enumerate(placed):
-        label = _tick_text(key, first=i == 0)
-        if label is None or pos < len(line) + (1 if line else 0):
-            continue
-        line.extend(" " * (pos - len(line)))
-        line.extend(label)
-    return "".join(line)
-
-
-def _calendar_blocks(cols: Sequence[str]) -> Iterator[tuple[str, list[tuple[int, str]]]]:
-    """One block per month (daily, column = day) or per day (hourly, column = hour)."""
-    daily = grain_of(cols[0]) == "daily"
-    for header, items in groupby(cols, key=lambda k: k[:7] if daily else k[:10]):
-        yield header, [(int(k[8:10]) - 1 if daily else int(k[11:13]), k) for k in items]
-
-
-def render_text(states: pd.DataFrame, *, width: int | None = None) -> str:
-    """The grid as text with a legend: a block per month (hourly: per day), column = day (hour).
-
-    Columns sit at their day of the month, so blocks line up and a gap in a targeted set shows
-    as a blank. ``width=N`` instead cuts the partitions into blocks of N columns.
-
-    >>> df = pd.DataFrame([["ok", "missing", "failed"]], index=["raw"],
-    ...                   columns=["2024-12-01", "2024-12-02", "2024-12-03"])
-    >>> print(render_text(df))
-    2024-12  1
-        raw  #.X
-    legend: # ok  . missing  X failed  ! invalid  ~ stale  > running
-    >>> print(render_text(df, width=2))
-    2024-12-01 .. 2024-12-02
-      raw  #.
-    2024-12-03 .. 2024-12-03
-      raw  X
-    legend: # ok  . missing  X failed  ! invalid  ~ stale  > running
-    """
-    lines: list[str] = []
-    names = [str(i) for i in states.index]
-    pad = max((len(n) for n in names), default=0)
-    cols = list(states.columns)
-    if width is not None:
-        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-            raise ConfigError.invalid("width", "an integer >= 1, or None for calendar blocks",
-                                      width)
-        for start in range(0, len(cols), width):
-            block = cols[start:start + width]
-            lines.append(f"{block[0]} .. {block[-1]}")
-            for layer in states.index:
-                marks = "".join(MARKS[states.at[layer, c]] for c in block)
-                lines.append(f"  {str(layer).rjust(pad)}  {marks}")
-    elif cols:
-        blocks = list(_calendar_blocks(cols))
-        pad = max(pad, *(len(h) - 2 for h, _ in blocks))
-        for header, placed in blocks:
-            lines.append(f"{header.ljust(pad + 4)}{_ruler(placed)}".rstrip())
-            for layer, name in zip(states.index, names, strict=True):
-                row = [" "] * (placed[-1][0] + 1)
-                for pos, key in placed:
-                    row[pos] = MARKS[states.at[layer, key]]
-                lines.append(f"  {name.rjust(pad)}  {''.join(row)}")
-    legend = "  ".join(f"{MARKS[s]} {s}" for s in _LEGEND_ORDER)
-    lines.append(f"legend: {legend}")
-    return "\n".join(lines)
-
-
-# -- html ---------------------------------------------------------------------------------------
-MAX_GRID_PX = 720  # cells of a grid fit this width; wider grids scroll sideways
-
-
-def cell_width(columns: int) -> int:
-    """Pixel width of one cell so ``columns`` cells fit about 720 px (between 4 and 16).
-
-    >>> cell_width(90), cell_width(48), cell_width(7), cell_width(365)
-    (7, 14, 16, 4)
-    """
-    return max(4, min(16, MAX_GRID_PX // max(columns, 1) - 1))
-
-
-def _text_px(text: str) -> int:
-    return 6 * len(text) + 2  # 10 px sans-serif, generously
-
-
-def _fit(candidates: Sequence[str], px: int) -> str:
-    return next((c for c in candidates if _text_px(c) <= px), "")
-
-
-def _tick_step(pitch: int, daily: bool) -> int:
-    """The smallest tick step that leaves labels at least 36 px apart."""
-    options = (1, 2, 7) if daily else (1, 2, 3, 6, 12)
-    return next((s for s in options if s * pitch >= 36), options[-1])
-
-
-def header_labels(
-    keys: Sequence[str], pitch: int
-) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
-    """The two header rows as ``(label, columns spanned)`` runs: months (hourly: days) above,
-    sparse ticks below. ``pitch`` is one column's width in px; a label that would not fit its
-    span is left blank, so labels never widen or overlap cells.
-
-    >>> from backfill_lab.partitions import key_range
-    >>> groups, ticks = header_labels(key_range("2024-11-29", "2024-12-09"), 8)
-    >>> groups
-    [('', 2), ('Dec 2024', 9)]
-    >>> ticks
-    [('29', 2), ('1', 7), ('8', 2)]
-    >>> header_labels(key_range("2024-12-05T22:00", "2024-12-06T02:00"), 15)[1]
-    [('', 2), ('00', 3)]
-    """
-    daily = grain_of(keys[0]) == "daily"
-    step = _tick_step(pitch, daily)
-    groups: list[tuple[str, int]] = []
-    ticks: list[tuple[str, int]] = []
-    for group, members in groupby(keys, key=lambda k: k[:7] if daily else k[:10]):
-        items = list(members)
-        if daily:
-            month = _MONTHS[int(group[5:7]) - 1]
-            names = [f"{month} {group[:4]}", month]
-        else:
-            names = [group, group[5:]]
-        groups.append((_fit(names, len(items) * pitch), len(items)))
-        label, span = "", 0
-        for key in items:
-            number = int(key[8:10]) - 1 if daily else int(key[11:13])
-            if number % step == 0:
-                if span:
-                    ticks.append((_fit([label], span * pitch), span))
-                label, span = (str(number + 1) if daily else f"{number:02d}"), 0
-            span += 1
-        ticks.append((_fit([label], span * pitch), span))
-    return groups, ticks
-
-
-_FONT = "font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif"
-_TH = ("padding:0;border:none;background:none;font-weight:normal;font-size:10px;opacity:.75;"
-       "color:inherit;text-align:left;white-space:nowrap;overflow:hidden;line-height:12px")
-
-
-def _swatch(state: str) -> str:
-    return (f'<span style="display:inline-block;width:10px;height:10px;margin-right:3px;'
-            f'vertical-align:-1px;background:{COLOURS[state]}"></span>')
-
-
-def render_html(
-    states: pd.DataFrame, *, title: str | None = None,
-    progress: tuple[int, int] | None = None, root_class: str = "backfill-grid-static",
-) -> str:
-    """The grid as one compact HTML table (a coloured cell per partition) with a legend.
-
-    Inline styles only, so it survives notebook sanitisers and static renderers. Every cell has
-    the classes ``bfg-cell bfg-<state>`` and a tooltip like ``features 2024-12-05: failed``.
-    """
-    cols = [str(c) for c in states.columns]
-    names = [str(i) for i in states.index]
-    cell = cell_width(len(cols))
-    pitch = cell + 1  # border-spacing is 1 px
-    label_px = max((_text_px(n) for n in names), default=20) + 6
-    table_px = label_px + pitch * len(cols) + 2
-    counts = {s: 0 for s in STATES}
-    out = [f'<div class="{html.escape(root_class)}" style="{_FONT};font-size:11px;color:inherit;'
-           f'line-height:1.3">']
-    if title:
-        out.append(f'<div style="font-weight:600;margin:0 0 4px">{html.escape(title)}</div>')
-    out.append('<div style="overflow-x:auto;max-width:100%">')
-    out.append(f'<table class="backfill-grid-table" style="border-collapse:separate;'
-               f'border-spacing:1px;table-layout:fixed;width:{table_px}px;margin:0">')
-    out.append(f'<colgroup><col style="width:{label_px}px">'
-               + f'<col style="width:{cell}px">' * len(cols) + "</colgroup>")
-    if cols:
-        out.append("<thead>")
-        for runs in header_labels(cols, pitch):
-            out.append(f'<tr style="background:none"><th style="{_TH}"></th>')
-            out.extend(f'<th colspan="{span}" style="{_TH}">{html.escape(text)}</th>'
-                       for text, span in runs)
-            out.append("</tr>")
-        out.append("</thead>")
-    out.append("<tbody>")
-    for layer, name in zip(states.index, names, strict=True):
-        out.append(f'<tr style="background:none"><th style="{_TH};text-align:right;'
-                   f'padding-right:4px;opacity:1;font-size:11px">{html.escape(name)}</th>')
-        for key in cols:
-            state = str(states.at[layer, key])
-            counts[state] += 1
-            out.append(f'<td class="bfg-cell bfg-{state}" title="{html.escape(name)} {key}: '
-                       f'{state}" style="padding:0;border:none;height:13px;'
-                       f'background:{COLOURS[state]}"></td>')
-        out.append("</tr>")
-    out.append("</tbody></table></div>")
-    if progress is not None:
-        done, total = progress
-        pct = 100 * done // total if total else 0
-        out.append(f'<div class="backfill-grid-progress-static" style="margin-top:4px">'
-                   f'<span style="display:inline-block;width:200px;height:8px;background:#E2E2E2;'
-                   f'vertical-align:0"><span style="display:block;width:{pct}%;height:8px;'
-                   f'background:{COLOURS["running"]}"></span></span> {done}/{total} steps</div>')
-    legend = "".join(f'<span style="white-space:nowrap;margin-right:10px">{_swatch(s)}{s} '
-                     f"{counts[s]}</span>" for s in _LEGEND_ORDER)
-    out.append(f'<div class="backfill-grid-legend" style="margin-top:4px">{legend}</div></div>')
-    return "".join(out)
 
 
 # -- the live grid ------------------------------------------------------------------------------
@@ -397,20 +50,12 @@ _EVENT_STATE = {"running": "running", "retrying": "running", "success": "ok", "f
                 "invalid": "invalid"}
 
 
-def _downstream(pipeline: Pipeline, layer: str, key: str) -> Iterator[Cell]:
-    """Every (layer, partition) that reads ``(layer, key)`` directly."""
-    for name in pipeline.layer_names:
-        for dep in pipeline.layer(name).depends_on:
-            if dep.layer != layer:
-                continue
-            for i in range(getattr(dep.mapping, "size", 1)):
-                reader = shift(key, i)
-                if key in dep.mapping.upstream(reader):
-                    yield (name, reader)
-
-
 class PartitionGrid:
     """The partition grid of a warehouse, live while a backfill runs.
+
+    Taught in notebooks/01_mental_model.ipynb, notebooks/02_daily_backfill.ipynb,
+    notebooks/03_versioned_recompute.ipynb, notebooks/05_designing_safe_backfills.ipynb and
+    notebooks/06_practical_projects.ipynb.
 
     Display it in a notebook (a widget in JupyterLab, HTML in a static render, text in a
     terminal) and pass ``on_event=grid.on_event`` to :func:`~backfill_lab.run_backfill`: cells
@@ -604,7 +249,7 @@ class PartitionGrid:
         assert self.pipeline is not None
         todo, seen = [cell], {cell}
         while todo:
-            for reader in _downstream(self.pipeline, *todo.pop()):
+            for reader in readers(self.pipeline, *todo.pop()):
                 if reader in seen:
                     continue
                 seen.add(reader)
@@ -713,14 +358,14 @@ class PartitionGrid:
                 bar.value = min(done, bar.max)
                 bar.bar_style = ("danger" if failed else
                                  "success" if total and done >= total else "info")
-            label.value = f'<span style="{_FONT};font-size:11px">{html.escape(text)}</span>'
+            label.value = f'<span style="{FONT};font-size:11px">{escape(text)}</span>'
             self.renders += 1
 
     def _repr_mimebundle_(
         self, include: Iterable[str] | None = None, exclude: Iterable[str] | None = None
     ) -> dict[str, Any]:
         """The live widget for JupyterLab, with HTML and text for renders without widgets."""
-        view = self.widget._repr_mimebundle_().get(WIDGET_MIME)  # type: ignore[no-untyped-call]
+        view = self.widget._repr_mimebundle_().get(WIDGET_MIME)
         bundle: dict[str, Any] = {"text/plain": self.to_text(), "text/html": self.to_html()}
         if view is not None:
             bundle[WIDGET_MIME] = view

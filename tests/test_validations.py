@@ -194,3 +194,13 @@ def test_empty_warehouse_fails_instead_of_crashing():
     wh.write_partition("t", "2024-12-01", "SELECT DATE '2024-12-01' AS date, 1 AS x")
     report = validate(wh, "t", "2024-12-02", Validations(row_count=RowCount(min=1)))
     assert not report.passed and "partition is empty" in report.results[0].detail
+
+
+def test_report_html_escapes_every_cell():
+    from backfill_lab.validations import CheckResult, ValidationReport
+
+    report = ValidationReport([CheckResult("row_count", "t", "2024-12-01", 12.0, ">= 900", False,
+                                           "12 rows < min 900 <script>")])
+    html = report._repr_html_()
+    assert "&lt;script&gt;" in html and "<script>" not in html and "&gt;= 900" in html
+    assert str(report).splitlines()[-1] == "0/1 checks passed; invalid partitions: 2024-12-01"
