@@ -35,7 +35,7 @@ from backfill_lab.errors import did_you_mean
 
 from . import score
 from .execute import Limits, Sandbox, isolation
-from .grade import PROJECT_ROOT, ProjectGuard, conclude, failed, run_notebook, worker_lost
+from .grade import PROJECT_ROOT, ProjectGuard, failed, run_notebook, settle, worker_lost
 from .inputs import InputError, Submission, collect, read_regular
 from .judge import Judged, JudgeLimits, judge_limited
 from .report import (
@@ -46,8 +46,7 @@ from .report import (
     write_gradebook,
     write_result,
 )
-from .score import VerdictCache, load_key, zero_tests
-from .status import Status
+from .score import VerdictCache, load_key
 
 __all__ = ["Worker", "main"]
 
@@ -322,14 +321,7 @@ class _Batch:
             self._conclude(result, name, judged, judged.seconds if i == 0 else 0.0)
 
     def _conclude(self, result: GradeResult, name: str, judged: Judged, seconds: float) -> None:
-        if judged.error:
-            result.status = Status.ERROR
-            result.reason = f"the grader could not judge this plan: {judged.error}"
-            conclude(result, zero_tests(result.exercise, self.worker.key, result.reason),
-                     seconds)
-        else:
-            conclude(result, list(judged.tests), seconds)
-        self._finish(result, name)
+        self._finish(settle(result, judged, seconds, self.worker.key), name)
 
     def _finish(self, result: GradeResult, name: str) -> None:
         if not self.sandbox.isolated:

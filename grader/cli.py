@@ -34,6 +34,15 @@ PROG = "backfill-grader"
 COMMANDS = ("grade", "merge", "assign", "release")
 #: The limits objects whose fields are options of ``grade``, and each one's option prefix.
 LIMITS: tuple[tuple[type[Any], str], ...] = ((Limits, ""), (JudgeLimits, "judge-"))
+#: What an option means (its default is read from its limits object, never written here).
+MEANING = {
+    "cell-timeout": "seconds a cell may run before it is interrupted",
+    "timeout": "hard limit per notebook in seconds, enforced from outside the kernel",
+    "max-output": "bytes of output kept per cell",
+    "max-extract": "bytes of answers read back from the kernel",
+    "judge-seconds": "seconds judging one plan may take",
+    "judge-memory-mb": "MB of memory judging one plan may take",
+}
 
 
 def _number(option: str, kind: type[int] | type[float]) -> Callable[[str], int | float]:
@@ -71,7 +80,7 @@ def _parser() -> OneLineParser:
                 else float
             g.add_argument(f"--{option}", dest=f"{cls.__name__}.{f.name}",
                            type=_number(option, kind), metavar="N",
-                           help=f"(default {f.default})")
+                           help=f"{MEANING.get(option, option)} (default {f.default})")
     m = sub.add_parser("merge", help="build one gradebook from several result folders")
     m.add_argument("dirs", nargs="+", metavar="DIR")
     m.add_argument("--out", required=True)

@@ -1,7 +1,7 @@
 """Grade one submission: read it, run it in a fresh kernel, score what it defined.
 
 :func:`grade_notebook` is the library API. The CLI runs the two halves apart, in parallel workers:
-:func:`run_notebook` once per file, then :func:`grader.score.judge` once per distinct plan.
+:func:`run_notebook` once per file, then :func:`grader.judge.judge_limited` once per distinct plan.
 Whatever the submission does, it gets a :class:`~grader.report.GradeResult` with one of the
 statuses ``graded``, ``timeout``, ``kernel_died``, ``invalid_notebook``, ``missing_answer`` or
 ``error`` and a reason, and the batch goes on.
@@ -22,12 +22,13 @@ from backfill_lab.course import registry
 
 from .execute import Execution, Limits, Sandbox, run_submission
 from .inputs import InputError, read_regular
+from .judge import Judged, JudgeLimits, judge_limited
 from .report import GradeResult
-from .score import TestResult, judge, load_key, max_score, read_plan, score_quiz, zero_tests
+from .score import TestResult, load_key, max_score, read_plan, score_quiz, zero_tests
 from .status import Status
 
 __all__ = ["PROJECT_ROOT", "ProjectGuard", "conclude", "failed", "grade_notebook",
-           "parse_submission", "read_submission", "run_notebook", "worker_lost"]
+           "parse_submission", "read_submission", "run_notebook", "settle", "worker_lost"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 GUARDED = ("backfill_lab", "grader", "solutions", "exercises", "notebooks", "tools",
@@ -121,19 +122,20 @@ def grade_notebook(
     sandbox: Sandbox | None = None,
     guard: ProjectGuard | None = None,
     name: str | None = None,
+    judging: JudgeLimits | None = None,
 ) -> GradeResult:
     """Grade the notebook at ``path`` and return its result (never raises for a submission).
 
     ``exercise`` overrides the id in the notebook's metadata; ``key`` is the quiz key (read from
     ``root/solutions`` when omitted); ``sandbox`` confines the kernel (see
-    :func:`grader.execute.isolation`); ``guard`` checks the project's files after the run.
+    :func:`grader.execute.isolation`); ``guard`` checks the project's files after the run;
+    ``judging`` limits the judge of its plan (see :mod:`grader.judge`).
     """
     result, plan_json = run_notebook(path, exercise=exercise, limits=limits, key=key,
                                      root=root, sandbox=sandbox, guard=guard, name=name)
     if plan_json is not None and result.exercise is not None:
-        t0 = time.perf_counter()
-        tests = judge(result.exercise, plan_json)
-        conclude(result, tests, time.perf_counter() - t0)
+        judged = judge_limited(result.exercise, plan_json, judging)
+        settle(result, judged, judged.seconds, key if key is not None else load_key(root))
     return result
 
 
@@ -246,6 +248,17 @@ def failed(path: str | Path, reason: str, *, exercise: str | None = None,
         result.max_score = max_score(ex, key)
         result.tests = zero_tests(ex, key, reason)
     return result
+
+
+def settle(result: GradeResult, judged: Judged, seconds: float,
+           key: dict[str, Any] | None) -> GradeResult:
+    """Finish ``result`` with its plan's verdict, or, when judging it failed, status ``error``,
+    the reason, and every test at zero (:func:`conclude` does the rest)."""
+    if not judged.error:
+        return conclude(result, list(judged.tests), seconds)
+    result.status = Status.ERROR
+    result.reason = f"the grader could not judge this plan: {judged.error}"
+    return conclude(result, zero_tests(result.exercise, key, result.reason), seconds)
 
 
 def conclude(result: GradeResult, tests: list[TestResult], seconds: float = 0.0) -> GradeResult:

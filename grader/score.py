@@ -215,6 +215,8 @@ def _judge_here(exercise: str, plan_json: str) -> tuple[TestResult, ...]:
     return tuple(out)
 
 
+#: The largest plan judged, as canonical JSON (YAML text is bounded alike by its loader).
+MAX_PLAN_BYTES = 65_536
 #: The exercises whose answer is a plan (they have an incident to stage).
 PLAN_IDS: tuple[str, ...] = tuple(e.id for e in registry.EXERCISES if not e.is_quiz)
 STAGING_PARTS: tuple[str, ...] = ("truth", "incident")
@@ -275,6 +277,10 @@ def read_plan(data: dict[str, Any], exercise: str
         plan_json = json.dumps(value, sort_keys=True)
     except (TypeError, ValueError) as exc:
         return Status.GRADED, zero_tests(exercise, None, f"`plan` is not plain data: {exc}"), None
+    if len(plan_json) > MAX_PLAN_BYTES:
+        why = (f"`plan` is {len(plan_json)} bytes as data, more than the {MAX_PLAN_BYTES} a "
+               f"plan may hold; a plan is a page of YAML: write ranges, not lists of days")
+        return Status.GRADED, zero_tests(exercise, None, why), None
     return Status.GRADED, [], plan_json
 
 

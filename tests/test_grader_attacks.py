@@ -64,6 +64,13 @@ def test_a_yaml_alias_bomb_is_refused_quickly():
     assert sum(t.score for t in tests) == 0 and "alias" in tests[0].output.lower()
 
 
+def test_a_plan_too_large_to_be_a_plan_is_refused_before_judging():
+    days = [f"2024-{m:02d}-{d:02d}" for m in range(1, 13) for d in range(1, 29)] * 40
+    status, tests = score_plan({"plan": {"backfill": {"partitions": days}}}, "ex1")
+    assert status == "graded" and sum(t.score for t in tests) == 0
+    assert "more than the 65536" in tests[0].output
+
+
 def test_a_century_long_range_fails_its_range_without_being_replayed():
     plan = PERFECT_EX1.replace("end: 2024-12-31", "end: 2124-12-31")
     score._judge_here.cache_clear()
