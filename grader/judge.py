@@ -12,6 +12,7 @@ the tests, or the reason there are none. The process that asked is never harmed.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import resource
@@ -26,6 +27,8 @@ from . import score
 from .score import TestResult
 
 __all__ = ["JudgeLimits", "Judged", "judge_limited", "run_limited"]
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True)
@@ -65,10 +68,19 @@ def _address_space() -> int:
         return 0
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when the one that forked it dies (no orphan judge runs
+    on unwatched); elsewhere the parent's kill on time-out is all there is."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def _child(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...], memory: int) -> None:
     """In the forked child: cap the memory, run ``fn``, send back ``("ok", value)`` or
     ``("error", why)``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    _die_with_parent()
     try:
         limit = _address_space() + memory
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
