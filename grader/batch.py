@@ -108,6 +108,7 @@ class _Progress:
         self.tty = hasattr(stream, "isatty") and stream.isatty()
 
     def update(self, result: GradeResult) -> None:
+        """One more submission done: show it."""
         self.done += 1
         line = (f"{printable(result.submission)}: {result.status} "
                 f"{result.score:g}/{result.max_score:g} ({result.duration:.1f}s)")

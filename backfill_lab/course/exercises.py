@@ -137,12 +137,14 @@ class Incident:
     facts: list[str] = field(default_factory=list)
 
     def to_text(self) -> str:
+        """The story, the facts and the grid, as plain text."""
         lines = [self.scenario.title, self.scenario.story, *[f"- {f}" for f in self.facts]]
         if self.grid is not None:
             lines += ["", self.grid.to_text()]
         return "\n".join(lines)
 
     def to_html(self) -> str:
+        """The story, the facts and the grid, as HTML."""
         grid = self.grid.to_html() if self.grid is not None else ""
         return _story_html(self.scenario.title, self.scenario.story, self.facts) + grid
 
@@ -236,6 +238,7 @@ class Hints:
 
     @property
     def widget(self) -> Any:
+        """The live widget: the hints shown so far and a "Show next hint" button."""
         if self._widget is None:
             import ipywidgets
 
@@ -251,6 +254,7 @@ class Hints:
         return self._widget
 
     def to_html(self) -> str:
+        """Every hint in nested ``<details>`` blocks (a static render)."""
         inner = ""
         for i in range(len(self.items), 0, -1):  # innermost last: hint n opens inside n-1
             inner = (f"<details><summary>Hint {i}</summary><p>{html.escape(self.items[i - 1])}"
@@ -258,6 +262,7 @@ class Hints:
         return f"<div class='backfill-hints'>{inner}</div>"
 
     def to_text(self) -> str:
+        """Every hint, numbered, as plain text."""
         return "\n".join(f"Hint {i}: {t}" for i, t in enumerate(self.items, 1))
 
     def __repr__(self) -> str:

@@ -78,10 +78,12 @@ class Attempt:
 
     @property
     def full_marks(self) -> bool:
+        """A perfect score."""
         return self.max_score > 0 and self.score >= self.max_score
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Attempt:
+        """An attempt read back from the progress file (a one-line error when malformed)."""
         try:
             return cls(str(data["exercise"]), float(data["score"]), float(data["max_score"]),
                        str(data["at"]), str(data.get("status", "checked")))
@@ -173,6 +175,7 @@ class ProgressTable:
 
     @property
     def rows(self) -> list[Row]:
+        """One row per exercise of the registry, then per other exercise attempted (drills)."""
         titles = {e.id: e.title for e in EXERCISES}
         names = list(titles) + sorted({a.exercise for a in self.attempts} - set(titles))
         out = []

@@ -66,10 +66,12 @@ class Scenario:
 
     @property
     def partitions(self) -> PartitionSet:
+        """The partitions a plan must refill."""
         return PartitionSet.parse(self.broken)
 
     @property
     def features_table(self) -> str:
+        """The table the features layer writes (``features_v1`` when readers use a view)."""
         return "features_v1" if self.versioned else "features"
 
     def stage(self) -> Staged:
