@@ -35,7 +35,15 @@ from backfill_lab.errors import did_you_mean
 
 from . import score
 from .execute import Limits, Sandbox, isolation
-from .grade import PROJECT_ROOT, ProjectGuard, failed, run_notebook, settle, worker_lost
+from .grade import (
+    PROJECT_ROOT,
+    ProjectGuard,
+    failed,
+    out_problem,
+    run_notebook,
+    settle,
+    worker_lost,
+)
 from .inputs import InputError, Submission, collect, read_regular
 from .judge import Judged, JudgeLimits, judge_limited
 from .report import (
@@ -135,8 +143,11 @@ def main(*, paths: Sequence[str], out: str | Path, exercise: str | None = None,
                          f"{did_you_mean(exercise, registry.IDS)}")
     if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
         raise UsageError(f"'jobs' must be an integer >= 1 (got {jobs!r})")
-    files = collect(paths)
     out_dir = Path(out)
+    problem = out_problem(out_dir)
+    if problem:
+        raise UsageError(problem)
+    files = collect(paths)
     out_dir.mkdir(parents=True, exist_ok=True)
     key = load_key(PROJECT_ROOT)  # read before any learner code runs
     scratch_dir()  # one staging folder for every worker, removed when this process exits

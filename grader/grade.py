@@ -27,12 +27,29 @@ from .report import GradeResult
 from .score import TestResult, load_key, max_score, read_plan, score_quiz, zero_tests
 from .status import Status
 
-__all__ = ["PROJECT_ROOT", "ProjectGuard", "conclude", "failed", "grade_notebook",
+__all__ = ["PROJECT_ROOT", "ProjectGuard", "conclude", "failed", "grade_notebook", "out_problem",
            "parse_submission", "read_submission", "run_notebook", "settle", "worker_lost"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 GUARDED = ("backfill_lab", "grader", "solutions", "exercises", "notebooks", "tools",
            "pyproject.toml", "Makefile")
+CODE = ("backfill_lab", "grader", "tools")  # guarded folders whose files could be run
+
+
+def out_problem(out: Path, root: Path = PROJECT_ROOT) -> str | None:
+    """Why ``out`` cannot be the grader's output folder, or None when it can.
+
+    The grader's own results are never counted as tampering (:class:`ProjectGuard` leaves the
+    output folder out), so the folder must not hold guarded files nor lie among the project's
+    code: there, leaving it out would leave a submission's writes unseen.
+    """
+    out = out.resolve()
+    for entry in GUARDED:
+        path = (root / entry).resolve()
+        if path.is_relative_to(out) or (entry in CODE and out.is_relative_to(path)):
+            return (f"'--out' must be a folder of its own, not one that holds or lies inside "
+                    f"the project's {entry} (got {str(out)!r}); use e.g. build/grades")
+    return None
 
 
 class ProjectGuard:

@@ -236,6 +236,14 @@ def test_the_graders_out_folder_inside_the_project_is_not_tampering(tmp_path):
     assert unguarded.changed()  # what the exclusion prevents
 
 
+@pytest.mark.parametrize("out", [".", "backfill_lab/grades", "grader", "tools/x"])
+def test_an_out_folder_that_would_hide_project_files_is_refused(out, capsys):
+    assert main(["grade", "nowhere", "--out", str(ROOT / out)]) == 2
+    err = capsys.readouterr().err
+    assert "'--out' must be a folder of its own" in err and err.count("\n") == 1
+    assert not (ROOT / "backfill_lab" / "grades").exists()
+
+
 # -- 9. deterministic grading ----------------------------------------------------------------
 def test_the_verdict_cache_never_gives_one_plan_another_plans_verdict(tmp_path, monkeypatch):
     monkeypatch.setattr(score, "_judge_here", lambda ex, plan: (
