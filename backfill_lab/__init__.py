@@ -6,11 +6,12 @@ The names a learner uses are re-exported here; each lives in the module named fo
 from .clock import Clock, FixedClock, SystemClock
 from .course import exercises
 from .course.drills import Drill, DrillResult, drill
+from .course.exercises import check
 from .course.progress import progress
 from .course.quiz import quiz
 from .course.rules import RuleResult, judge
 from .course.scenarios import Scenario, scenario
-from .course.selfcheck import CheckReport, check
+from .course.selfcheck import CheckReport
 from .course.simulate import SimulationReport, simulate
 from .demo.daily import EventSource, build_demo, daily_features, demo_pipeline
 from .demo.late import LateEventSource, late_arrival_metrics, late_features, plot_late_arrivals

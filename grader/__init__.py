@@ -11,20 +11,25 @@ import sys
 # start-up, before any worker can start. nbformat validates notebooks without format checks,
 # so the grader goes without it (jsonschema then simply has no "iri" checkers in this process).
 if "jsonschema" not in sys.modules:
-    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[assignment]
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 from .execute import Execution, Limits, Sandbox, isolation, run_submission
 from .grade import ProjectGuard, grade_notebook, read_submission
+from .judge import JudgeLimits
 from .report import GradeResult, write_gradebook, write_result
-from .score import TestResult, load_key, score_plan, score_quiz
+from .score import TestResult, VerdictCache, load_key, score_plan, score_quiz
+from .status import Status
 
 __all__ = [
     "Execution",
     "GradeResult",
+    "JudgeLimits",
     "Limits",
     "ProjectGuard",
     "Sandbox",
+    "Status",
     "TestResult",
+    "VerdictCache",
     "grade_notebook",
     "isolation",
     "load_key",

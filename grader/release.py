@@ -15,6 +15,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from backfill_lab.course import registry
+
 from .assign import main as assign_main
 
 __all__ = ["CONTENTS", "leaks", "main"]
@@ -29,7 +31,7 @@ SOLUTION_MARKERS = ("# BEGIN SOLUTION", "# END SOLUTION")
 
 def _key_texts(root: Path) -> list[str]:
     """The quiz key's explanations: text that exists only in the solution notebook."""
-    path = root / "solutions" / "quick_test.ipynb"
+    path = root / "solutions" / registry.quiz_exercise().notebook
     if not path.is_file():
         return []
     key = json.loads(path.read_text(encoding="utf-8"))["metadata"].get(

@@ -2,32 +2,79 @@
 
 ``DIR/<name>.json`` holds ``score``, ``max_score``, ``tests`` (name, score, max_score, output,
 visibility) plus ``submission``, ``exercise``, ``status``; ``DIR/<name>.md`` is the feedback a
-learner reads; ``DIR/gradebook.csv`` has one row per submission.
+learner reads; ``DIR/gradebook.csv`` has one row per submission. ``<name>`` is the submission's
+path relative to the folder it was found in (``alice/dup`` for ``alice/dup.ipynb``).
+
+Much of what a result holds comes from the learner (file names, exception messages, plan
+values, notebook metadata), so none of it is trusted as markup: in the Markdown, text is
+escaped and kept on its line (no HTML, no link, no line that could pass for the grader's),
+names of things are code spans; in the CSV, a cell a spreadsheet would run as a formula is
+neutralised; on a terminal, control characters are shown, never sent.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .score import TestResult
+from .status import Status
 
-__all__ = ["GRADEBOOK_COLUMNS", "GradeResult", "write_gradebook", "write_result"]
+__all__ = ["GRADEBOOK_COLUMNS", "GradeResult", "Status", "code", "escape", "output_name",
+           "printable", "spreadsheet_safe", "write_gradebook", "write_result"]
 
 GRADEBOOK_COLUMNS = ("submission", "exercise", "status", "score", "max_score", "duration",
                      "sha256")
-STATUS_TEXT = {
-    "graded": "graded",
-    "timeout": "stopped: it ran out of time",
-    "kernel_died": "stopped: the kernel died",
-    "invalid_notebook": "not a notebook the grader can read",
-    "missing_answer": "nothing to grade yet",
-    "error": "not graded: the grader hit a problem",
-}
+_MARKUP = re.compile(r"([\\*\[\]<>&])")
+_ENTITY = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def printable(text: object) -> str:
+    """``text`` on one line with every control character shown as an escape, never sent.
+
+    >>> printable("a\\x1b[2Jb\\nc")
+    'a\\\\x1b[2Jb\\\\nc'
+    """
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
+def escape(text: object) -> str:
+    r"""Learner text made inert in Markdown, on one line: no HTML, no link, no emphasis.
+
+    >>> escape("<script>x</script>\n- score: **16 / 16**")
+    '&lt;script&gt;x&lt;/script&gt; - score: \\*\\*16 / 16\\*\\*'
+    """
+    flat = " ".join(str(text).splitlines())
+    flat = "".join(c if c.isprintable() else " " for c in flat)
+    return _MARKUP.sub(lambda m: _ENTITY.get(m[1], "\\" + m[1]), flat)
+
+
+def code(text: object) -> str:
+    """Learner text as a Markdown code span (literal: nothing in it is markup).
+
+    >>> code("ZeroDivisionError"), code("a`b")
+    ('`ZeroDivisionError`', '`` a`b ``')
+    """
+    flat = printable(" ".join(str(text).splitlines()))
+    fence = "`" * (max((len(r) for r in re.findall("`+", flat)), default=0) + 1)
+    pad = " " if "`" in flat or flat.startswith(" ") or not flat else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
+
+
+def spreadsheet_safe(cell: object) -> str:
+    """A CSV cell a spreadsheet shows as text, never runs as a formula.
+
+    >>> spreadsheet_safe("=HYPERLINK(1)"), spreadsheet_safe("16")
+    ("'=HYPERLINK(1)", '16')
+    """
+    text = str(cell)
+    return f"'{text}" if text.startswith(FORMULA_START) else text
 
 
 @dataclass
@@ -36,7 +83,7 @@ class GradeResult:
 
     submission: str
     exercise: str | None
-    status: str
+    status: Status
     tests: list[TestResult] = field(default_factory=list)
     max_score: float = 0.0
     reason: str = ""
@@ -46,14 +93,38 @@ class GradeResult:
     notes: list[str] = field(default_factory=list)
     isolated: bool = False
 
+    def __post_init__(self) -> None:
+        self.status = Status(self.status)
+
     @property
     def score(self) -> float:
+        """The points of every test."""
         return round(sum(t.score for t in self.tests), 4)
 
     def failed(self) -> list[str]:
+        """The names of the tests without full marks."""
         return [t.name for t in self.tests if not t.passed]
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> GradeResult:
+        """A result read back from what :meth:`to_json` wrote (``merge`` reads results so).
+
+        Raises ``ValueError`` naming what is wrong when ``data`` is not such a result.
+        """
+        try:
+            tests = [TestResult(str(t["name"]), float(t["score"]), float(t["max_score"]),
+                                str(t["output"]), str(t.get("visibility", "visible")))
+                     for t in data.get("tests", [])]
+            return cls(str(data["submission"]), data.get("exercise"), Status(data["status"]),
+                       tests, float(data["max_score"]), str(data.get("reason", "")),
+                       float(data.get("duration", 0.0)), str(data.get("sha256", "")),
+                       list(data.get("failed_cells", [])), list(data.get("notes", [])),
+                       bool(data.get("isolated", False)))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"not a grading result ({type(exc).__name__}: {exc})") from None
+
     def to_json(self) -> dict[str, Any]:
+        """The result as Gradescope's JSON shape, plus the grader's own fields."""
         return {
             "score": self.score,
             "max_score": self.max_score,
@@ -61,7 +132,7 @@ class GradeResult:
                        "output": t.output, "visibility": t.visibility} for t in self.tests],
             "submission": self.submission,
             "exercise": self.exercise,
-            "status": self.status,
+            "status": str(self.status),
             "reason": self.reason,
             "duration": round(self.duration, 3),
             "sha256": self.sha256,
@@ -71,10 +142,11 @@ class GradeResult:
         }
 
     def to_markdown(self) -> str:
-        lines = [f"# Feedback: {self.submission}", ""]
-        lines.append(f"- exercise: `{self.exercise or 'unknown'}`")
-        lines.append(f"- status: **{STATUS_TEXT.get(self.status, self.status)}**"
-                     + (f": {self.reason}" if self.reason else ""))
+        """The feedback a learner reads."""
+        lines = [f"# Feedback: {escape(self.submission)}", ""]
+        lines.append(f"- exercise: {code(self.exercise or 'unknown')}")
+        lines.append(f"- status: **{Status(self.status).text}**"
+                     + (f": {escape(self.reason)}" if self.reason else ""))
         passed = sum(1 for t in self.tests if t.passed)
         lines.append(f"- score: **{self.score:g} / {self.max_score:g}** "
                      f"({passed} of {len(self.tests)} checks passed)")
@@ -83,40 +155,49 @@ class GradeResult:
             lines.append("## Cells that raised")
             lines.append("")
             for c in self.failed_cells:
-                lines.append(f"- cell {c['cell']}: `{c['ename']}`: {c['evalue']}")
+                lines.append(f"- cell {escape(c.get('cell'))}: {code(c.get('ename', ''))}: "
+                             f"{escape(c.get('evalue', ''))}")
             lines.append("")
         todo = [t for t in self.tests if not t.passed]
         if todo:
             lines += ["## What to fix", ""]
             if len(todo) > 1 and len({t.output for t in todo}) == 1:
                 # one cause sank every check (no plan, a dead kernel): say it once
-                names = ", ".join(t.name for t in todo)
-                lines.append(f"- all {len(todo)} checks ({names}): {todo[0].output}")
+                names = ", ".join(escape(t.name) for t in todo)
+                lines.append(f"- all {len(todo)} checks ({names}): {escape(todo[0].output)}")
             else:
-                lines += [f"- **{t.name}** ({t.score:g}/{t.max_score:g}): {t.output}"
-                          for t in todo]
+                lines += [f"- **{escape(t.name)}** ({t.score:g}/{t.max_score:g}): "
+                          f"{escape(t.output)}" for t in todo]
             lines.append("")
         done = [t for t in self.tests if t.passed]
         if done:
             lines.append("## Checks passed")
             lines.append("")
             for t in done:
-                lines.append(f"- {t.name}: {t.output}")
+                lines.append(f"- {escape(t.name)}: {escape(t.output)}")
             lines.append("")
         for note in self.notes:
-            lines.append(f"> {note}")
+            lines.append(f"> {escape(note)}")
         return "\n".join(lines).rstrip() + "\n"
 
     def row(self) -> dict[str, Any]:
+        """The result's line in the gradebook."""
         return {"submission": self.submission, "exercise": self.exercise or "",
-                "status": self.status, "score": f"{self.score:g}",
+                "status": str(self.status), "score": f"{self.score:g}",
                 "max_score": f"{self.max_score:g}", "duration": f"{round(self.duration, 3):.2f}",
                 "sha256": self.sha256}
 
 
 def output_name(submission: str, taken: set[str]) -> str:
-    """A file stem for a submission's results, unique within one output folder."""
-    stem = Path(submission).stem or "submission"
+    """The relative file stem of a submission's results, unique within one output folder: its
+    name without ``.ipynb``, folders kept, nothing that could leave the folder.
+
+    >>> output_name("alice/dup.ipynb", set()), output_name("../../etc/x.ipynb", set())
+    ('alice/dup', 'etc/x')
+    """
+    parts = [p for p in PurePosixPath(submission.replace("\\", "/")).parts
+             if p not in ("", ".", "..", "/")]
+    stem = "/".join(parts).removesuffix(".ipynb") or "submission"
     name, n = stem, 2
     while name in taken:
         name, n = f"{stem}-{n}", n + 1
@@ -125,26 +206,28 @@ def output_name(submission: str, taken: set[str]) -> str:
 
 
 def write_result(result: GradeResult, out: Path, name: str) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+    """Write ``out/<name>.json`` and ``out/<name>.md``."""
+    (out / name).parent.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
     (out / f"{name}.md").write_text(result.to_markdown())
 
 
 def write_gradebook(rows: Iterable[dict[str, Any]], out: Path) -> Path:
+    """Write ``out/gradebook.csv``, one row per submission, sorted; returns its path."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / "gradebook.csv"
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(GRADEBOOK_COLUMNS))
         writer.writeheader()
         for row in sorted(rows, key=lambda r: (str(r["submission"]), str(r["exercise"]))):
-            writer.writerow({k: row.get(k, "") for k in GRADEBOOK_COLUMNS})
+            writer.writerow({k: spreadsheet_safe(row.get(k, "")) for k in GRADEBOOK_COLUMNS})
     return path
 
 
 def format_gradebook(path: Path, columns: Sequence[str] = GRADEBOOK_COLUMNS[:5]) -> str:
     """The gradebook as an aligned text table (what ``make grade`` prints)."""
     with path.open() as handle:
-        rows = list(csv.DictReader(handle))
+        rows = [{k: printable(v) for k, v in r.items()} for r in csv.DictReader(handle)]
     widths = {c: max([len(c)] + [len(r[c]) for r in rows]) for c in columns}
     head = "  ".join(c.ljust(widths[c]) for c in columns)
     body = ["  ".join(r[c].ljust(widths[c]) for c in columns) for r in rows]

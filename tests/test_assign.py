@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from backfill_lab.course.rules import judge
-from backfill_lab.course.scenarios import EXERCISES
+from backfill_lab.course.scenarios import SCENARIOS as EXERCISES
 from backfill_lab.plan import Plan
 from grader import assign
 from grader.assign import AssignError, exercise_notebook, main, strip_source
@@ -197,7 +197,8 @@ def test_graded_exercises_have_the_cells_learners_rely_on():
         variable = "answers" if exercise == "quick_test" else "plan"
         assert any(line.startswith(f"{variable} = ...  # TODO")
                    for cell in code for line in cell.splitlines()), name
-        assert f'self_check({variable}, "{exercise}")' in code[-1], "self-check is the last cell"
+        assert f'bl.check({variable}, exercise="{exercise}")' in code[-1], (
+            "self-check is the last cell")
         if exercise != "quick_test":
             joined = "\n".join(code)
             for helper in ("show_incident", "hints", "run_and_show"):

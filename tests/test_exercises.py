@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from backfill_lab.clock import FixedClock
+from backfill_lab.course import registry
 from backfill_lab.course.exercises import (
     Incident,
     Note,
@@ -16,11 +17,11 @@ from backfill_lab.course.exercises import (
     answered,
     hints,
     run_and_show,
-    self_check,
     show_incident,
 )
+from backfill_lab.course.exercises import check as self_check
 from backfill_lab.course.progress import Attempt, load, progress, progress_path, record
-from backfill_lab.course.scenarios import EXERCISES
+from backfill_lab.course.scenarios import SCENARIOS as EXERCISES
 from backfill_lab.course.selfcheck import check
 from backfill_lab.errors import ConfigError, UnknownNameError
 from tests.plans import PERFECT_EX2
@@ -52,7 +53,7 @@ def test_answered(value, expected):
 
 def test_hints_unfold_one_at_a_time_scenario_hints_first():
     h = hints("ex1")
-    assert h.items[:3] == EXERCISES["ex1"].hints and len(h.items) > 3
+    assert h.items == registry.exercise("ex1").hints and len(h.items) > 3
     widget = h.widget
     assert "backfill-hints" in widget._dom_classes
     shown, button = widget.children

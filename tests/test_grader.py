@@ -204,3 +204,22 @@ def test_quiz_feedback_never_gives_the_key_away(graded):
         for entry in key.values():
             assert entry["explanation"][:40] not in text
         assert "Review: notebooks/" in text or "is not a choice" in text
+
+
+def test_a_plan_string_naming_a_solution_file_scores_nothing(graded):
+    """The grader once read such a path as root, outside the sandbox, and gave full marks."""
+    res = result(graded, "ex1_plan_is_a_path_zero")
+    assert (res["status"], res["score"]) == ("graded", 0)
+    assert all("does not load" in t["output"] for t in res["tests"])
+
+
+def test_learner_text_in_the_feedback_is_inert(graded):
+    import re
+
+    md = (graded / "ex1_forged_feedback_escaped.md").read_text()
+    prose = re.sub(r"(`+).*?\1", "", md)
+    assert "<script" not in prose and "<img" not in prose and "&lt;script&gt;" in md
+    lines = md.splitlines()
+    assert sum(line.startswith("- score:") for line in lines) == 1
+    assert sum(line.startswith("## ") for line in lines) == len(set(lines) & {
+        "## Cells that raised", "## What to fix", "## Checks passed"})  # only the grader's

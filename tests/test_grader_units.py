@@ -110,19 +110,19 @@ def test_usage_errors_exit_2_with_one_line(args, message, capsys, tmp_path, monk
 def test_a_forged_cache_entry_is_ignored(tmp_path, monkeypatch):
     import grader.score as score
 
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    monkeypatch.setattr(score, "CACHE_DIR", cache)
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    cache = score.VerdictCache(folder)
     plan = json.dumps({"backfill": {"partitions": "2024-12-01..2024-12-31"}}, sort_keys=True)
     score._judge_here.cache_clear()
-    honest = score._judge("ex1", plan)
-    (entry,) = cache.glob("*.json")
+    honest = score._judge("ex1", plan, cache)
+    (entry,) = folder.glob("*.json")
     forged = json.loads(entry.read_text())
     for test in forged["tests"]:
         test["score"] = test["max_score"]
     entry.write_text(json.dumps(forged))
     score._judge_here.cache_clear()
-    again = score._judge("ex1", plan)
+    again = score._judge("ex1", plan, cache)
     assert sum(t.score for t in again) == sum(t.score for t in honest) < 16
 
 
@@ -150,7 +150,7 @@ def _fake_stage(exercise: str, part: str) -> dict[str, Any]:
     return {}
 
 
-def _fake_judge(exercise: str, plan_json: str) -> list[Verdict]:
+def _fake_judge(exercise: str, plan_json: str, **_: Any) -> list[Verdict]:
     _record(f"judge {exercise} {plan_json}")
     return [Verdict("rule", 1.0, 1.0, "ok"),
             Verdict("outcome", 1.0 if plan_json == "plan-a" else 0.0, 1.0, "?")]
@@ -160,12 +160,12 @@ def _fake_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Any,
                 stems: tuple[str, ...]) -> Path:
     """A folder of ex1 submissions named ``stems``, graded by ``run`` instead of kernels, with
     the stand-in staging and judge (the batch's scheduling is what is under test)."""
-    import grader.cli as cli
+    import grader.batch as batch
     import grader.score as score
 
     monkeypatch.setitem(_CALLS, "log", tmp_path / "calls.log")
-    monkeypatch.setattr(cli, "_run_one", run)
-    monkeypatch.setattr(cli, "isolation", lambda *a, **k: Sandbox("none", "not isolated"))
+    monkeypatch.setattr(batch, "_run_one", run)
+    monkeypatch.setattr(batch, "isolation", lambda *a, **k: Sandbox("none", "not isolated"))
     monkeypatch.setattr(score, "stage", _fake_stage)
     monkeypatch.setattr(score, "judge", _fake_judge)
     subs = tmp_path / "subs"

@@ -23,49 +23,32 @@ from ..faults import Faults
 from ..partitions import PartitionSet, shift
 from ..plan import Plan
 from ..planrun import PlanRun, run_plan
-from .progress import grading, record
+from . import registry
+from .progress import grading
+from .progress import record as record_progress
 from .quiz import QuizReport, load_key, quiz_progress, score_answers
 from .scenarios import Scenario, Staged, scenario
-from .selfcheck import CheckReport, check
+from .selfcheck import CheckReport
+from .selfcheck import check as judge_plan
 
 __all__ = [
-    "EXTRA_HINTS",
     "Hints",
     "Incident",
     "Note",
     "RunOutcome",
     "answered",
+    "check",
     "grading",
     "grid_window",
     "hints",
     "incident_facts",
     "incident_grid",
     "run_and_show",
-    "self_check",
     "show_incident",
 ]
 
 NOT_ANSWERED = "not answered yet: define `plan` in the cell above, then run this cell again"
 SKIPPED = "skipped while grading: the grader stages, runs and checks your plan itself"
-
-#: Further hints after the scenario's own, each a little more specific.
-EXTRA_HINTS: dict[str, tuple[str, ...]] = {
-    "ex1": ("Pin the code version that is deployed for the whole range, and tag every write "
-            "with a ticket and an owner.",
-            "Decide how you would undo a bad write before you make it: the plan format has a "
-            "rollback section.",
-            "Use at least three of the five checklist items, with bounds that a healthy day "
-            "passes."),
-    "ex2": ("The plan format has a late_data section for the watermark delay and the window.",
-            "A merge needs the keys that identify one row of the features table.",
-            "With a schedule, the range is the period the schedule covers."),
-    "mini_challenge": ("Drift is what monitoring found: the check that proves it gone belongs "
-                       "in your validations.",
-                       "Readers use the view 'features'. A versioned target needs a switchover "
-                       "to that view; an in-place fix needs a snapshot to go back to."),
-    "quick_test": ("Each question names a notebook section; reread it before you answer.",),
-}
-
 
 def answered(value: object) -> bool:
     """Has the learner filled in this answer? (``...``, None, blank text or an empty dict: no.)
@@ -110,7 +93,7 @@ def _display(obj: Any) -> Any:
         return None
     if get_ipython() is None:
         return None
-    return display(obj, display_id=True)
+    return display(obj, display_id=True)  # type: ignore[no-untyped-call]
 
 
 # -- the incident ---------------------------------------------------------------------------
@@ -118,8 +101,7 @@ def grid_window(sc: Scenario) -> str:
     """The partitions to show for an incident: a week before the broken ones (as far as the
     history goes) to the end of what was loaded or broken.
 
-    >>> from backfill_lab.course.scenarios import EXERCISES
-    >>> grid_window(EXERCISES["ex1"]), grid_window(EXERCISES["mini_challenge"])
+    >>> grid_window(scenario("ex1")), grid_window(scenario("mini_challenge"))
     ('2024-11-24..2024-12-31', '2025-01-03..2025-01-31')
     """
     broken, history = sc.partitions, PartitionSet.parse(sc.history)
@@ -155,12 +137,14 @@ class Incident:
     facts: list[str] = field(default_factory=list)
 
     def to_text(self) -> str:
+        """The story, the facts and the grid, as plain text."""
         lines = [self.scenario.title, self.scenario.story, *[f"- {f}" for f in self.facts]]
         if self.grid is not None:
             lines += ["", self.grid.to_text()]
         return "\n".join(lines)
 
     def to_html(self) -> str:
+        """The story, the facts and the grid, as HTML."""
         grid = self.grid.to_html() if self.grid is not None else ""
         return _story_html(self.scenario.title, self.scenario.story, self.facts) + grid
 
@@ -175,7 +159,7 @@ class Incident:
             story = ipywidgets.HTML(_story_html(self.scenario.title, self.scenario.story,
                                                 self.facts))
             view = ipywidgets.VBox([story, self.grid.widget])
-            found = view._repr_mimebundle_().get(WIDGET_MIME)  # type: ignore[no-untyped-call]
+            found = view._repr_mimebundle_().get(WIDGET_MIME)
             if found is not None:
                 bundle[WIDGET_MIME] = found
         return bundle
@@ -254,6 +238,7 @@ class Hints:
 
     @property
     def widget(self) -> Any:
+        """The live widget: the hints shown so far and a "Show next hint" button."""
         if self._widget is None:
             import ipywidgets
 
@@ -269,6 +254,7 @@ class Hints:
         return self._widget
 
     def to_html(self) -> str:
+        """Every hint in nested ``<details>`` blocks (a static render)."""
         inner = ""
         for i in range(len(self.items), 0, -1):  # innermost last: hint n opens inside n-1
             inner = (f"<details><summary>Hint {i}</summary><p>{html.escape(self.items[i - 1])}"
@@ -276,6 +262,7 @@ class Hints:
         return f"<div class='backfill-hints'>{inner}</div>"
 
     def to_text(self) -> str:
+        """Every hint, numbered, as plain text."""
         return "\n".join(f"Hint {i}: {t}" for i, t in enumerate(self.items, 1))
 
     def __repr__(self) -> str:
@@ -291,10 +278,10 @@ class Hints:
 
 def hints(exercise: str | Scenario) -> Hints:
     """The hints of an exercise (or a drill's scenario), to reveal one at a time."""
-    if exercise == "quick_test":
-        return Hints("quick_test", EXTRA_HINTS["quick_test"])
-    sc = scenario(exercise)
-    return Hints(sc.exercise, sc.hints + EXTRA_HINTS.get(sc.exercise, ()))
+    if isinstance(exercise, Scenario) and exercise.exercise not in registry.IDS:
+        return Hints(exercise.exercise, exercise.hints)  # a drill's
+    ex = registry.exercise(exercise.exercise if isinstance(exercise, Scenario) else exercise)
+    return Hints(ex.id, ex.hints)
 
 
 # -- running the learner's plan -------------------------------------------------------------
@@ -405,13 +392,22 @@ def run_and_show(plan: Any, exercise: str | Scenario) -> RunOutcome | Note:
 
 
 # -- the self-check -------------------------------------------------------------------------
-def self_check(answer: Any, exercise: str | Scenario) -> CheckReport | QuizReport | Note:
-    """``bl.check`` for a plan (or the quiz's scoring for ``answers``), recorded in your
-    progress. Skipped while grading; "not answered yet" (zero points) for a placeholder."""
+def check(answer: Any, exercise: str | Scenario = "ex1", *, simulate_outcomes: bool = True,
+          record: bool = True) -> CheckReport | QuizReport | Note:
+    """``bl.check``: judge your answer to an exercise, the way the grader will.
+
+    For a plan exercise (or a drill's :class:`Scenario`), ``answer`` is the plan (a Plan, dict
+    or YAML text): the checklist rules and, unless ``simulate_outcomes=False``, a replay on the
+    staged incident (:func:`backfill_lab.course.selfcheck.check`). For the quiz, ``answer`` is
+    the ``answers`` dict, scored against the key when this copy of the workbook has it
+    (otherwise a note counts what you answered). A placeholder scores zero ("not answered
+    yet"); any other attempt is recorded in your progress (``record=False``: not). While the
+    grader runs a notebook it is skipped: the grader judges the answer itself.
+    """
     if grading():
         return Note(SKIPPED.replace("stages, runs and checks your plan", "checks your answer"),
                     "skipped")
-    if exercise == "quick_test":
+    if not isinstance(exercise, Scenario) and registry.exercise(exercise).is_quiz:
         key = load_key()
         if key is None:
             return Note(f"course mode: {quiz_progress(answer)}; your answers are graded when "
@@ -419,7 +415,9 @@ def self_check(answer: Any, exercise: str | Scenario) -> CheckReport | QuizRepor
                         "no_key")
         report: CheckReport | QuizReport = score_answers(answer, key)
     else:
-        report = check(answer, exercise)
-    if report.status != "not_answered":
-        record(report)
+        sc = exercise if isinstance(exercise, Scenario) else \
+            scenario(str(registry.exercise(exercise).scenario))
+        report = judge_plan(answer, sc, simulate_outcomes=simulate_outcomes, record=record)
+    if record and report.status != "not_answered":
+        record_progress(report)
     return report

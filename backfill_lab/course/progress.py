@@ -23,9 +23,9 @@ from typing import Any
 
 from ..clock import Clock, SystemClock
 from ..errors import BackfillLabError, ConfigError
+from .registry import EXERCISES
 
 __all__ = [
-    "EXERCISE_TITLES",
     "Attempt",
     "ProgressTable",
     "grading",
@@ -38,12 +38,6 @@ __all__ = [
 ENV_PATH = "BACKFILL_LAB_PROGRESS"
 ENV_GRADING = "BACKFILL_LAB_GRADING"
 FORMAT = 1
-EXERCISE_TITLES: dict[str, str] = {
-    "ex1": "Exercise 1 · December backfill",
-    "ex2": "Exercise 2 · Late data",
-    "mini_challenge": "Mini challenge · Drifted features",
-    "quick_test": "Quick test",
-}
 _MARK = "_backfill_lab_progress_recorded"
 _PROJECT = Path(__file__).resolve().parents[2]
 
@@ -84,10 +78,12 @@ class Attempt:
 
     @property
     def full_marks(self) -> bool:
+        """A perfect score."""
         return self.max_score > 0 and self.score >= self.max_score
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Attempt:
+        """An attempt read back from the progress file (a one-line error when malformed)."""
         try:
             return cls(str(data["exercise"]), float(data["score"]), float(data["max_score"]),
                        str(data["at"]), str(data.get("status", "checked")))
@@ -179,13 +175,14 @@ class ProgressTable:
 
     @property
     def rows(self) -> list[Row]:
-        names = list(EXERCISE_TITLES) + sorted(
-            {a.exercise for a in self.attempts} - set(EXERCISE_TITLES))
+        """One row per exercise of the registry, then per other exercise attempted (drills)."""
+        titles = {e.id: e.title for e in EXERCISES}
+        names = list(titles) + sorted({a.exercise for a in self.attempts} - set(titles))
         out = []
         for name in names:
             mine = [a for a in self.attempts if a.exercise == name]
-            title = EXERCISE_TITLES.get(name, f"Drill {name.removeprefix('drill-')}"
-                                        if name.startswith("drill-") else name)
+            title = titles.get(name, f"Drill {name.removeprefix('drill-')}"
+                               if name.startswith("drill-") else name)
             if not mine:
                 out.append(Row(name, title, 0, "-", "-", "-", False))
                 continue

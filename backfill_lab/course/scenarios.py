@@ -25,7 +25,7 @@ from ..validations import Drift, Validations, validate
 from ..versions import point_view
 from ..warehouse import Warehouse
 
-__all__ = ["EXERCISES", "Scenario", "Staged", "scenario"]
+__all__ = ["SCENARIOS", "Scenario", "Staged", "scenario"]
 
 
 @dataclass
@@ -62,14 +62,16 @@ class Scenario:
     seed: int = 7
     entities: int = 1000
     events_per_day: int = 4000
-    hints: tuple[str, ...] = field(default=())
+    hints: tuple[str, ...] = field(default=())  # a drill's; an exercise's are in its registry
 
     @property
     def partitions(self) -> PartitionSet:
+        """The partitions a plan must refill."""
         return PartitionSet.parse(self.broken)
 
     @property
     def features_table(self) -> str:
+        """The table the features layer writes (``features_v1`` when readers use a view)."""
         return "features_v1" if self.versioned else "features"
 
     def stage(self) -> Staged:
@@ -118,7 +120,7 @@ class Scenario:
         return end + dt.timedelta(days=6, hours=3)
 
 
-EXERCISES: dict[str, Scenario] = {
+SCENARIOS: dict[str, Scenario] = {
     "ex1": Scenario(
         exercise="ex1",
         title="Plan a 31-day backfill with dependencies",
@@ -136,9 +138,6 @@ EXERCISES: dict[str, Scenario] = {
         backfill_faults=(Fault.fail("raw", "2024-12-05", times=1),
                          Fault.fail("staging", "2024-12-18", times=1)),
         required_checks=("row_count",),
-        hints=("Process upstream to downstream for each day.",
-               "Cap concurrency at what the warehouse takes.",
-               "Compare row counts across layers and days."),
     ),
     "ex2": Scenario(
         exercise="ex2",
@@ -156,9 +155,6 @@ EXERCISES: dict[str, Scenario] = {
         required_checks=(),
         entities=150,
         events_per_day=600,
-        hints=("Process day D only once its late events can have arrived (D+2).",
-               "Re-run the last 2-3 days every night.",
-               "Merge on entity_id + date."),
     ),
     "mini_challenge": Scenario(
         exercise="mini_challenge",
@@ -177,9 +173,6 @@ EXERCISES: dict[str, Scenario] = {
         versioned=True,
         monitor="2025-01-03..2025-01-20",
         required_checks=("drift",),
-        hints=("Target only the five drifted days.",
-               "Write the fix beside the old version, or snapshot before overwriting.",
-               "Switch readers only after validation; keep a way back."),
     ),
 }
 
@@ -189,9 +182,9 @@ def scenario(exercise: str | Scenario) -> Scenario:
     itself when it is already a Scenario (a drill's)."""
     if isinstance(exercise, Scenario):
         return exercise
-    if exercise not in EXERCISES:
-        raise UnknownNameError.of("exercise", str(exercise), EXERCISES)
-    return EXERCISES[exercise]
+    if exercise not in SCENARIOS:
+        raise UnknownNameError.of("exercise", str(exercise), SCENARIOS)
+    return SCENARIOS[exercise]
 
 
 # truths already computed in this process (a grader's worker may also be handed one computed by

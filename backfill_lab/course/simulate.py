@@ -37,7 +37,8 @@ from ..warehouse import Warehouse
 from .rules import RULE_COLUMNS, RuleResult, rule_rows
 from .scenarios import Scenario, Staged, truth
 
-__all__ = ["OUTCOMES", "OUTCOME_POINTS", "SimulationReport", "relation_checksums", "simulate"]
+__all__ = ["OUTCOMES", "OUTCOME_POINTS", "SimulationReport", "relation_checksums", "scratch_dir",
+           "simulate"]
 
 OUTCOMES: tuple[str, ...] = ("outcome_complete", "outcome_idempotent", "outcome_untouched")
 OUTCOME_POINTS = 2.0
@@ -241,15 +242,26 @@ def _untouched(plan: Plan, sc: Scenario, before: dict[str, dict[str, str]],
 
 # -- staging with a cached template -------------------------------------------------------
 _TEMPLATES: dict[Scenario, Path] = {}
-_TMP = Path(tempfile.mkdtemp(prefix="backfill-lab-"))
-_TMP_OWNER = os.getpid()
+_TMP: Path | None = None  # made on first use, by the process that first stages a scenario
+_TMP_OWNER = 0
 
 
-@atexit.register
-def _remove_tmp() -> None:
+def scratch_dir() -> Path:
+    """This process's folder for template and staging files, made on first use and removed
+    when this process exits. A process that forks workers calls it first to share one folder
+    with them (they never remove it: forked workers exit without atexit handlers)."""
+    global _TMP, _TMP_OWNER
+    if _TMP is None:
+        _TMP = Path(tempfile.mkdtemp(prefix="backfill-lab-"))
+        _TMP_OWNER = os.getpid()
+        atexit.register(_remove_scratch)
+    return _TMP
+
+
+def _remove_scratch() -> None:
     # only the process that made the folder removes it (forked workers share it, and exit
     # without running atexit handlers anyway)
-    if os.getpid() == _TMP_OWNER:
+    if _TMP is not None and os.getpid() == _TMP_OWNER:
         shutil.rmtree(_TMP, ignore_errors=True)
 
 
@@ -263,7 +275,7 @@ def template(sc: Scenario) -> Path:
     if path is None or not path.exists():
         built = sc.stage()
         # private to this process: forked workers share _TMP but never build into one file
-        path = _TMP / f"{sc.exercise}-{os.getpid()}-{uuid.uuid4().hex[:8]}.duckdb"
+        path = scratch_dir() / f"{sc.exercise}-{os.getpid()}-{uuid.uuid4().hex[:8]}.duckdb"
         run(built.warehouse.cursor(), f"ATTACH '{path}' AS tpl")
         run(built.warehouse.cursor(), "COPY FROM DATABASE memory TO tpl")
         run(built.warehouse.cursor(), "DETACH tpl")
@@ -306,7 +318,7 @@ class staged:
 
     def __enter__(self) -> Staged:
         source = template(self.sc)
-        handle, name = tempfile.mkstemp(suffix=".duckdb", dir=_TMP)
+        handle, name = tempfile.mkstemp(suffix=".duckdb", dir=scratch_dir())
         os.close(handle)
         self.path = Path(name)
         shutil.copyfile(source, self.path)
