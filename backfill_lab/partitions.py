@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeAlias
 
 from .errors import ConfigError, PartitionError, UnknownNameError
 
@@ -20,6 +20,7 @@ __all__ = [
     "Grain",
     "Order",
     "PartitionSet",
+    "PartitionsLike",
     "grain_of",
     "key_range",
     "parse_key",
@@ -200,7 +201,7 @@ class PartitionSet:
     grain: Grain
 
     @classmethod
-    def parse(cls, spec: str | dt.date | Iterable[str | dt.date] | PartitionSet) -> PartitionSet:
+    def parse(cls, spec: PartitionsLike) -> PartitionSet:
         """From ``'A..B'``, ``'A, B, C..D'``, a key, a date, or a list of any of these."""
         if isinstance(spec, PartitionSet):
             return spec
@@ -288,6 +289,11 @@ class PartitionSet:
         return ", ".join(a if a == b else f"{a}..{b}" for a, b in self.runs())
 
 
-def parse_partitions(spec: str | dt.date | Iterable[str | dt.date] | PartitionSet) -> PartitionSet:
+PartitionsLike: TypeAlias = str | dt.date | Iterable[str | dt.date] | PartitionSet
+"""What every function that takes partitions accepts: ``'A..B'``, ``'A, B, C..D'``, a key, a
+date, a list of any of these, or a :class:`PartitionSet`."""
+
+
+def parse_partitions(spec: PartitionsLike) -> PartitionSet:
     """Shorthand for :meth:`PartitionSet.parse`."""
     return PartitionSet.parse(spec)

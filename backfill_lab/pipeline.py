@@ -30,12 +30,14 @@ from .errors import ConfigError, UnknownNameError
 from .partitions import parse_key, to_value, trailing_window
 
 __all__ = [
+    "CATALOG",
     "Dependency",
     "Layer",
     "Pipeline",
     "SamePartition",
     "StepContext",
     "TrailingWindow",
+    "union_all",
 ]
 
 
@@ -302,6 +304,25 @@ class Pipeline:
             f"Pipeline({self.name!r}, layers={' -> '.join(self._order)}, "
             f"code_version={self.code_version!r})"
         )
+
+
+def union_all(parts: Sequence[tuple[str, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
+    """One SELECT for a batch from one SELECT per partition: glued with ``UNION ALL BY NAME``,
+    each part's parameters renamed apart (``$partition`` of part 0 becomes ``$b0_partition``).
+
+    >>> union_all([("SELECT $partition AS d", {"partition": 1}),
+    ...            ("SELECT $partition AS d", {"partition": 2})])
+    ('SELECT * FROM (SELECT $b0_partition AS d) UNION ALL BY NAME SELECT * FROM (SELECT \
+$b1_partition AS d)', {'b0_partition': 1, 'b1_partition': 2})
+    """
+    selects, params = [], {}
+    for i, (sql, part_params) in enumerate(parts):
+        renamed = sql
+        for name in sorted(part_params, key=len, reverse=True):
+            renamed = re.sub(rf"\${name}\b", f"$b{i}_{name}", renamed)
+            params[f"b{i}_{name}"] = part_params[name]
+        selects.append(f"SELECT * FROM ({renamed})")
+    return " UNION ALL BY NAME ".join(selects), params
 
 
 PipelineFactory = Callable[..., "Pipeline"]

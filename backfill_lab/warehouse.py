@@ -19,22 +19,17 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import duckdb
 import pandas as pd
 
 from ._db import bind, one, quote, run
 from .errors import ConfigError, MergeKeyError, UnknownNameError, WarehouseOverloaded
+from .options import WRITE_MODES, WriteMode, check_mode, integer, require_merge_keys
 from .partitions import PartitionSet, grain_of, parse_key, to_value
 
 __all__ = ["WRITE_MODES", "Warehouse", "WriteMode", "WriteResult"]
-
-WriteMode = Literal["overwrite", "merge", "append"]
-WRITE_MODES: tuple[str, ...] = ("overwrite", "merge", "append")
-
-
-
 
 _OUTSIDE = "backfill_lab: row outside its partition"
 
@@ -89,10 +84,8 @@ class Warehouse:
         write_latency: float = 0.0,
         queue_timeout: float = 0.05,
     ) -> None:
-        if capacity is not None and (
-            not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1
-        ):
-            raise ConfigError.invalid("capacity", "an integer >= 1 or None", capacity)
+        if capacity is not None:
+            capacity = integer("capacity", capacity, 1)
         if not isinstance(write_latency, int | float) or write_latency < 0:
             raise ConfigError.invalid("write_latency", "a number of seconds >= 0", write_latency)
         self.path = str(path)
@@ -265,17 +258,13 @@ class Warehouse:
         otherwise). ``on_commit`` runs inside the same transaction, so a ledger row written
         there commits together with the data or not at all.
         """
-        if mode not in WRITE_MODES:
-            raise UnknownNameError.of("write mode", str(mode), WRITE_MODES)
+        check_mode(mode)
+        require_merge_keys(mode, merge_keys or ())
         key = parse_key(partition)
         quote(table)
         if self.has_table(table):
             partition_column = self.partition_column(table)
         pcol = quote(partition_column)
-        if mode == "merge" and not merge_keys:
-            raise MergeKeyError(
-                "write mode 'merge' needs merge_keys, e.g. ['entity_id', 'date'] (got none)"
-            )
         cur = self.cursor()
         sql_params: dict[str, Any] = dict(params or {})
         if isinstance(rows, pd.DataFrame):
