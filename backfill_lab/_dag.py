@@ -131,7 +131,8 @@ def run_dag(
             if not running:
                 if stopped or not pending:
                     break
-                raise ConfigError(f"steps can never start (a cycle?): {sorted(map(str, pending))[:3]}")
+                stuck = sorted(map(str, pending))[:3]
+                raise ConfigError(f"steps can never start (a dependency cycle?): {stuck}")
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in sorted(finished, key=lambda f: seq[running[f]]):
                 node = running.pop(future)
