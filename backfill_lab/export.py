@@ -7,8 +7,8 @@ notebooks/02_daily_backfill.ipynb and notebooks/06_practical_projects.ipynb.
 
 >>> from backfill_lab.plan import load_plan
 >>> import backfill_lab  # registers the workbook's pipelines
->>> to_dagster(load_plan({"backfill": {"start": "2025-03-01", "end": "2025-03-07"}}))
-['dagster asset materialize --select raw,staging,features --partition-range 2025-03-01...2025-03-07']
+>>> print(*to_dagster(load_plan({"backfill": {"start": "2025-03-01", "end": "2025-03-07"}})))
+dagster asset materialize --select raw,staging,features --partition-range 2025-03-01...2025-03-07
 """
 
 from __future__ import annotations
