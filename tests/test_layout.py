@@ -102,5 +102,6 @@ def test_no_flat_module_left_behind() -> None:
     assert engine == {
         "__init__", "errors", "clock", "partitions", "_db", "pipeline", "warehouse", "ledger",
         "faults", "validations", "snapshots", "versions", "runner", "_dag", "scheduler", "plan",
-        "_yaml", "export", "planrun", "status",
+        "_yaml", "export", "planrun", "status", "options", "steps", "evaluate", "schedule",
+        "_writes",
     }
