@@ -161,9 +161,9 @@ class StepEvaluator:
                 step.table, step.partitions, source, params=params,
                 partition_column=layer.partition_column, on_commit=commit)
         built = self._build(layer, step)
-        sql, params = built if isinstance(built, tuple) else (built, None)
+        rows, params = built if isinstance(built, tuple) else (built, {})
         result = self.warehouse.write_partition(
-            step.table, step.partition, sql, self.options.mode,
+            step.table, step.partition, rows, self.options.mode,
             merge_keys=self._merge_keys(layer), params=params,
             partition_column=layer.partition_column,
             on_commit=lambda cur, rows: commit(cur, {step.partition: rows}))

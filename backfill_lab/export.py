@@ -111,7 +111,11 @@ def to_sqlmesh(plan: Plan) -> list[str]:
 
 
 def export(plan: Plan, tool: str) -> list[str]:
-    """The commands of ``tool`` (one of :data:`TOOLS`) that run ``plan``."""
+    """The commands of ``tool`` (one of :data:`TOOLS`) that run ``plan``.
+
+    Taught in notebooks/02_daily_backfill.ipynb (Write it down: the plan, and the same backfill in
+    real orchestrators).
+    """
     tools = {"airflow": to_airflow, "dbt": to_dbt, "dagster": to_dagster, "sqlmesh": to_sqlmesh}
     if tool not in tools:
         raise UnknownNameError.of("export target", tool, tools)

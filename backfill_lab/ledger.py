@@ -60,6 +60,7 @@ class LedgerEntry:
     audit_tags: Mapping[str, str] = field(default_factory=dict)
 
     def values(self) -> list[Any]:
+        """The row as the ledger table stores it (lists and JSON for the nested fields)."""
         row = [getattr(self, c) for c in _COLUMNS]
         row[_COLUMNS.index("upstream")] = list(self.upstream)
         row[_COLUMNS.index("audit_tags")] = json.dumps(dict(self.audit_tags), sort_keys=True)
@@ -78,7 +79,11 @@ class BackfillRecord:
 
 
 class Ledger:
-    """Read and write the run ledger of one warehouse."""
+    """Read and write the run ledger of one warehouse.
+
+    Taught in notebooks/02_daily_backfill.ipynb (Step 1: find the affected boxes) and
+    notebooks/06_practical_projects.ipynb (Audit tags on every write).
+    """
 
     def __init__(self, connection_source: Any) -> None:
         # ``connection_source`` is a Warehouse (anything with ``cursor()``); kept loose to
@@ -91,7 +96,8 @@ class Ledger:
             run(self._cursor(), _SCHEMA)
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
-        return self._source.cursor()
+        cur: duckdb.DuckDBPyConnection = self._source.cursor()
+        return cur
 
     def record(self, entry: LedgerEntry, cur: duckdb.DuckDBPyConnection | None = None) -> None:
         """Insert one row; pass ``cur`` to make it part of that cursor's open transaction."""
@@ -109,6 +115,7 @@ class Ledger:
             + ", ".join(row for _ in entries), values)
 
     def start_backfill(self, record: BackfillRecord) -> None:
+        """Record that a backfill started, with what identifies it."""
         run(
             self._cursor(),
             "INSERT INTO _bl_backfills VALUES (?, ?, ?, ?, ?)",
@@ -117,6 +124,7 @@ class Ledger:
         )
 
     def backfill(self, backfill_id: str) -> BackfillRecord | None:
+        """What backfill ``backfill_id`` was started with, or None for a new id."""
         row = one(self._cursor(), "SELECT * FROM _bl_backfills WHERE backfill_id = ?",
                   [backfill_id])
         if row is None:
@@ -124,6 +132,7 @@ class Ledger:
         return BackfillRecord(row[0], row[1], row[2], json.loads(row[3]), row[4])
 
     def backfill_ids(self) -> list[str]:
+        """Every backfill id, in the order they started."""
         rows = run(self._cursor(),
                    "SELECT backfill_id FROM _bl_backfills ORDER BY created, backfill_id")
         return [r[0] for r in rows]

@@ -246,7 +246,8 @@ class BackfillOptions:
     ``merge_keys``, or ``append``), ``target`` (the table of the last layer, or ``{layer:
     table}``), ``batch_size`` (partitions per transaction, overwrite only) and
     ``code_version`` (the version the backfill is pinned to; default: the deployed one).
-    Taught in notebooks/02_daily_backfill.ipynb (the options of a backfill).
+    The notebooks pass these as keywords of ``run_backfill`` (notebooks/02_daily_backfill.ipynb,
+    Step 2: freeze the code version).
     """
 
     layers: tuple[str, ...] | None = None

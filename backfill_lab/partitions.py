@@ -195,6 +195,8 @@ class PartitionSet:
     '2025-01-10..2025-01-12, 2025-01-20'
     >>> ps.ordered("descending")[:2]
     ['2025-01-20', '2025-01-12']
+
+    Taught in notebooks/03_versioned_recompute.ipynb (Plan the recompute).
     """
 
     keys: tuple[str, ...]
@@ -205,12 +207,9 @@ class PartitionSet:
         """From ``'A..B'``, ``'A, B, C..D'``, a key, a date, or a list of any of these."""
         if isinstance(spec, PartitionSet):
             return spec
-        if isinstance(spec, str | dt.date):
-            items: list[object] = [spec]
-        elif isinstance(spec, Iterable):
+        items: list[object] = [spec]  # anything else is rejected by _expand, named
+        if not isinstance(spec, str | dt.date) and isinstance(spec, Iterable):
             items = list(spec)
-        else:
-            items = [spec]  # rejected with a clear message by _expand
         keys: list[str] = []
         for item in items:
             keys.extend(_expand(item))
@@ -223,6 +222,7 @@ class PartitionSet:
 
     @classmethod
     def of(cls, keys: Iterable[str], *, spec: object = None) -> PartitionSet:
+        """From keys: deduplicated, sorted, of one grain, at most ``MAX_PARTITIONS`` of them."""
         unique = sorted({parse_key(k) for k in keys})
         if not unique:
             shown = spec if spec is not None else []
@@ -253,10 +253,12 @@ class PartitionSet:
 
     @property
     def start(self) -> str:
+        """The oldest partition."""
         return self.keys[0]
 
     @property
     def end(self) -> str:
+        """The newest partition."""
         return self.keys[-1]
 
     def ordered(self, order: str = "ascending") -> list[str]:
@@ -283,6 +285,7 @@ class PartitionSet:
 
     @property
     def is_contiguous(self) -> bool:
+        """Is it one unbroken run of partitions?"""
         return len(self.runs()) == 1
 
     def __str__(self) -> str:

@@ -50,6 +50,7 @@ class SamePartition:
     """
 
     def upstream(self, key: str) -> list[str]:
+        """The upstream keys partition ``key`` reads: itself."""
         return [key]
 
     def __str__(self) -> str:
@@ -71,6 +72,7 @@ class TrailingWindow:
             raise ConfigError.invalid("window size", "an integer >= 1", self.size)
 
     def upstream(self, key: str) -> list[str]:
+        """The upstream keys partition ``key`` reads: the ``size`` ending at it."""
         return trailing_window(key, self.size)
 
     def __str__(self) -> str:
@@ -89,10 +91,12 @@ class Dependency:
 
     @classmethod
     def same(cls, layer: str) -> Dependency:
+        """``layer`` read partition by partition."""
         return cls(layer, SamePartition())
 
     @classmethod
     def window(cls, layer: str, size: int) -> Dependency:
+        """``layer`` read through a trailing window of ``size`` partitions."""
         return cls(layer, TrailingWindow(size))
 
 
@@ -101,7 +105,10 @@ Transform = str | Callable[["StepContext"], pd.DataFrame]
 
 @dataclass(frozen=True)
 class Layer:
-    """One stage of a pipeline, writing one table partitioned by ``partition_column``."""
+    """One stage of a pipeline, writing one table partitioned by ``partition_column``.
+
+    Taught in notebooks/02_daily_backfill.ipynb (Bigger backfills: a batch per transaction).
+    """
 
     name: str
     transform: Transform
@@ -122,10 +129,12 @@ class Layer:
 
     @property
     def default_table(self) -> str:
+        """The table the layer writes unless a backfill targets another."""
         return self.table or self.name
 
     @property
     def is_sql(self) -> bool:
+        """Is the transform SQL (rather than a Python function)?"""
         return isinstance(self.transform, str)
 
     @property
@@ -172,11 +181,12 @@ class StepContext:
         table = self.tables[layer]
         upstream = self.pipeline.layer(layer)
         values = [to_value(parse_key(k)) for k in keys]
-        return self.warehouse.sql(
+        rows: pd.DataFrame = self.warehouse.sql(
             f'SELECT * FROM "{table}" WHERE "{upstream.partition_column}" IN '
             f"(SELECT unnest($keys)) ORDER BY ALL",
             {"keys": values},
         )
+        return rows
 
 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -187,6 +197,8 @@ class Pipeline:
 
     ``code_version`` is what the running code says it is; a backfill pins one and stops when the
     pipeline reports another (a deploy in the middle of a backfill).
+
+    Taught in notebooks/02_daily_backfill.ipynb (Bigger backfills: a batch per transaction).
     """
 
     def __init__(
@@ -212,6 +224,7 @@ class Pipeline:
 
     @property
     def code_version(self) -> str:
+        """The code version deployed right now."""
         with self._lock:
             return self._version
 
@@ -246,6 +259,7 @@ class Pipeline:
         return list(self._order)
 
     def layer(self, name: str) -> Layer:
+        """The layer called ``name`` (a typo gets the closest name)."""
         try:
             return self._layers[name]
         except KeyError:

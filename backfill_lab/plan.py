@@ -115,6 +115,7 @@ class BackfillSpec:
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any]) -> BackfillSpec:
+        """From the ``backfill:`` section; every key checked (see :mod:`backfill_lab.options`)."""
         _check_keys("in backfill", spec, BACKFILL_KEYS)
         for alias, name in (("max_parallel", "concurrency"), ("write_mode", "mode")):
             if alias in spec and name in spec:
@@ -154,6 +155,7 @@ class BackfillSpec:
                    check("target", target, PLAN), batch_size)
 
     def to_dict(self) -> dict[str, Any]:
+        """The section as a plan file writes it (dates as dates, defaults left out)."""
         out: dict[str, Any] = {}
         if self.partitions.is_contiguous:
             first, last = self.partitions.start, self.partitions.end
@@ -180,10 +182,12 @@ class BackfillSpec:
 
 @dataclass(frozen=True)
 class RollbackSpec:
+    """How to undo a bad backfill: the ``rollback:`` section."""
     strategy: str = "snapshot"
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any]) -> RollbackSpec:
+        """From the ``rollback:`` section."""
         _check_keys("in rollback", spec, ("strategy",))
         strategy = spec.get("strategy", "snapshot")
         if strategy not in ROLLBACK_STRATEGIES:
@@ -193,11 +197,13 @@ class RollbackSpec:
 
 @dataclass(frozen=True)
 class SwitchoverSpec:
+    """Which view readers use, switched to the new version when it validates."""
     view: str
     when: str = "validated"
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any]) -> SwitchoverSpec:
+        """From the ``switchover:`` section."""
         _check_keys("in switchover", spec, ("view", "when"))
         if not isinstance(spec.get("view"), str) or not spec["view"]:
             raise ConfigError.invalid("switchover.view", "the name of the view readers use",
@@ -210,7 +216,11 @@ class SwitchoverSpec:
 
 @dataclass(frozen=True)
 class Plan:
-    """A whole backfill plan. Build one with :meth:`load` (YAML text, a file, a dict)."""
+    """A whole backfill plan. Build one with :meth:`load` (YAML text, a file, a dict).
+
+    Taught in notebooks/02_daily_backfill.ipynb (Write it down: the plan, and the same backfill in
+    real orchestrators) and notebooks/05_designing_safe_backfills.ipynb (Your design as a plan).
+    """
 
     backfill: BackfillSpec
     pipeline: str = "daily_features"
@@ -253,6 +263,7 @@ class Plan:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Plan:
+        """From the plan's data; ``backfill`` keys may also sit at the top level."""
         data = dict(data)
         flat = {k: data.pop(k) for k in list(data) if k in BACKFILL_KEYS and k not in TOP_KEYS}
         _check_keys("in plan", data, TOP_KEYS + BACKFILL_KEYS)
@@ -298,6 +309,7 @@ class Plan:
 
     # -- printing --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """The plan as data in the workbook's key order (what :meth:`to_yaml` prints)."""
         out: dict[str, Any] = {"pipeline": self.pipeline}
         if self.code_version is not None:
             out["code_version"] = self.code_version
@@ -340,7 +352,9 @@ class Plan:
     def to_airflow(self) -> list[str]:
         """Airflow 3 ``airflow backfill create`` commands: :func:`backfill_lab.export.to_airflow`.
 
-        Taught in notebooks/02_daily_backfill.ipynb (the plan in real orchestrators)."""
+        Taught in notebooks/02_daily_backfill.ipynb (Write it down: the plan, and the same
+        backfill in real orchestrators) and notebooks/06_practical_projects.ipynb (Next steps).
+        """
         return export.to_airflow(self)
 
     def to_dbt(self) -> list[str]:
@@ -378,6 +392,10 @@ def load_plan(source: Plan | Mapping[str, Any] | str | Path) -> Plan:
     >>> print(plan.to_airflow()[0])  # doctest: +NORMALIZE_WHITESPACE
     airflow backfill create --dag-id daily_features --from-date 2025-03-01
         --to-date 2025-03-07 --max-active-runs 2 --reprocess-behavior failed
+
+    Taught in notebooks/02_daily_backfill.ipynb (Write it down: the plan, ...),
+    notebooks/05_designing_safe_backfills.ipynb (Your design as a plan) and
+    notebooks/06_practical_projects.ipynb (Project 3).
     """
     return Plan.load(source)
 

@@ -51,7 +51,9 @@ _IDENTITY = ("partitions", "layers", "mode", "merge_keys", "tables", "batch_size
 class BackfillResult:
     """What a backfill did: every step's outcome, the order steps started, peak concurrency.
 
-    Taught in notebooks/02_daily_backfill.ipynb (reading a backfill's result).
+    What ``run_backfill`` returns: taught in notebooks/01_mental_model.ipynb (Backfill: refill
+    the boxes you choose), notebooks/02_daily_backfill.ipynb (Step 4: run it and watch the grid)
+    and notebooks/03_versioned_recompute.ipynb (Run it, with a bug planted).
     """
 
     backfill_id: str
@@ -94,7 +96,7 @@ class BackfillRunner:
     How it runs is a :class:`BackfillOptions` (``options``, and/or its settings as keywords:
     ``layers``, ``order``, ``concurrency``, ``retries``, ``backoff``, ``mode``, ``merge_keys``,
     ``target``, ``batch_size``, ``code_version``); what the run is are the other keywords
-    (:data:`RUN_CONTEXT`). Taught in notebooks/02_daily_backfill.ipynb.
+    (:data:`RUN_CONTEXT`). The notebooks call it through :func:`run_backfill`.
     """
 
     def __init__(
@@ -170,7 +172,8 @@ class BackfillRunner:
     def dry_run(self) -> pd.DataFrame:
         """The steps in the order a one-at-a-time run would start them; nothing is written.
 
-        Taught in notebooks/02_daily_backfill.ipynb (look before you run).
+        Taught in notebooks/02_daily_backfill.ipynb (Step 3: dry run first) and
+        notebooks/05_designing_safe_backfills.ipynb (1. Range and order).
         """
         rows = []
         for seq, step in enumerate(start_order(self.steps, priorities(self.steps)), start=1):
@@ -316,7 +319,10 @@ def run_backfill(
     ``retries``, ``backoff``, ``mode``, ``merge_keys``, ``target``, ``batch_size``,
     ``code_version``) and the run's context (``backfill_id``, ``faults``, ``audit_tags``,
     ``clock``, ``sleep``, ``on_event``, ``validations``); an unknown name is refused with the
-    closest known one. Taught in notebooks/01_mental_model.ipynb and 02_daily_backfill.ipynb.
+    closest known one. Taught in notebooks/01_mental_model.ipynb (Backfill: refill the boxes you
+    choose), notebooks/02_daily_backfill.ipynb (Step 2: freeze the code version; Step 4: run it
+    and watch the grid) and notebooks/06_practical_projects.ipynb (Project 1: a parameterized
+    backfill job).
     """
     runner = BackfillRunner(pipeline, warehouse, partitions, options, **settings)
     return runner.dry_run() if dry_run else runner.run()

@@ -118,6 +118,9 @@ class Schedule:
     [datetime.datetime(2025, 1, 2, 2, 0), datetime.datetime(2025, 1, 3, 2, 0)]
     >>> Schedule.parse("hourly :15").next_at_or_after("2025-01-01T05:20")
     datetime.datetime(2025, 1, 1, 6, 15)
+
+    Taught in notebooks/01_mental_model.ipynb (A scheduler fills the newest box each period) and
+    notebooks/04_late_data.ipynb (The naive nightly job: D+0, no reprocessing).
     """
 
     grain: Literal["daily", "hourly"] = "daily"
@@ -136,10 +139,12 @@ class Schedule:
 
     @classmethod
     def daily(cls, at: str = "00:00") -> Schedule:
+        """Every day at ``at`` (``'HH:MM'``, UTC)."""
         return cls.parse(f"daily {at}")
 
     @classmethod
     def hourly(cls, minute: int = 0) -> Schedule:
+        """Every hour at ``:minute``."""
         return cls("hourly", 0, minute)
 
     @classmethod
@@ -188,6 +193,7 @@ class Schedule:
 
     @property
     def period(self) -> dt.timedelta:
+        """The time between two runs (a day or an hour)."""
         return _PERIOD[self.grain]
 
     def next_at_or_after(self, when: str | dt.datetime) -> dt.datetime:
@@ -252,6 +258,8 @@ def partition_due(
     '2024-12-31'
     >>> partition_due("2025-01-01T05:15", "hourly :15")
     '2025-01-01T04:00'
+
+    Taught in notebooks/04_late_data.ipynb (Watermark).
     """
     sched = Schedule.parse(schedule)
     t = instant(run_time, "run_time") - parse_delay(watermark_delay)
@@ -273,6 +281,9 @@ def first_run(
 
     >>> first_run("2025-01-01", "daily 02:00 UTC")
     datetime.datetime(2025, 1, 2, 2, 0)
+
+    Taught in notebooks/06_practical_projects.ipynb (Project 3: a late-data policy with a metrics
+    dashboard).
     """
     sched = Schedule.parse(schedule)
     return sched.next_at_or_after(partition_close(partition) + parse_delay(watermark_delay))
@@ -311,6 +322,7 @@ class LateDataPolicy:
 
     @classmethod
     def parse(cls, spec: Mapping[str, Any] | LateDataPolicy | None) -> LateDataPolicy:
+        """From the plan's ``late_data`` mapping (None: no delay, no window)."""
         if spec is None:
             return cls()
         if isinstance(spec, LateDataPolicy):

@@ -87,7 +87,8 @@ class ScheduledRun:
         return {c: getattr(self, c) for c in _COLUMNS} | {"reprocessed": list(self.reprocessed)}
 
 
-def _frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def _frame(rows: Sequence[Mapping[Any, Any]]) -> pd.DataFrame:
+    """Runs as a DataFrame with the columns of ``Scheduler.runs()``."""
     df = pd.DataFrame(list(rows), columns=list(_COLUMNS))
     for column in ("run_time", "executed_at"):
         df[column] = pd.to_datetime(df[column])
@@ -108,6 +109,10 @@ class Scheduler:
     ``start`` is the first partition the schedule owns (default: the newest one due now); nothing
     before it is built. Other keyword options (``concurrency``, ``retries``, ``faults``,
     ``audit_tags``, ``target``, ...) go to every backfill.
+
+    Taught in notebooks/01_mental_model.ipynb (A scheduler fills the newest box each period),
+    notebooks/04_late_data.ipynb (The naive nightly job: D+0, no reprocessing) and
+    notebooks/06_practical_projects.ipynb (Project 3: a late-data policy with a metrics dashboard).
     """
 
     def __init__(
@@ -161,10 +166,12 @@ class Scheduler:
     # -- configuration --------------------------------------------------------------------
     @property
     def watermark_delay(self) -> dt.timedelta:
+        """How long after a partition closes its first run waits."""
         return self.policy.watermark_delay
 
     @property
     def reprocess_window(self) -> int:
+        """How many partitions before the one due each run rebuilds."""
         return self.policy.reprocess_window
 
     def _meta(self, key: str) -> str:

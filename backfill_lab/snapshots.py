@@ -48,7 +48,10 @@ class Snapshot:
 
 def snapshot(wh: Any, table: str, partitions: object, *, snapshot_id: str | None = None,
              now: dt.datetime | None = None) -> Snapshot:
-    """Copy ``partitions`` of ``table`` aside (``_bl_snap_<id>``) and record their checksums."""
+    """Copy ``partitions`` of ``table`` aside (``_bl_snap_<id>``) and record their checksums.
+
+    Taught in notebooks/05_designing_safe_backfills.ipynb (Your design as a plan).
+    """
     if not wh.has_table(table):
         raise UnknownNameError.of("table", table, wh.tables())
     keys = list(PartitionSet.parse(partitions))  # type: ignore[arg-type]
@@ -92,6 +95,8 @@ def restore(wh: Any, snap: Snapshot | str, *, partitions: object = None) -> pd.D
 
     Partitions that had no rows at snapshot time are emptied again. Returns one row per partition
     (checksum at snapshot, checksum after restore, equal); raises if any differs.
+
+    Taught in notebooks/03_versioned_recompute.ipynb.
     """
     if isinstance(snap, str):
         found = {s.snapshot_id: s for s in snapshots(wh)}
@@ -142,11 +147,13 @@ class UntouchedReport:
 
     @property
     def changed_outside(self) -> list[str]:
+        """Partitions outside the backfill whose checksum changed (should be none)."""
         f = self.frame
         return f.loc[~f["targeted"] & f["changed"], "partition"].tolist()
 
     @property
     def changed_inside(self) -> list[str]:
+        """Partitions inside the backfill whose checksum changed."""
         f = self.frame
         return f.loc[f["targeted"] & f["changed"], "partition"].tolist()
 

@@ -22,7 +22,8 @@ class StepStatus(StrEnum):
     ``running`` and ``retrying`` are transient (events only); ``success``, ``invalid`` (written
     but failing its validations), ``failed``, ``skipped`` (an upstream step did not succeed) and
     ``cancelled`` (the backfill stopped before the step started) are final.
-    Taught in notebooks/02_daily_backfill.ipynb (the grid's legend).
+    These are the states of the partition grid in notebooks/02_daily_backfill.ipynb (Step 4:
+    run it and watch the grid).
     """
 
     RUNNING = "running"

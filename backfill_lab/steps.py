@@ -62,7 +62,8 @@ class StepEvent:
     """A change of a step's state, sent to ``on_event`` (the live grid listens to these).
 
     ``status`` is a :class:`backfill_lab.status.StepStatus` (running, success, invalid, failed,
-    retrying, skipped, cancelled). Taught in notebooks/02_daily_backfill.ipynb (the live grid).
+    retrying, skipped, cancelled). Taught in notebooks/02_daily_backfill.ipynb (Step 4: run it
+    and watch the grid).
     """
 
     layer: str

@@ -54,6 +54,7 @@ class ViewState:
     patch_partitions: tuple[str, ...] = ()
 
     def table_for(self, partition: str) -> str:
+        """The table the view reads ``partition`` from."""
         return self.patch if self.patch and partition in self.patch_partitions else self.base
 
     def __str__(self) -> str:
@@ -85,9 +86,15 @@ def view_state(wh: Any, view: str) -> ViewState:
 
 
 def view_history(wh: Any, view: str) -> pd.DataFrame:
-    """Every definition the view has had, oldest first."""
+    """Every definition the view has had, oldest first.
+
+    Taught in notebooks/06_practical_projects.ipynb (Project 2: a versioned feature store with a
+    controlled switchover).
+    """
     _history(wh, view)
-    return wh.sql("SELECT * FROM _bl_views WHERE view = ? ORDER BY rowid", [view])
+    history: pd.DataFrame = wh.sql("SELECT * FROM _bl_views WHERE view = ? ORDER BY rowid",
+                                   [view])
+    return history
 
 
 def _apply(wh: Any, state: ViewState, reason: str, now: dt.datetime | None) -> None:
@@ -117,7 +124,10 @@ def _apply(wh: Any, state: ViewState, reason: str, now: dt.datetime | None) -> N
 
 
 def point_view(wh: Any, view: str, table: str, *, now: dt.datetime | None = None) -> ViewState:
-    """Create (or repoint, without checks) ``view`` over ``table``: the initial set-up."""
+    """Create (or repoint, without checks) ``view`` over ``table``: the initial set-up.
+
+    Taught in notebooks/03_versioned_recompute.ipynb (Setup: three months of v1 behind a view).
+    """
     if wh.has_table(view):
         raise ConfigError(f"{view!r} is a table; a view needs its own name (e.g. {view}_v1 for "
                           f"the table)")
@@ -138,9 +148,11 @@ class CanaryReport:
 
     @property
     def passed(self) -> bool:
+        """Did every compared column stay within the allowed shift?"""
         return bool(self.rows) and all(r["passed"] for r in self.rows)
 
     def frame(self) -> pd.DataFrame:
+        """The comparison as a DataFrame, one row per column."""
         return pd.DataFrame(self.rows)
 
     def __str__(self) -> str:
@@ -169,6 +181,8 @@ def canary_compare(
     A partition passes when its row count moved by at most ``max_row_change`` and no numeric
     column's distribution moved by more than ``max_psi``: a deliberate logic change shows up as a
     moderate shift, a broken recompute as a big one.
+
+    Taught in notebooks/03_versioned_recompute.ipynb (Canary comparison).
     """
     keys = list(PartitionSet.parse(partitions))  # type: ignore[arg-type]
     if sample < 1:
@@ -204,6 +218,9 @@ def switch_view(
     Safe means: every exposed partition of ``to_table`` has validation results and all passed,
     and the canary comparison against what the view shows now passed. Otherwise raises
     :class:`SwitchoverBlocked` naming the partitions, and the view is unchanged.
+
+    Taught in notebooks/03_versioned_recompute.ipynb (A failed check blocks the switch) and
+    notebooks/06_practical_projects.ipynb (Project 2).
     """
     current = view_state(wh, view)
     present = set(wh.partition_counts(to_table)) if wh.has_table(to_table) else set()
@@ -253,6 +270,8 @@ def rollback_view(wh: Any, view: str, *, now: dt.datetime | None = None) -> View
     """Point ``view`` back at what it showed before its last switch that is still in force.
 
     Switches stack: two rollbacks after two switches return to the original definition.
+
+    Taught in notebooks/03_versioned_recompute.ipynb (Roll back).
     """
     stack: list[tuple[Any, ...]] = []
     for row in _history(wh, view):

@@ -54,6 +54,8 @@ class Warehouse:
     WriteResult(table='t', partition='2024-12-01', mode='overwrite', rows=1)
     >>> wh.partition_counts("t")
     {'2024-12-01': 1}
+
+    Taught in notebooks/01_mental_model.ipynb (Setup), and set up at the start of every notebook.
     """
 
     def __init__(
@@ -117,6 +119,7 @@ class Warehouse:
         return self.cursor().execute(query, params).df()
 
     def close(self) -> None:
+        """Close every cursor and the connection."""
         for cur in self._cursors:
             cur.close()
         self._con.close()
@@ -142,9 +145,11 @@ class Warehouse:
                 self._ensured.add(name)
 
     def set_meta(self, key: str, value: str) -> None:
+        """Store a small setting in the warehouse itself (``_bl_meta``)."""
         run(self.cursor(), "INSERT OR REPLACE INTO _bl_meta VALUES (?, ?)", [key, value])
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
+        """A setting stored with :meth:`set_meta`, or ``default``."""
         row = one(self.cursor(), "SELECT value FROM _bl_meta WHERE key = ?", [key])
         return row[0] if row else default
 
@@ -166,9 +171,11 @@ class Warehouse:
         return info
 
     def has_table(self, table: str) -> bool:
+        """Is ``table`` a registered partitioned table?"""
         return self._info(table) is not None
 
     def partition_column(self, table: str) -> str:
+        """The column ``table`` is partitioned by."""
         info = self._info(table)
         if info is None:
             raise UnknownNameError.of("table", table, self.tables())
@@ -247,16 +254,13 @@ class Warehouse:
         pcol = quote(partition_column)
         cur = self.cursor()
         sql_params: dict[str, Any] = dict(params or {})
+        _check_rows(rows)
+        view = None
+        source_sql = rows if isinstance(rows, str) else ""
         if isinstance(rows, pd.DataFrame):
             view = f"_bl_df_{next(self._names)}"
             cur.register(view, rows)
             source_sql = f"SELECT * FROM {view}"
-        elif isinstance(rows, str):
-            view = None
-            source_sql = rows
-        else:
-            expected = "a DataFrame or a SELECT statement"
-            raise ConfigError.invalid("rows", expected, type(rows).__name__)
         try:
             self._ensure_table(cur, table, source_sql, sql_params, partition_column,
                                grain_of(key))
@@ -349,6 +353,7 @@ class Warehouse:
         return {k: f"{n}:{h}" for k, (n, h) in self._stats(table).items()}
 
     def checksum(self, table: str, partition: str) -> str | None:
+        """The checksum of one partition (None when it holds no rows)."""
         return self.checksums(table).get(parse_key(partition))
 
     def _stats(self, table: str) -> dict[str, tuple[int, int]]:
@@ -364,7 +369,15 @@ class Warehouse:
         return {as_key(p, daily): (int(n), int(h)) for p, n, h in rows}
 
     def grain(self, table: str) -> str:
+        """``daily`` or ``hourly``: the grain of ``table``'s partitions."""
         info = self._info(table)
         if info is None:
             raise UnknownNameError.of("table", table, self.tables())
         return info[1]
+
+
+def _check_rows(rows: object) -> None:
+    """Rows to write are a DataFrame or a SELECT statement."""
+    if not isinstance(rows, pd.DataFrame | str):
+        raise ConfigError.invalid("rows", "a DataFrame or a SELECT statement",
+                                  type(rows).__name__)
