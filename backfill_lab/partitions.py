@@ -39,11 +39,20 @@ _HOURLY_FORMS = ("%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H", "%Y-%m-%d %H
 
 
 def _format(value: dt.datetime, grain: Grain) -> str:
-    return value.strftime("%Y-%m-%d") if grain == "daily" else value.strftime("%Y-%m-%dT%H:00")
+    if value.year < 1000:  # strftime's unpadded years, as keys always had them
+        return value.strftime("%Y-%m-%d") if grain == "daily" else value.strftime("%Y-%m-%dT%H:00")
+    day = value.date().isoformat()  # the same text as strftime, several times faster
+    return day if grain == "daily" else f"{day}T{value.hour:02d}:00"
 
 
 def _parse(text: str) -> tuple[dt.datetime, Grain]:
     text = text.strip()
+    if len(text) == 10 and text[4] == text[7] == "-" and text.replace("-", "").isascii() \
+            and text.replace("-", "").isdigit():
+        try:  # the common case, ~20x faster than strptime (planning parses every key it maps)
+            return dt.datetime.fromisoformat(text), "daily"
+        except ValueError:
+            pass
     try:
         return dt.datetime.strptime(text, "%Y-%m-%d"), "daily"
     except ValueError:
@@ -155,7 +164,8 @@ def trailing_window(key: str, size: int) -> list[str]:
     """
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise ConfigError.invalid("window", "an integer >= 1", size)
-    return [shift(key, -i) for i in range(size - 1, -1, -1)]
+    value, grain = _parse(key)
+    return [_format(value - i * _STEP[grain], grain) for i in range(size - 1, -1, -1)]
 
 
 def _expand(item: object) -> list[str]:

@@ -128,13 +128,13 @@ def priorities(steps: Sequence[Step]) -> dict[StepKey, tuple[int, int]]:
 def start_order(steps: Sequence[Step], priority: Mapping[StepKey, tuple[int, int]]) -> list[Step]:
     """The order a one-at-a-time run starts the steps (a heap of ready steps: O(n log n))."""
     by_key = {s.key: s for s in steps}
-    left = {s.key: 0 for s in steps}
+    left = dict.fromkeys(by_key, 0)
     dependents: dict[StepKey, list[StepKey]] = {}
-    for s in steps:
+    for key, s in by_key.items():
         for w in s.waits_for:
             if w in by_key:
-                left[s.key] += 1
-                dependents.setdefault(w, []).append(s.key)
+                left[key] += 1
+                dependents.setdefault(w, []).append(key)
     ready = [(priority[k], k) for k, n in left.items() if n == 0]
     heapq.heapify(ready)
     out = []
