@@ -85,7 +85,7 @@ def test_each_caller_gets_its_own_spelling():
         BackfillOptions.parse({"batch_size": 2, "mode": "append"}, spelling=CLI)
     with pytest.raises(ConfigError, match=r"^backfill.batch_size > 1 needs mode: overwrite"):
         load_plan({"backfill": {"partitions": "2024-12-01", "batch_size": 2, "mode": "append"}})
-    with pytest.raises(UnknownNameError, match="unknown backfill.order 'up'"):
+    with pytest.raises(UnknownNameError, match=r"unknown backfill\.order 'up'"):
         check("order", "up", PLAN)
 
 
