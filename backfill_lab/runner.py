@@ -235,42 +235,12 @@ class BackfillRunner:
                         for p in s.partitions] for s in self.steps
                 if all(previous.get((s.layer, p), ("",))[0] == StepStatus.SUCCESS
                        for p in s.partitions)}
-        todo = {s.key: s for s in self.steps if s.key not in done}
-        evaluator = self._evaluator(total=sum(len(s.partitions) for s in todo.values()))
-        outcome: dict[StepKey, list[StepResult]] = dict(done)
-        aborted: list[str] = []
-
-        def skip(key: StepKey, cause: StepKey) -> None:
-            outcome[key] = evaluator.finish_without_run(
-                todo[key], StepStatus.SKIPPED, f"upstream {cause[0]} {cause[1]} did not succeed",
-                attempts[key])
-
-        def may_start(_key: StepKey) -> bool:
-            deployed = self.pipeline.code_version
-            if deployed != self.code_version:
-                aborted.append(
-                    f"code version changed from {self.code_version!r} to {deployed!r} during "
-                    f"backfill {self.backfill_id!r}; stopped to avoid mixing versions; resume "
-                    f"after deploying {self.code_version!r}")
-            return not aborted
-
-        prio = priorities(self.steps)
-        dag: DagRun[StepKey, list[StepResult]] = run_dag(
-            list(todo), {k: s.waits_for for k, s in todo.items()}, prio.__getitem__,
-            self.options.concurrency, lambda key: evaluator.evaluate(todo[key], attempts[key]),
-            succeeded=lambda results: all(r.status == StepStatus.SUCCESS for r in results),
-            on_skip=skip, may_start=may_start)
-        for error in dag.errors.values():
-            raise error
-        outcome.update(dag.results)
-        for key in dag.not_started:
-            outcome[key] = evaluator.finish_without_run(todo[key], StepStatus.CANCELLED,
-                                                        aborted[0], attempts[key])
+        this = _Run(self, {s.key: s for s in self.steps if s.key not in done}, attempts)
+        dag = this.execute(priorities(self.steps))
+        outcome = {**done, **this.outcome}
         steps = [r for s in self.steps for r in outcome[s.key]]
-        status = (BackfillStatus.ABORTED if aborted else BackfillStatus.SUCCESS
-                  if all(r.status == StepStatus.SUCCESS for r in steps) else BackfillStatus.FAILED)
         return BackfillResult(
-            self.backfill_id, status, steps, dag.started, dag.max_in_flight,
+            self.backfill_id, this.status(steps), steps, dag.started, dag.max_in_flight,
             sum(len(s.partitions) for s in self.steps if s.key in done),
             time.perf_counter() - t0, self._notes())
 
@@ -295,6 +265,70 @@ class BackfillRunner:
             return []
         return [f"layers {', '.join(slow)} filter on $partition, so each batch ran one SELECT "
                 f"per partition; filter on $batch_start and $batch_end to build a batch with one"]
+
+
+class _Run:
+    """One run of a backfill: its steps still to do, what became of them, why it stopped.
+
+    Everything a run counts lives here, not on the runner, so two runs never share counters.
+    """
+
+    def __init__(self, runner: BackfillRunner, todo: dict[StepKey, Step],
+                 attempts: Mapping[StepKey, int]) -> None:
+        self.runner = runner
+        self.todo = todo
+        self.attempts = attempts
+        self.evaluator = runner._evaluator(total=sum(len(s.partitions) for s in todo.values()))
+        self.outcome: dict[StepKey, list[StepResult]] = {}
+        self.aborted: str | None = None
+
+    def execute(self, priority: Mapping[StepKey, tuple[int, int]]
+                ) -> DagRun[StepKey, list[StepResult]]:
+        """Run the steps through the DAG executor; cancel what a code change stopped."""
+        dag = run_dag(
+            list(self.todo), {k: s.waits_for for k, s in self.todo.items()}, priority.__getitem__,
+            self.runner.options.concurrency, self.evaluate, succeeded=_all_succeeded,
+            on_skip=self.skip, may_start=self.may_start)
+        for error in dag.errors.values():
+            raise error
+        self.outcome.update(dag.results)
+        for key in dag.not_started:
+            self.finish(key, StepStatus.CANCELLED, self.aborted or "backfill stopped")
+        return dag
+
+    def evaluate(self, key: StepKey) -> list[StepResult]:
+        """Build and write one step (in a worker thread)."""
+        return self.evaluator.evaluate(self.todo[key], self.attempts[key])
+
+    def skip(self, key: StepKey, cause: StepKey) -> None:
+        """A step whose upstream ``cause`` did not succeed is not built on the hole."""
+        self.finish(key, StepStatus.SKIPPED, f"upstream {cause[0]} {cause[1]} did not succeed")
+
+    def finish(self, key: StepKey, status: StepStatus, error: str) -> None:
+        """Record a step that never ran."""
+        self.outcome[key] = self.evaluator.finish_without_run(self.todo[key], status, error,
+                                                              self.attempts[key])
+
+    def may_start(self, _key: StepKey) -> bool:
+        """Start no step once the deployed code differs from the pinned version."""
+        runner = self.runner
+        deployed = runner.pipeline.code_version
+        if self.aborted is None and deployed != runner.code_version:
+            self.aborted = (
+                f"code version changed from {runner.code_version!r} to {deployed!r} during "
+                f"backfill {runner.backfill_id!r}; stopped to avoid mixing versions; resume "
+                f"after deploying {runner.code_version!r}")
+        return self.aborted is None
+
+    def status(self, steps: Sequence[StepResult]) -> BackfillStatus:
+        """aborted (a code change stopped it), success (every step), or failed."""
+        if self.aborted is not None:
+            return BackfillStatus.ABORTED
+        return BackfillStatus.SUCCESS if _all_succeeded(steps) else BackfillStatus.FAILED
+
+
+def _all_succeeded(results: Sequence[StepResult]) -> bool:
+    return all(r.status == StepStatus.SUCCESS for r in results)
 
 
 @overload
