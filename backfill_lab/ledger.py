@@ -18,10 +18,11 @@ import pandas as pd
 
 from ._db import one, run
 from .errors import UnknownNameError
+from .status import LEDGER_STATUSES
 
 __all__ = ["STATUSES", "BackfillRecord", "Ledger", "LedgerEntry"]
 
-STATUSES: tuple[str, ...] = ("success", "failed", "skipped", "cancelled")
+STATUSES: tuple[str, ...] = LEDGER_STATUSES
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS _bl_ledger (

@@ -52,9 +52,9 @@ class RunStatus(StrEnum):
     SKIPPED = "skipped"
 
 
-LEDGER_STATUSES: tuple[str, ...] = (StepStatus.SUCCESS, StepStatus.FAILED, StepStatus.SKIPPED,
-                                    StepStatus.CANCELLED)
+LEDGER_STATUSES: tuple[str, ...] = tuple(s.value for s in (
+    StepStatus.SUCCESS, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED))
 """The statuses a ledger row can hold (one row per attempt, or per step not run)."""
 
-RUN_STATUSES: tuple[str, ...] = tuple(RunStatus)
+RUN_STATUSES: tuple[str, ...] = tuple(s.value for s in RunStatus)
 """The statuses a scheduled run can end in."""
