@@ -52,6 +52,7 @@ __all__ = [
     "check",
     "check_batch",
     "check_mode",
+    "flag",
     "integer",
     "require_merge_keys",
 ]
@@ -130,6 +131,19 @@ def integer(name: str, value: object, minimum: int) -> int:
         return integer(name, int(value), minimum)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError.invalid(name, f"an integer >= {minimum}", value)
+    return value
+
+
+def flag(name: str, value: object) -> bool:
+    """``True`` or ``False`` (not ``'yes'``, not ``1``), else one clear error.
+
+    >>> flag("catchup", "yes")
+    Traceback (most recent call last):
+    ...
+    backfill_lab.errors.ConfigError: 'catchup' must be true or false (got 'yes')
+    """
+    if not isinstance(value, bool):
+        raise ConfigError.invalid(name, "true or false", value)
     return value
 
 

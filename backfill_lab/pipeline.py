@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import ConfigError, UnknownNameError
+from .options import integer
 from .partitions import parse_key, to_value, trailing_window
 
 __all__ = [
@@ -68,8 +69,7 @@ class TrailingWindow:
     size: int
 
     def __post_init__(self) -> None:
-        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 1:
-            raise ConfigError.invalid("window size", "an integer >= 1", self.size)
+        object.__setattr__(self, "size", integer("window size", self.size, 1))
 
     def upstream(self, key: str) -> list[str]:
         """The upstream keys partition ``key`` reads: the ``size`` ending at it."""

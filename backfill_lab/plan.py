@@ -18,15 +18,15 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
 from . import export
 from ._yaml import load_text
 from .errors import ConfigError, UnknownNameError
-from .options import PLAN, check, check_batch
-from .partitions import PartitionSet
+from .options import PLAN, check, check_batch, flag
+from .partitions import PartitionSet, PartitionsLike
 from .pipeline import CATALOG
 from .schedule import LateDataPolicy
 from .validations import Validations
@@ -136,7 +136,7 @@ class BackfillSpec:
         elif "partitions" in spec:
             raw = spec["partitions"]
             items = [_key_text(v) for v in raw] if isinstance(raw, list) else _key_text(raw)
-            partitions = PartitionSet.parse(items)  # type: ignore[arg-type]
+            partitions = PartitionSet.parse(cast("PartitionsLike", items))  # parse names the rest
         else:
             raise ConfigError("backfill needs a range: start and end, or partitions "
                               "(e.g. partitions: 2024-12-01..2024-12-31)")
@@ -282,8 +282,8 @@ class Plan:
         if schedule is not None and not isinstance(schedule, str):
             raise ConfigError.invalid("schedule", "text like 'daily 02:00 UTC'", schedule)
         catchup = data.get("catchup")
-        if catchup is not None and not isinstance(catchup, bool):
-            raise ConfigError.invalid("catchup", "true or false", catchup)
+        if catchup is not None:
+            catchup = flag("catchup", catchup)
         rollback = data.get("rollback")
         lineage = _mapping("lineage", data.get("lineage"))
         _check_keys("in lineage", lineage, ("audit_tags",))

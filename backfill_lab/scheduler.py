@@ -25,7 +25,7 @@ from ._db import one, run
 from .clock import Clock, FixedClock
 from .errors import ConfigError, MergeKeyError, UnknownNameError
 from .faults import Faults
-from .options import BackfillOptions, check, check_mode
+from .options import BackfillOptions, check, check_mode, flag
 from .partitions import grain_of, parse_key
 from .pipeline import Pipeline
 from .runner import RUN_CONTEXT, BackfillRunner
@@ -136,9 +136,7 @@ class Scheduler:
         self.warehouse = warehouse
         self.schedule = Schedule.parse(schedule)
         self.clock = clock
-        if not isinstance(catchup, bool):
-            raise ConfigError.invalid("catchup", "true or false", catchup)
-        self.catchup = catchup
+        self.catchup = flag("catchup", catchup)
         self.policy = LateDataPolicy(parse_delay(watermark_delay), reprocess_window)
         self.mode = check_mode(mode)
         self.merge_keys: tuple[str, ...] = check("merge_keys", merge_keys)

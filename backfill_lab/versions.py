@@ -22,7 +22,8 @@ import pandas as pd
 
 from ._db import quote, run
 from .errors import ConfigError, SwitchoverBlocked, UnknownNameError
-from .partitions import PartitionSet, to_value
+from .options import integer
+from .partitions import PartitionSet, PartitionsLike, to_value
 from .validations import invalid_partitions, psi, validated_partitions
 
 __all__ = [
@@ -173,7 +174,7 @@ class CanaryReport:
 
 
 def canary_compare(
-    wh: Any, old: str, new: str, partitions: object, *, sample: int = 3, seed: int = 0,
+    wh: Any, old: str, new: str, partitions: PartitionsLike, *, sample: int = 3, seed: int = 0,
     max_row_change: float = 0.05, max_psi: float = 0.2, columns: Sequence[str] | None = None,
 ) -> CanaryReport:
     """Compare ``old`` and ``new`` on ``sample`` partitions drawn (seeded) from ``partitions``.
@@ -184,9 +185,8 @@ def canary_compare(
 
     Taught in notebooks/03_versioned_recompute.ipynb (Canary comparison).
     """
-    keys = list(PartitionSet.parse(partitions))  # type: ignore[arg-type]
-    if sample < 1:
-        raise ConfigError.invalid("sample", "an integer >= 1", sample)
+    keys = list(PartitionSet.parse(partitions))
+    sample = integer("sample", sample, 1)
     picked = sorted(random.Random(seed).sample(keys, min(sample, len(keys))))
     report = CanaryReport(old, new, max_row_change=max_row_change, max_psi=max_psi)
     pcol = quote(wh.partition_column(new))
@@ -209,7 +209,7 @@ def canary_compare(
 
 
 def switch_view(
-    wh: Any, view: str, to_table: str, *, partitions: object = None,
+    wh: Any, view: str, to_table: str, *, partitions: PartitionsLike | None = None,
     canary: CanaryReport | None = None, sample: int = 3, max_psi: float = 0.2,
     now: dt.datetime | None = None,
 ) -> ViewState:
@@ -229,7 +229,7 @@ def switch_view(
             raise SwitchoverBlocked(f"switch of {view!r} blocked: {to_table!r} has no partitions")
         targeted = sorted(present)
     else:
-        targeted = list(PartitionSet.parse(partitions))  # type: ignore[arg-type]
+        targeted = list(PartitionSet.parse(partitions))
     missing = [k for k in targeted if k not in present]
     bad = invalid_partitions(wh, to_table) & set(targeted)
     unchecked = set(targeted) - validated_partitions(wh, to_table) - bad - set(missing)
