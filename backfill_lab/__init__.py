@@ -31,6 +31,7 @@ from .errors import (
 )
 from .faults import Fault, Faults
 from .ledger import Ledger
+from .options import BackfillOptions
 from .partitions import PartitionSet, parse_partitions
 from .pipeline import Dependency, Layer, Pipeline, SamePartition, StepContext, TrailingWindow
 from .plan import Plan, load_plan
@@ -74,6 +75,7 @@ __version__ = "0.1.0"
 __all__ = [
     "WRITE_MODES",
     "BackfillLabError",
+    "BackfillOptions",
     "BackfillResult",
     "BackfillRunner",
     "CheckReport",

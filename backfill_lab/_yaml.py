@@ -46,12 +46,12 @@ def shorten(value: object, limit: int = 60) -> str:
 class _Loader(yaml.SafeLoader):
     """SafeLoader that refuses aliases, deep nesting and duplicate keys while composing."""
 
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         """Refuse an alias or anchor before it is resolved, and nesting past the limit."""
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]
             raise _refuse_alias(event.anchor, event.start_mark)
-        event = self.peek_event()
+        event = self.peek_event()  # type: ignore[no-untyped-call]
         anchor = getattr(event, "anchor", None)
         if anchor is not None:
             raise _refuse_alias(anchor, event.start_mark)
@@ -60,7 +60,7 @@ class _Loader(yaml.SafeLoader):
             if self._depth > MAX_DEPTH:
                 raise ConfigError(f"plan nests deeper than {MAX_DEPTH} levels at line "
                                   f"{event.start_mark.line + 1}; a plan nests 3 levels deep")
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
@@ -68,7 +68,7 @@ class _Loader(yaml.SafeLoader):
         """Refuse a key given twice in one mapping (the second would silently win)."""
         seen: set[Any] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=True)
             if isinstance(key, list | dict):
                 raise ConfigError(f"plan has a list or mapping as a key at line "
                                   f"{key_node.start_mark.line + 1}; keys are names")
@@ -81,7 +81,7 @@ class _Loader(yaml.SafeLoader):
     def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
         """An unquoted date that does not exist (``2024-02-30``) is an error naming it."""
         try:
-            return super().construct_yaml_timestamp(node)  # type: ignore[no-untyped-call]
+            return super().construct_yaml_timestamp(node)
         except ValueError as exc:
             raise ConfigError(f"{node.value!r} at line {node.start_mark.line + 1} is not a real "
                               f"date ({exc}); write an existing day as YYYY-MM-DD") from None

@@ -11,13 +11,19 @@ __all__ = ["Clock", "FixedClock", "SystemClock"]
 
 
 class Clock(Protocol):
-    def now(self) -> dt.datetime: ...
+    """What the engine reads the time from (injectable: a notebook replays a fortnight in a
+    second). Taught in notebooks/01_mental_model.ipynb (Setup) with :class:`FixedClock`."""
+
+    def now(self) -> dt.datetime:
+        """The current time, a naive UTC datetime."""
+        ...
 
 
 class SystemClock:
     """The real time, in UTC, without tzinfo (DuckDB TIMESTAMP)."""
 
     def now(self) -> dt.datetime:
+        """The machine's current time (naive UTC)."""
         return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
     def __repr__(self) -> str:
@@ -32,6 +38,9 @@ class FixedClock:
     (datetime.datetime(2025, 1, 1, 2, 0), datetime.datetime(2025, 1, 1, 2, 0, 1))
     >>> clock.advance(dt.timedelta(days=1)); clock.now()
     datetime.datetime(2025, 1, 2, 2, 0, 2)
+
+    Taught in notebooks/01_mental_model.ipynb (Setup) and notebooks/04_late_data.ipynb (The naive
+    nightly job: D+0, no reprocessing).
     """
 
     def __init__(
@@ -42,16 +51,19 @@ class FixedClock:
         self._lock = threading.Lock()
 
     def now(self) -> dt.datetime:
+        """The clock's time (then moved on by ``tick``, when one was given)."""
         with self._lock:
             value = self._now
             self._now = value + self._tick
             return value
 
     def advance(self, delta: dt.timedelta) -> None:
+        """Move the clock forward by ``delta``."""
         with self._lock:
             self._now += delta
 
     def set(self, value: dt.datetime) -> None:
+        """Set the clock to ``value``."""
         with self._lock:
             self._now = value
 

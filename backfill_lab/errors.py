@@ -55,6 +55,7 @@ class UnknownNameError(ConfigError):
 
     @classmethod
     def of(cls, what: str, received: str, choices: Iterable[str]) -> UnknownNameError:
+        """``unknown write mode 'upsert'; known: 'append', ... Did you mean 'x'?``."""
         choices = sorted(choices)
         known = ", ".join(repr(c) for c in choices) or "none"
         return cls(

@@ -17,17 +17,25 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, InjectedFault, UnknownNameError
-from .partitions import PartitionSet
+from .partitions import PartitionSet, PartitionsLike
 
 __all__ = ["DATA_FAULTS", "FAULT_KINDS", "Fault", "Faults"]
 
 FAULT_KINDS: tuple[str, ...] = ("fail", "slow", "nulls", "duplicates", "drop_rows", "shift")
 DATA_FAULTS: tuple[str, ...] = ("nulls", "duplicates", "drop_rows", "shift")
 
+Where = PartitionsLike | None
+"""The partitions a fault targets (None: every partition of its layer)."""
+
 
 @dataclass(frozen=True)
 class Fault:
-    """One planted problem on some partitions of one layer. Use the named constructors."""
+    """One planted problem on some partitions of one layer. Use the named constructors.
+
+    Taught in notebooks/01_mental_model.ipynb (A scheduler fills the newest box each period),
+    notebooks/02_daily_backfill.ipynb (Step 4: run it and watch the grid) and
+    notebooks/03_versioned_recompute.ipynb (Run it, with a bug planted).
+    """
 
     kind: str
     layer: str
@@ -49,40 +57,45 @@ class Fault:
             raise ConfigError(f"fault {self.kind!r} needs a column (got none)")
 
     @staticmethod
-    def _ps(partitions: object) -> PartitionSet | None:
-        return None if partitions is None else PartitionSet.parse(partitions)  # type: ignore[arg-type]
+    def _ps(partitions: Where) -> PartitionSet | None:
+        return None if partitions is None else PartitionSet.parse(partitions)
 
     @classmethod
-    def fail(cls, layer: str, partitions: object = None, *, times: int | None = None) -> Fault:
+    def fail(cls, layer: str, partitions: Where = None, *, times: int | None = None) -> Fault:
         """Fail ``times`` attempts (a transient fault), or every attempt when ``times`` is None."""
         return cls("fail", layer, cls._ps(partitions), times=times)
 
     @classmethod
-    def slow(cls, layer: str, partitions: object = None, *, seconds: float = 0.5) -> Fault:
+    def slow(cls, layer: str, partitions: Where = None, *, seconds: float = 0.5) -> Fault:
+        """Make every attempt at the matching partitions take ``seconds`` longer."""
         return cls("slow", layer, cls._ps(partitions), seconds=seconds)
 
     @classmethod
     def nulls(
-        cls, layer: str, partitions: object = None, *, column: str, fraction: float = 0.3
+        cls, layer: str, partitions: Where = None, *, column: str, fraction: float = 0.3
     ) -> Fault:
+        """Write the matching partitions with NULLs in ``column`` (bad data that commits)."""
         return cls("nulls", layer, cls._ps(partitions), column=column, fraction=fraction)
 
     @classmethod
-    def duplicates(cls, layer: str, partitions: object = None, *, fraction: float = 0.2) -> Fault:
+    def duplicates(cls, layer: str, partitions: Where = None, *, fraction: float = 0.2) -> Fault:
+        """Write the matching partitions with duplicated rows."""
         return cls("duplicates", layer, cls._ps(partitions), fraction=fraction)
 
     @classmethod
-    def drop_rows(cls, layer: str, partitions: object = None, *, fraction: float = 0.5) -> Fault:
+    def drop_rows(cls, layer: str, partitions: Where = None, *, fraction: float = 0.5) -> Fault:
+        """Write the matching partitions with rows missing."""
         return cls("drop_rows", layer, cls._ps(partitions), fraction=fraction)
 
     @classmethod
     def shift(
-        cls, layer: str, partitions: object = None, *, column: str, factor: float = 1.5
+        cls, layer: str, partitions: Where = None, *, column: str, factor: float = 1.5
     ) -> Fault:
         """Multiply a numeric column: a silent distribution drift."""
         return cls("shift", layer, cls._ps(partitions), column=column, factor=factor)
 
     def applies(self, layer: str, partition: str) -> bool:
+        """Does this fault target ``layer`` ``partition``?"""
         return layer == self.layer and (self.partitions is None or partition in self.partitions)
 
     def __str__(self) -> str:
@@ -140,6 +153,7 @@ class Faults:
             raise InjectedFault(f"injected failure in {layer} {partition} ({planned})")
 
     def corrupts(self, layer: str, partition: str) -> bool:
+        """Does a data fault change what ``layer`` ``partition`` writes?"""
         return any(f.kind in DATA_FAULTS and f.applies(layer, partition) for f in self.faults)
 
     def corrupt(self, layer: str, partition: str, df: pd.DataFrame) -> pd.DataFrame:

@@ -1,8 +1,17 @@
-"""The run ledger: one row per step attempt, kept in the warehouse itself.
+"""The run ledger: one row per step attempt, kept in the warehouse itself, and the statuses it
+records (one ``StrEnum`` each for a step, a backfill and a scheduled run).
 
 Rows are only ever inserted (never updated), so parallel steps never contend for a ledger row. A
 successful attempt's row is inserted in the same transaction as its partition write: the data and
 the record of it commit together, which is what makes resume after a crash exact.
+
+Statuses are plain strings (``StepStatus.SUCCESS == "success"``), so they go into the ledger,
+into JSON and into DataFrames unchanged, and code that compares with ``"success"`` keeps working.
+
+>>> StepStatus.SUCCESS == "success", str(StepStatus.FAILED), f"{BackfillStatus.ABORTED}"
+(True, 'failed', 'aborted')
+>>> StepStatus("skipped") is StepStatus.SKIPPED
+True
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import duckdb
@@ -19,9 +29,56 @@ import pandas as pd
 from ._db import one, run
 from .errors import UnknownNameError
 
-__all__ = ["STATUSES", "BackfillRecord", "Ledger", "LedgerEntry"]
+__all__ = [
+    "LEDGER_STATUSES", "RUN_STATUSES", "STATUSES", "BackfillRecord", "BackfillStatus", "Ledger",
+    "LedgerEntry", "RunStatus", "StepStatus",
+]
 
-STATUSES: tuple[str, ...] = ("success", "failed", "skipped", "cancelled")
+class StepStatus(StrEnum):
+    """A step's state, as the live grid shows it and the ledger records it.
+
+    ``running`` and ``retrying`` are transient (events only); ``success``, ``invalid`` (written
+    but failing its validations), ``failed``, ``skipped`` (an upstream step did not succeed) and
+    ``cancelled`` (the backfill stopped before the step started) are final.
+    These are the states of the partition grid in notebooks/02_daily_backfill.ipynb (Step 4:
+    run it and watch the grid).
+    """
+
+    RUNNING = "running"
+    SUCCESS = "success"
+    INVALID = "invalid"
+    FAILED = "failed"
+    RETRYING = "retrying"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+class BackfillStatus(StrEnum):
+    """How a whole backfill ended (``BackfillResult.status``)."""
+
+    SUCCESS = "success"
+    FAILED = "failed"
+    ABORTED = "aborted"
+    DRY_RUN = "dry_run"
+
+
+class RunStatus(StrEnum):
+    """How one scheduled run ended (``Scheduler.runs()['status']``)."""
+
+    SUCCESS = "success"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+LEDGER_STATUSES: tuple[str, ...] = tuple(s.value for s in (
+    StepStatus.SUCCESS, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED))
+"""The statuses a ledger row can hold (one row per attempt, or per step not run)."""
+
+RUN_STATUSES: tuple[str, ...] = tuple(s.value for s in RunStatus)
+"""The statuses a scheduled run can end in."""
+
+
+STATUSES: tuple[str, ...] = LEDGER_STATUSES
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS _bl_ledger (
@@ -60,6 +117,7 @@ class LedgerEntry:
     audit_tags: Mapping[str, str] = field(default_factory=dict)
 
     def values(self) -> list[Any]:
+        """The row as the ledger table stores it (lists and JSON for the nested fields)."""
         row = [getattr(self, c) for c in _COLUMNS]
         row[_COLUMNS.index("upstream")] = list(self.upstream)
         row[_COLUMNS.index("audit_tags")] = json.dumps(dict(self.audit_tags), sort_keys=True)
@@ -78,7 +136,11 @@ class BackfillRecord:
 
 
 class Ledger:
-    """Read and write the run ledger of one warehouse."""
+    """Read and write the run ledger of one warehouse.
+
+    Taught in notebooks/02_daily_backfill.ipynb (Step 1: find the affected boxes) and
+    notebooks/06_practical_projects.ipynb (Audit tags on every write).
+    """
 
     def __init__(self, connection_source: Any) -> None:
         # ``connection_source`` is a Warehouse (anything with ``cursor()``); kept loose to
@@ -91,7 +153,8 @@ class Ledger:
             run(self._cursor(), _SCHEMA)
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
-        return self._source.cursor()
+        cur: duckdb.DuckDBPyConnection = self._source.cursor()
+        return cur
 
     def record(self, entry: LedgerEntry, cur: duckdb.DuckDBPyConnection | None = None) -> None:
         """Insert one row; pass ``cur`` to make it part of that cursor's open transaction."""
@@ -109,6 +172,7 @@ class Ledger:
             + ", ".join(row for _ in entries), values)
 
     def start_backfill(self, record: BackfillRecord) -> None:
+        """Record that a backfill started, with what identifies it."""
         run(
             self._cursor(),
             "INSERT INTO _bl_backfills VALUES (?, ?, ?, ?, ?)",
@@ -117,6 +181,7 @@ class Ledger:
         )
 
     def backfill(self, backfill_id: str) -> BackfillRecord | None:
+        """What backfill ``backfill_id`` was started with, or None for a new id."""
         row = one(self._cursor(), "SELECT * FROM _bl_backfills WHERE backfill_id = ?",
                   [backfill_id])
         if row is None:
@@ -124,6 +189,7 @@ class Ledger:
         return BackfillRecord(row[0], row[1], row[2], json.loads(row[3]), row[4])
 
     def backfill_ids(self) -> list[str]:
+        """Every backfill id, in the order they started."""
         rows = run(self._cursor(),
                    "SELECT backfill_id FROM _bl_backfills ORDER BY created, backfill_id")
         return [r[0] for r in rows]

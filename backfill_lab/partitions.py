@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeAlias
 
 from .errors import ConfigError, PartitionError, UnknownNameError
 
@@ -20,6 +20,7 @@ __all__ = [
     "Grain",
     "Order",
     "PartitionSet",
+    "PartitionsLike",
     "grain_of",
     "key_range",
     "parse_key",
@@ -38,11 +39,20 @@ _HOURLY_FORMS = ("%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H", "%Y-%m-%d %H
 
 
 def _format(value: dt.datetime, grain: Grain) -> str:
-    return value.strftime("%Y-%m-%d") if grain == "daily" else value.strftime("%Y-%m-%dT%H:00")
+    if value.year < 1000:  # strftime's unpadded years, as keys always had them
+        return value.strftime("%Y-%m-%d") if grain == "daily" else value.strftime("%Y-%m-%dT%H:00")
+    day = value.date().isoformat()  # the same text as strftime, several times faster
+    return day if grain == "daily" else f"{day}T{value.hour:02d}:00"
 
 
 def _parse(text: str) -> tuple[dt.datetime, Grain]:
     text = text.strip()
+    if len(text) == 10 and text[4] == text[7] == "-" and text.replace("-", "").isascii() \
+            and text.replace("-", "").isdigit():
+        try:  # the common case, ~20x faster than strptime (planning parses every key it maps)
+            return dt.datetime.fromisoformat(text), "daily"
+        except ValueError:
+            pass
     try:
         return dt.datetime.strptime(text, "%Y-%m-%d"), "daily"
     except ValueError:
@@ -154,7 +164,8 @@ def trailing_window(key: str, size: int) -> list[str]:
     """
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise ConfigError.invalid("window", "an integer >= 1", size)
-    return [shift(key, -i) for i in range(size - 1, -1, -1)]
+    value, grain = _parse(key)
+    return [_format(value - i * _STEP[grain], grain) for i in range(size - 1, -1, -1)]
 
 
 def _expand(item: object) -> list[str]:
@@ -194,22 +205,21 @@ class PartitionSet:
     '2025-01-10..2025-01-12, 2025-01-20'
     >>> ps.ordered("descending")[:2]
     ['2025-01-20', '2025-01-12']
+
+    Taught in notebooks/03_versioned_recompute.ipynb (Plan the recompute).
     """
 
     keys: tuple[str, ...]
     grain: Grain
 
     @classmethod
-    def parse(cls, spec: str | dt.date | Iterable[str | dt.date] | PartitionSet) -> PartitionSet:
+    def parse(cls, spec: PartitionsLike) -> PartitionSet:
         """From ``'A..B'``, ``'A, B, C..D'``, a key, a date, or a list of any of these."""
         if isinstance(spec, PartitionSet):
             return spec
-        if isinstance(spec, str | dt.date):
-            items: list[object] = [spec]
-        elif isinstance(spec, Iterable):
+        items: list[object] = [spec]  # anything else is rejected by _expand, named
+        if not isinstance(spec, str | dt.date) and isinstance(spec, Iterable):
             items = list(spec)
-        else:
-            items = [spec]  # rejected with a clear message by _expand
         keys: list[str] = []
         for item in items:
             keys.extend(_expand(item))
@@ -222,6 +232,7 @@ class PartitionSet:
 
     @classmethod
     def of(cls, keys: Iterable[str], *, spec: object = None) -> PartitionSet:
+        """From keys: deduplicated, sorted, of one grain, at most ``MAX_PARTITIONS`` of them."""
         unique = sorted({parse_key(k) for k in keys})
         if not unique:
             shown = spec if spec is not None else []
@@ -252,10 +263,12 @@ class PartitionSet:
 
     @property
     def start(self) -> str:
+        """The oldest partition."""
         return self.keys[0]
 
     @property
     def end(self) -> str:
+        """The newest partition."""
         return self.keys[-1]
 
     def ordered(self, order: str = "ascending") -> list[str]:
@@ -282,12 +295,18 @@ class PartitionSet:
 
     @property
     def is_contiguous(self) -> bool:
+        """Is it one unbroken run of partitions?"""
         return len(self.runs()) == 1
 
     def __str__(self) -> str:
         return ", ".join(a if a == b else f"{a}..{b}" for a, b in self.runs())
 
 
-def parse_partitions(spec: str | dt.date | Iterable[str | dt.date] | PartitionSet) -> PartitionSet:
+PartitionsLike: TypeAlias = str | dt.date | Iterable[str | dt.date] | PartitionSet
+"""What every function that takes partitions accepts: ``'A..B'``, ``'A, B, C..D'``, a key, a
+date, a list of any of these, or a :class:`PartitionSet`."""
+
+
+def parse_partitions(spec: PartitionsLike) -> PartitionSet:
     """Shorthand for :meth:`PartitionSet.parse`."""
     return PartitionSet.parse(spec)

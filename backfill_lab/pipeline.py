@@ -27,15 +27,18 @@ from typing import Any
 import pandas as pd
 
 from .errors import ConfigError, UnknownNameError
+from .options import integer
 from .partitions import parse_key, to_value, trailing_window
 
 __all__ = [
+    "CATALOG",
     "Dependency",
     "Layer",
     "Pipeline",
     "SamePartition",
     "StepContext",
     "TrailingWindow",
+    "union_all",
 ]
 
 
@@ -48,6 +51,7 @@ class SamePartition:
     """
 
     def upstream(self, key: str) -> list[str]:
+        """The upstream keys partition ``key`` reads: itself."""
         return [key]
 
     def __str__(self) -> str:
@@ -65,10 +69,10 @@ class TrailingWindow:
     size: int
 
     def __post_init__(self) -> None:
-        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 1:
-            raise ConfigError.invalid("window size", "an integer >= 1", self.size)
+        object.__setattr__(self, "size", integer("window size", self.size, 1))
 
     def upstream(self, key: str) -> list[str]:
+        """The upstream keys partition ``key`` reads: the ``size`` ending at it."""
         return trailing_window(key, self.size)
 
     def __str__(self) -> str:
@@ -87,10 +91,12 @@ class Dependency:
 
     @classmethod
     def same(cls, layer: str) -> Dependency:
+        """``layer`` read partition by partition."""
         return cls(layer, SamePartition())
 
     @classmethod
     def window(cls, layer: str, size: int) -> Dependency:
+        """``layer`` read through a trailing window of ``size`` partitions."""
         return cls(layer, TrailingWindow(size))
 
 
@@ -99,7 +105,10 @@ Transform = str | Callable[["StepContext"], pd.DataFrame]
 
 @dataclass(frozen=True)
 class Layer:
-    """One stage of a pipeline, writing one table partitioned by ``partition_column``."""
+    """One stage of a pipeline, writing one table partitioned by ``partition_column``.
+
+    Taught in notebooks/02_daily_backfill.ipynb (Bigger backfills: a batch per transaction).
+    """
 
     name: str
     transform: Transform
@@ -120,10 +129,12 @@ class Layer:
 
     @property
     def default_table(self) -> str:
+        """The table the layer writes unless a backfill targets another."""
         return self.table or self.name
 
     @property
     def is_sql(self) -> bool:
+        """Is the transform SQL (rather than a Python function)?"""
         return isinstance(self.transform, str)
 
     @property
@@ -170,11 +181,12 @@ class StepContext:
         table = self.tables[layer]
         upstream = self.pipeline.layer(layer)
         values = [to_value(parse_key(k)) for k in keys]
-        return self.warehouse.sql(
+        rows: pd.DataFrame = self.warehouse.sql(
             f'SELECT * FROM "{table}" WHERE "{upstream.partition_column}" IN '
             f"(SELECT unnest($keys)) ORDER BY ALL",
             {"keys": values},
         )
+        return rows
 
 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -185,6 +197,8 @@ class Pipeline:
 
     ``code_version`` is what the running code says it is; a backfill pins one and stops when the
     pipeline reports another (a deploy in the middle of a backfill).
+
+    Taught in notebooks/02_daily_backfill.ipynb (Bigger backfills: a batch per transaction).
     """
 
     def __init__(
@@ -210,6 +224,7 @@ class Pipeline:
 
     @property
     def code_version(self) -> str:
+        """The code version deployed right now."""
         with self._lock:
             return self._version
 
@@ -244,6 +259,7 @@ class Pipeline:
         return list(self._order)
 
     def layer(self, name: str) -> Layer:
+        """The layer called ``name`` (a typo gets the closest name)."""
         try:
             return self._layers[name]
         except KeyError:
@@ -302,6 +318,25 @@ class Pipeline:
             f"Pipeline({self.name!r}, layers={' -> '.join(self._order)}, "
             f"code_version={self.code_version!r})"
         )
+
+
+def union_all(parts: Sequence[tuple[str, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
+    """One SELECT for a batch from one SELECT per partition: glued with ``UNION ALL BY NAME``,
+    each part's parameters renamed apart (``$partition`` of part 0 becomes ``$b0_partition``).
+
+    >>> union_all([("SELECT $partition AS d", {"partition": 1}),
+    ...            ("SELECT $partition AS d", {"partition": 2})])
+    ('SELECT * FROM (SELECT $b0_partition AS d) UNION ALL BY NAME SELECT * FROM (SELECT \
+$b1_partition AS d)', {'b0_partition': 1, 'b1_partition': 2})
+    """
+    selects, params = [], {}
+    for i, (sql, part_params) in enumerate(parts):
+        renamed = sql
+        for name in sorted(part_params, key=len, reverse=True):
+            renamed = re.sub(rf"\${name}\b", f"$b{i}_{name}", renamed)
+            params[f"b{i}_{name}"] = part_params[name]
+        selects.append(f"SELECT * FROM ({renamed})")
+    return " UNION ALL BY NAME ".join(selects), params
 
 
 PipelineFactory = Callable[..., "Pipeline"]

@@ -7,7 +7,9 @@ checked: a typo is an error that names the key, what was received, and the close
 
 A loaded :class:`Plan` prints back as YAML (``to_yaml``; loading that gives the same plan) and
 exports to the commands of real orchestrators (``to_airflow``, ``to_dbt``, ``to_dagster``,
-``to_sqlmesh``).
+``to_sqlmesh``; see :mod:`backfill_lab.export`). The ``backfill:`` settings follow the rules of
+:mod:`backfill_lab.options`, worded as a plan spells them (``backfill.concurrency``).
+Taught in notebooks/02_daily_backfill.ipynb and notebooks/05_designing_safe_backfills.ipynb.
 """
 
 from __future__ import annotations
@@ -16,17 +18,18 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
+from . import export
 from ._yaml import load_text
 from .errors import ConfigError, UnknownNameError
-from .partitions import ORDERS, PartitionSet, shift
+from .options import PLAN, check, check_batch, flag
+from .partitions import PartitionSet, PartitionsLike
 from .pipeline import CATALOG
-from .scheduler import LateDataPolicy
+from .schedule import LateDataPolicy
 from .validations import Validations
-from .warehouse import WRITE_MODES
 
 __all__ = [
     "BackfillSpec",
@@ -73,20 +76,6 @@ def _mapping(where: str, value: object) -> Mapping[str, Any]:
     return value
 
 
-def _int(where: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError.invalid(where, f"an integer >= {minimum}", value)
-    return value
-
-
-def _names(where: str, value: object) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError.invalid(where, "a list of names", value)
-    return tuple(value)
-
-
 def _key_text(value: object) -> object:
     """YAML reads 2024-12-01 as a date: keep it as one."""
     return value.isoformat() if isinstance(value, dt.date | dt.datetime) else value
@@ -125,17 +114,8 @@ class BackfillSpec:
     batch_size: int = 1  # partitions per transaction (overwrite only)
 
     @classmethod
-    def from_yaml(cls, text: str) -> Plan:
-        """From YAML text only: never a path, never a file (what the grader uses for a string
-        that left a learner's kernel). Bounded as :func:`backfill_lab._yaml.load_text` says."""
-        data = load_text(text)
-        if not isinstance(data, Mapping):
-            raise ConfigError.invalid("plan", "a mapping with a 'backfill' section",
-                                      type(data).__name__ if data is not None else None)
-        return cls.from_dict(data)
-
-    @classmethod
     def from_dict(cls, spec: Mapping[str, Any]) -> BackfillSpec:
+        """From the ``backfill:`` section; every key checked (see :mod:`backfill_lab.options`)."""
         _check_keys("in backfill", spec, BACKFILL_KEYS)
         for alias, name in (("max_parallel", "concurrency"), ("write_mode", "mode")):
             if alias in spec and name in spec:
@@ -156,35 +136,26 @@ class BackfillSpec:
         elif "partitions" in spec:
             raw = spec["partitions"]
             items = [_key_text(v) for v in raw] if isinstance(raw, list) else _key_text(raw)
-            partitions = PartitionSet.parse(items)  # type: ignore[arg-type]
+            partitions = PartitionSet.parse(cast("PartitionsLike", items))  # parse names the rest
         else:
             raise ConfigError("backfill needs a range: start and end, or partitions "
                               "(e.g. partitions: 2024-12-01..2024-12-31)")
-        order = spec.get("order", "ascending")
-        if order not in ORDERS:
-            raise UnknownNameError.of("backfill.order", str(order), ORDERS)
-        mode = spec.get("mode", spec.get("write_mode", "overwrite"))
-        if mode not in WRITE_MODES:
-            raise UnknownNameError.of("backfill.mode", str(mode), WRITE_MODES)
+        order = check("order", spec.get("order", "ascending"), PLAN)
+        mode = check("mode", spec.get("mode", spec.get("write_mode", "overwrite")), PLAN)
         raw_cap = spec.get("concurrency", spec.get("max_parallel"))
-        concurrency = None if raw_cap is None else _int("backfill.concurrency", raw_cap, 1)
-        merge_keys = _names("backfill.merge_keys", spec["merge_keys"]) \
-            if spec.get("merge_keys") is not None else ()
-        layers = _names("backfill.layers", spec["layers"]) if spec.get("layers") else None
+        concurrency = None if raw_cap is None else check("concurrency", raw_cap, PLAN)
         target = spec.get("target")
         if target is not None and not isinstance(target, str):
             raise ConfigError.invalid("backfill.target", "a table name", target)
-        batch_size = _int("backfill.batch_size", spec.get("batch_size", 1), 1)
-        if batch_size > 1 and mode != "overwrite":
-            raise ConfigError(
-                f"backfill.batch_size > 1 needs mode: overwrite (got {mode!r}): a batch replaces "
-                f"its partitions in one transaction; drop batch_size to {mode} one partition at "
-                f"a time")
-        return cls(partitions, order, layers, concurrency,
-                   _int("backfill.retries", spec.get("retries", 0), 0), mode, merge_keys,
-                   target, batch_size)
+        batch_size = check("batch_size", spec.get("batch_size", 1), PLAN)
+        check_batch(mode, batch_size, PLAN)
+        return cls(partitions, order, check("layers", spec.get("layers"), PLAN), concurrency,
+                   check("retries", spec.get("retries", 0), PLAN), mode,
+                   check("merge_keys", spec.get("merge_keys"), PLAN),
+                   check("target", target, PLAN), batch_size)
 
     def to_dict(self) -> dict[str, Any]:
+        """The section as a plan file writes it (dates as dates, defaults left out)."""
         out: dict[str, Any] = {}
         if self.partitions.is_contiguous:
             first, last = self.partitions.start, self.partitions.end
@@ -211,10 +182,12 @@ class BackfillSpec:
 
 @dataclass(frozen=True)
 class RollbackSpec:
+    """How to undo a bad backfill: the ``rollback:`` section."""
     strategy: str = "snapshot"
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any]) -> RollbackSpec:
+        """From the ``rollback:`` section."""
         _check_keys("in rollback", spec, ("strategy",))
         strategy = spec.get("strategy", "snapshot")
         if strategy not in ROLLBACK_STRATEGIES:
@@ -224,11 +197,13 @@ class RollbackSpec:
 
 @dataclass(frozen=True)
 class SwitchoverSpec:
+    """Which view readers use, switched to the new version when it validates."""
     view: str
     when: str = "validated"
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any]) -> SwitchoverSpec:
+        """From the ``switchover:`` section."""
         _check_keys("in switchover", spec, ("view", "when"))
         if not isinstance(spec.get("view"), str) or not spec["view"]:
             raise ConfigError.invalid("switchover.view", "the name of the view readers use",
@@ -241,7 +216,11 @@ class SwitchoverSpec:
 
 @dataclass(frozen=True)
 class Plan:
-    """A whole backfill plan. Build one with :meth:`load` (YAML text, a file, a dict)."""
+    """A whole backfill plan. Build one with :meth:`load` (YAML text, a file, a dict).
+
+    Taught in notebooks/02_daily_backfill.ipynb (Write it down: the plan, and the same backfill in
+    real orchestrators) and notebooks/05_designing_safe_backfills.ipynb (Your design as a plan).
+    """
 
     backfill: BackfillSpec
     pipeline: str = "daily_features"
@@ -273,7 +252,18 @@ class Plan:
         return cls.from_dict(data)
 
     @classmethod
+    def from_yaml(cls, text: str) -> Plan:
+        """From YAML text only: never a path, never a file (what the grader uses for a string
+        that left a learner's kernel). Bounded as :func:`backfill_lab._yaml.load_text` says."""
+        data = load_text(text)
+        if not isinstance(data, Mapping):
+            raise ConfigError.invalid("plan", "a mapping with a 'backfill' section",
+                                      type(data).__name__ if data is not None else None)
+        return cls.from_dict(data)
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Plan:
+        """From the plan's data; ``backfill`` keys may also sit at the top level."""
         data = dict(data)
         flat = {k: data.pop(k) for k in list(data) if k in BACKFILL_KEYS and k not in TOP_KEYS}
         _check_keys("in plan", data, TOP_KEYS + BACKFILL_KEYS)
@@ -292,8 +282,8 @@ class Plan:
         if schedule is not None and not isinstance(schedule, str):
             raise ConfigError.invalid("schedule", "text like 'daily 02:00 UTC'", schedule)
         catchup = data.get("catchup")
-        if catchup is not None and not isinstance(catchup, bool):
-            raise ConfigError.invalid("catchup", "true or false", catchup)
+        if catchup is not None:
+            catchup = flag("catchup", catchup)
         rollback = data.get("rollback")
         lineage = _mapping("lineage", data.get("lineage"))
         _check_keys("in lineage", lineage, ("audit_tags",))
@@ -319,6 +309,7 @@ class Plan:
 
     # -- printing --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """The plan as data in the workbook's key order (what :meth:`to_yaml` prints)."""
         out: dict[str, Any] = {"pipeline": self.pipeline}
         if self.code_version is not None:
             out["code_version"] = self.code_version
@@ -357,89 +348,30 @@ class Plan:
             changes["partitions"] = PartitionSet.parse(changes["partitions"])
         return replace(self, backfill=replace(self.backfill, **changes))
 
-    # -- exports ---------------------------------------------------------------------------
-    def _all_layers(self) -> list[str]:
-        return pipeline_layers(self.pipeline)
-
-    def _layers(self) -> list[str]:
-        return list(self.backfill.layers or self._all_layers())
-
+    # -- exports (see backfill_lab.export) --------------------------------------------------
     def to_airflow(self) -> list[str]:
-        """Airflow 3: ``airflow backfill create``, one command per contiguous run of dates.
+        """Airflow 3 ``airflow backfill create`` commands: :func:`backfill_lab.export.to_airflow`.
 
-        ``--from-date``/``--to-date`` are logical dates, both included. ``--max-active-runs``
-        is the concurrency cap; ``--reprocess-behavior completed`` reruns existing runs (a
-        recompute into a new version), ``failed`` fills missing and failed runs (an outage).
-        Airflow cannot express: a subset of layers (a backfill reruns whole DAG runs; clear
-        only the tasks you need with ``airflow tasks clear`` instead), per-partition
-        validations, merge keys, a versioned target or a switchover (those live in the DAG's
-        tasks), and retries are a task setting, not a backfill flag. Pin the code by deploying
-        that version's DAG bundle before the backfill.
+        Taught in notebooks/02_daily_backfill.ipynb (Write it down: the plan, and the same
+        backfill in real orchestrators) and notebooks/06_practical_projects.ipynb (Next steps).
         """
-        b = self.backfill
-        behavior = "completed" if b.target else "failed"
-        cmds = []
-        for first, last in b.partitions.runs():
-            parts = ["airflow backfill create", f"--dag-id {self.pipeline}",
-                     f"--from-date {first}", f"--to-date {last}",
-                     f"--max-active-runs {b.concurrency or 1}",
-                     f"--reprocess-behavior {behavior}"]
-            if b.order == "descending":
-                parts.append("--run-backwards")
-            cmds.append(" ".join(parts))
-        if b.layers and list(b.layers) != self._all_layers():
-            cmds.append(f"# airflow reruns whole DAG runs: layers {list(b.layers)} cannot be "
-                        f"selected by a backfill")
-        return cmds
+        return export.to_airflow(self)
 
     def to_dbt(self) -> list[str]:
-        """dbt (microbatch models): ``dbt run`` with an event-time window per contiguous run.
-
-        dbt's ``--event-time-end`` is exclusive, so the plan's inclusive last day becomes the
-        next day. ``--threads`` caps concurrency. dbt cannot express: run order (batches run in
-        time order unless the model allows concurrent batches), retries (rerun with ``dbt
-        retry``), a versioned target (use a model version, e.g. ``features_v2``), or a view
-        switchover; validations map to dbt tests run afterwards (``dbt test --select ...``).
-        """
-        b = self.backfill
-        select = " ".join(self._layers())
-        cmds = []
-        for first, last in b.partitions.runs():
-            end = shift(last, 1)
-            cmds.append(f"dbt run --select {select} --event-time-start {first} "
-                        f"--event-time-end {end} --threads {b.concurrency or 1}")
-        return cmds
+        """dbt ``dbt run`` commands with event-time windows: :func:`backfill_lab.export.to_dbt`."""
+        return export.to_dbt(self)
 
     def to_dagster(self) -> list[str]:
-        """Dagster: materialize the assets over a partition range (``A...B``, both included).
-
-        Dagster cannot express on the command line: the concurrency cap (set a run queue
-        limit or a concurrency pool on the assets), retries (a RetryPolicy on the asset),
-        validations (asset checks), or a switchover.
-        """
-        b = self.backfill
-        select = ",".join(self._layers())
-        return [f"dagster asset materialize --select {select} --partition-range "
-                f"{first}...{last}" for first, last in b.partitions.runs()]
+        """Dagster ``asset materialize`` commands: :func:`backfill_lab.export.to_dagster`."""
+        return export.to_dagster(self)
 
     def to_sqlmesh(self) -> list[str]:
-        """SQLMesh: restate the models over the range (``--start``/``--end``, dates included).
-
-        SQLMesh cannot express: the concurrency cap (``concurrent_tasks`` in the gateway
-        config), retries, or a view switchover (SQLMesh's own virtual environments swap views
-        on ``plan`` apply, after its audits pass).
-        """
-        b = self.backfill
-        restate = " ".join(f"--restate-model {m}" for m in self._layers())
-        return [f"sqlmesh plan {restate} --start {first} --end {last}"
-                for first, last in b.partitions.runs()]
+        """SQLMesh restatement plans: :func:`backfill_lab.export.to_sqlmesh`."""
+        return export.to_sqlmesh(self)
 
     def export(self, tool: str) -> list[str]:
-        tools = {"airflow": self.to_airflow, "dbt": self.to_dbt, "dagster": self.to_dagster,
-                 "sqlmesh": self.to_sqlmesh}
-        if tool not in tools:
-            raise UnknownNameError.of("export target", tool, tools)
-        return tools[tool]()
+        """The commands of ``tool`` (airflow, dbt, dagster, sqlmesh) that run this plan."""
+        return export.export(self, tool)
 
 
 def load_plan(source: Plan | Mapping[str, Any] | str | Path) -> Plan:
@@ -460,6 +392,10 @@ def load_plan(source: Plan | Mapping[str, Any] | str | Path) -> Plan:
     >>> print(plan.to_airflow()[0])  # doctest: +NORMALIZE_WHITESPACE
     airflow backfill create --dag-id daily_features --from-date 2025-03-01
         --to-date 2025-03-07 --max-active-runs 2 --reprocess-behavior failed
+
+    Taught in notebooks/02_daily_backfill.ipynb (Write it down: the plan, ...),
+    notebooks/05_designing_safe_backfills.ipynb (Your design as a plan) and
+    notebooks/06_practical_projects.ipynb (Project 3).
     """
     return Plan.load(source)
 

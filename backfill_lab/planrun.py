@@ -27,6 +27,8 @@ import pandas as pd
 from .clock import Clock, FixedClock
 from .errors import BackfillLabError, ConfigError
 from .faults import Fault, Faults
+from .ledger import RunStatus
+from .options import BackfillOptions
 from .pipeline import CATALOG, Pipeline
 from .plan import Plan
 from .runner import BackfillResult, BackfillRunner, StepEvent
@@ -54,10 +56,11 @@ class PlanRun:
 
     @property
     def ok(self) -> bool:
+        """Did the plan run to the end with every step (or scheduled run) succeeding?"""
         if self.error is not None:
             return False
         if self.schedule is not None:
-            return bool((self.schedule["status"] != "failed").all())
+            return bool((self.schedule["status"] != RunStatus.FAILED).all())
         return self.backfill is not None and self.backfill.ok
 
     def __str__(self) -> str:
@@ -68,8 +71,8 @@ class PlanRun:
             lines.append(f"backfill {self.backfill.backfill_id}: {self.backfill.status} "
                          f"({counts}; at most {self.backfill.max_in_flight} in flight)")
         if self.schedule is not None:
-            counts = self.schedule["status"].value_counts().to_dict()
-            lines.append(f"schedule: {len(self.schedule)} scheduled runs {counts}")
+            runs = self.schedule["status"].value_counts().to_dict()
+            lines.append(f"schedule: {len(self.schedule)} scheduled runs {runs}")
         lines += [f"snapshot {s.snapshot_id} of {s.table}" for s in self.snapshots]
         if self.restored:
             lines.append(f"restored from snapshot: {', '.join(self.restored)}")
@@ -121,13 +124,13 @@ def run_plan(
                                               snapshot_id=f"{bid}-{name}".replace("-", "_")))
     checks = plan.validations if plan.validations.enabled else None
     try:
+        options = BackfillOptions(
+            layers=tuple(layers), order=b.order, concurrency=b.concurrency or steps,
+            retries=b.retries, mode=b.mode, merge_keys=b.merge_keys, target=b.target,
+            batch_size=b.batch_size, code_version=plan.code_version)
         out.backfill = BackfillRunner(
-            pipeline, warehouse, b.partitions, layers=layers, order=b.order,
-            concurrency=b.concurrency or steps, retries=b.retries, mode=b.mode,
-            batch_size=b.batch_size, merge_keys=b.merge_keys or None, target=b.target,
-            code_version=plan.code_version,
-            backfill_id=bid, faults=faults, audit_tags=plan.audit_tags, clock=clock,
-            sleep=sleep, on_event=on_event,
+            pipeline, warehouse, b.partitions, options, backfill_id=bid, faults=faults,
+            audit_tags=plan.audit_tags, clock=clock, sleep=sleep, on_event=on_event,
             validations={layers[-1]: checks} if checks is not None else None,
         ).run()
     except BackfillLabError as exc:

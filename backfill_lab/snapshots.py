@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,7 @@ import pandas as pd
 
 from ._db import bind, one, quote, run
 from .errors import ConfigError, UnknownNameError
-from .partitions import PartitionSet, to_value
+from .partitions import PartitionSet, PartitionsLike, to_value
 
 __all__ = ["Snapshot", "UntouchedReport", "restore", "snapshot", "snapshots", "untouched_report"]
 
@@ -46,12 +46,15 @@ class Snapshot:
                 f"[{PartitionSet.parse(list(self.partitions))}]: {held} partitions with rows")
 
 
-def snapshot(wh: Any, table: str, partitions: object, *, snapshot_id: str | None = None,
+def snapshot(wh: Any, table: str, partitions: PartitionsLike, *, snapshot_id: str | None = None,
              now: dt.datetime | None = None) -> Snapshot:
-    """Copy ``partitions`` of ``table`` aside (``_bl_snap_<id>``) and record their checksums."""
+    """Copy ``partitions`` of ``table`` aside (``_bl_snap_<id>``) and record their checksums.
+
+    Taught in notebooks/05_designing_safe_backfills.ipynb (Your design as a plan).
+    """
     if not wh.has_table(table):
         raise UnknownNameError.of("table", table, wh.tables())
-    keys = list(PartitionSet.parse(partitions))  # type: ignore[arg-type]
+    keys = list(PartitionSet.parse(partitions))
     sid = snapshot_id or uuid.uuid4().hex[:8]
     quote(f"s_{sid}")
     copy = f"_bl_snap_{sid}"
@@ -86,12 +89,15 @@ def snapshots(wh: Any) -> list[Snapshot]:
     return [Snapshot(r[0], r[1], r[2], tuple(json.loads(r[3])), json.loads(r[4])) for r in rows]
 
 
-def restore(wh: Any, snap: Snapshot | str, *, partitions: object = None) -> pd.DataFrame:
+def restore(wh: Any, snap: Snapshot | str, *,
+            partitions: PartitionsLike | None = None) -> pd.DataFrame:
     """Put the snapshot's partitions back (all, or only ``partitions``) in one transaction, and
     prove it with checksums.
 
     Partitions that had no rows at snapshot time are emptied again. Returns one row per partition
     (checksum at snapshot, checksum after restore, equal); raises if any differs.
+
+    Taught in notebooks/03_versioned_recompute.ipynb.
     """
     if isinstance(snap, str):
         found = {s.snapshot_id: s for s in snapshots(wh)}
@@ -100,7 +106,7 @@ def restore(wh: Any, snap: Snapshot | str, *, partitions: object = None) -> pd.D
         snap = found[snap]
     keys = list(snap.partitions)
     if partitions is not None:
-        wanted = set(PartitionSet.parse(partitions))  # type: ignore[arg-type]
+        wanted = set(PartitionSet.parse(partitions))
         outside = sorted(wanted - set(keys))
         if outside:
             raise ConfigError(f"snapshot {snap.snapshot_id} holds no copy of {outside[0]}; it "
@@ -142,11 +148,13 @@ class UntouchedReport:
 
     @property
     def changed_outside(self) -> list[str]:
+        """Partitions outside the backfill whose checksum changed (should be none)."""
         f = self.frame
         return f.loc[~f["targeted"] & f["changed"], "partition"].tolist()
 
     @property
     def changed_inside(self) -> list[str]:
+        """Partitions inside the backfill whose checksum changed."""
         f = self.frame
         return f.loc[f["targeted"] & f["changed"], "partition"].tolist()
 
@@ -165,7 +173,7 @@ class UntouchedReport:
 
 
 def untouched_report(before: Mapping[str, str], after: Mapping[str, str],
-                     targeted: Iterable[str] | object) -> UntouchedReport:
+                     targeted: PartitionsLike) -> UntouchedReport:
     """Compare two ``Warehouse.checksums(table)`` readings around a backfill of ``targeted``.
 
     >>> r = untouched_report({"2025-01-09": "a", "2025-01-10": "b"},
@@ -173,7 +181,7 @@ def untouched_report(before: Mapping[str, str], after: Mapping[str, str],
     >>> r.untouched, r.changed_inside
     (True, ['2025-01-10'])
     """
-    target = set(PartitionSet.parse(targeted))  # type: ignore[arg-type]
+    target = set(PartitionSet.parse(targeted))
     keys = sorted(set(before) | set(after) | target)
     rows = [{"partition": k, "targeted": k in target, "before": before.get(k),
              "after": after.get(k), "changed": before.get(k) != after.get(k)} for k in keys]

@@ -22,7 +22,8 @@ import pandas as pd
 
 from ._db import quote, run
 from .errors import ConfigError, SwitchoverBlocked, UnknownNameError
-from .partitions import PartitionSet, to_value
+from .options import integer
+from .partitions import PartitionSet, PartitionsLike, to_value
 from .validations import invalid_partitions, psi, validated_partitions
 
 __all__ = [
@@ -54,6 +55,7 @@ class ViewState:
     patch_partitions: tuple[str, ...] = ()
 
     def table_for(self, partition: str) -> str:
+        """The table the view reads ``partition`` from."""
         return self.patch if self.patch and partition in self.patch_partitions else self.base
 
     def __str__(self) -> str:
@@ -85,9 +87,15 @@ def view_state(wh: Any, view: str) -> ViewState:
 
 
 def view_history(wh: Any, view: str) -> pd.DataFrame:
-    """Every definition the view has had, oldest first."""
+    """Every definition the view has had, oldest first.
+
+    Taught in notebooks/06_practical_projects.ipynb (Project 2: a versioned feature store with a
+    controlled switchover).
+    """
     _history(wh, view)
-    return wh.sql("SELECT * FROM _bl_views WHERE view = ? ORDER BY rowid", [view])
+    history: pd.DataFrame = wh.sql("SELECT * FROM _bl_views WHERE view = ? ORDER BY rowid",
+                                   [view])
+    return history
 
 
 def _apply(wh: Any, state: ViewState, reason: str, now: dt.datetime | None) -> None:
@@ -117,7 +125,10 @@ def _apply(wh: Any, state: ViewState, reason: str, now: dt.datetime | None) -> N
 
 
 def point_view(wh: Any, view: str, table: str, *, now: dt.datetime | None = None) -> ViewState:
-    """Create (or repoint, without checks) ``view`` over ``table``: the initial set-up."""
+    """Create (or repoint, without checks) ``view`` over ``table``: the initial set-up.
+
+    Taught in notebooks/03_versioned_recompute.ipynb (Setup: three months of v1 behind a view).
+    """
     if wh.has_table(view):
         raise ConfigError(f"{view!r} is a table; a view needs its own name (e.g. {view}_v1 for "
                           f"the table)")
@@ -138,9 +149,11 @@ class CanaryReport:
 
     @property
     def passed(self) -> bool:
+        """Did every compared column stay within the allowed shift?"""
         return bool(self.rows) and all(r["passed"] for r in self.rows)
 
     def frame(self) -> pd.DataFrame:
+        """The comparison as a DataFrame, one row per column."""
         return pd.DataFrame(self.rows)
 
     def __str__(self) -> str:
@@ -161,7 +174,7 @@ class CanaryReport:
 
 
 def canary_compare(
-    wh: Any, old: str, new: str, partitions: object, *, sample: int = 3, seed: int = 0,
+    wh: Any, old: str, new: str, partitions: PartitionsLike, *, sample: int = 3, seed: int = 0,
     max_row_change: float = 0.05, max_psi: float = 0.2, columns: Sequence[str] | None = None,
 ) -> CanaryReport:
     """Compare ``old`` and ``new`` on ``sample`` partitions drawn (seeded) from ``partitions``.
@@ -169,10 +182,11 @@ def canary_compare(
     A partition passes when its row count moved by at most ``max_row_change`` and no numeric
     column's distribution moved by more than ``max_psi``: a deliberate logic change shows up as a
     moderate shift, a broken recompute as a big one.
+
+    Taught in notebooks/03_versioned_recompute.ipynb (Canary comparison).
     """
-    keys = list(PartitionSet.parse(partitions))  # type: ignore[arg-type]
-    if sample < 1:
-        raise ConfigError.invalid("sample", "an integer >= 1", sample)
+    keys = list(PartitionSet.parse(partitions))
+    sample = integer("sample", sample, 1)
     picked = sorted(random.Random(seed).sample(keys, min(sample, len(keys))))
     report = CanaryReport(old, new, max_row_change=max_row_change, max_psi=max_psi)
     pcol = quote(wh.partition_column(new))
@@ -195,7 +209,7 @@ def canary_compare(
 
 
 def switch_view(
-    wh: Any, view: str, to_table: str, *, partitions: object = None,
+    wh: Any, view: str, to_table: str, *, partitions: PartitionsLike | None = None,
     canary: CanaryReport | None = None, sample: int = 3, max_psi: float = 0.2,
     now: dt.datetime | None = None,
 ) -> ViewState:
@@ -204,6 +218,9 @@ def switch_view(
     Safe means: every exposed partition of ``to_table`` has validation results and all passed,
     and the canary comparison against what the view shows now passed. Otherwise raises
     :class:`SwitchoverBlocked` naming the partitions, and the view is unchanged.
+
+    Taught in notebooks/03_versioned_recompute.ipynb (A failed check blocks the switch) and
+    notebooks/06_practical_projects.ipynb (Project 2).
     """
     current = view_state(wh, view)
     present = set(wh.partition_counts(to_table)) if wh.has_table(to_table) else set()
@@ -212,7 +229,7 @@ def switch_view(
             raise SwitchoverBlocked(f"switch of {view!r} blocked: {to_table!r} has no partitions")
         targeted = sorted(present)
     else:
-        targeted = list(PartitionSet.parse(partitions))  # type: ignore[arg-type]
+        targeted = list(PartitionSet.parse(partitions))
     missing = [k for k in targeted if k not in present]
     bad = invalid_partitions(wh, to_table) & set(targeted)
     unchecked = set(targeted) - validated_partitions(wh, to_table) - bad - set(missing)
@@ -253,6 +270,8 @@ def rollback_view(wh: Any, view: str, *, now: dt.datetime | None = None) -> View
     """Point ``view`` back at what it showed before its last switch that is still in force.
 
     Switches stack: two rollbacks after two switches return to the original definition.
+
+    Taught in notebooks/03_versioned_recompute.ipynb (Roll back).
     """
     stack: list[tuple[Any, ...]] = []
     for row in _history(wh, view):

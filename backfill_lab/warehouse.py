@@ -11,50 +11,25 @@ no free slot within ``queue_timeout`` seconds fails with :class:`WarehouseOverlo
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import duckdb
 import pandas as pd
 
 from ._db import bind, one, quote, run
-from .errors import ConfigError, MergeKeyError, UnknownNameError, WarehouseOverloaded
-from .partitions import PartitionSet, grain_of, parse_key, to_value
+from ._writes import OnCommit, OnCommitMany, as_key, write_many, write_one
+from .errors import ConfigError, UnknownNameError, WarehouseOverloaded
+from .options import WRITE_MODES, WriteMode, check_mode, integer, require_merge_keys
+from .partitions import grain_of, parse_key, to_value
 
 __all__ = ["WRITE_MODES", "Warehouse", "WriteMode", "WriteResult"]
-
-WriteMode = Literal["overwrite", "merge", "append"]
-WRITE_MODES: tuple[str, ...] = ("overwrite", "merge", "append")
-
-
-
-
-_OUTSIDE = "backfill_lab: row outside its partition"
-
-
-@contextmanager
-def _transaction(cur: duckdb.DuckDBPyConnection, outside: str) -> Iterator[None]:
-    """BEGIN ... COMMIT, rolled back on any error. The partition guard's ``error()`` (a row
-    outside the write's partitions) becomes a ConfigError with the message ``outside``."""
-    run(cur, "BEGIN TRANSACTION")
-    try:
-        yield
-        run(cur, "COMMIT")
-    except duckdb.Error as exc:
-        run(cur, "ROLLBACK")
-        if _OUTSIDE in str(exc):
-            raise ConfigError(outside) from None
-        raise
-    except BaseException:
-        run(cur, "ROLLBACK")
-        raise
 
 
 @dataclass(frozen=True)
@@ -68,7 +43,7 @@ class WriteResult:
 
 
 Source = pd.DataFrame | str
-OnCommit = Callable[[duckdb.DuckDBPyConnection, int], None]
+"""Rows to write: a DataFrame, or a SELECT statement."""
 
 
 class Warehouse:
@@ -79,6 +54,8 @@ class Warehouse:
     WriteResult(table='t', partition='2024-12-01', mode='overwrite', rows=1)
     >>> wh.partition_counts("t")
     {'2024-12-01': 1}
+
+    Taught in notebooks/01_mental_model.ipynb (Setup), and set up at the start of every notebook.
     """
 
     def __init__(
@@ -89,10 +66,8 @@ class Warehouse:
         write_latency: float = 0.0,
         queue_timeout: float = 0.05,
     ) -> None:
-        if capacity is not None and (
-            not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1
-        ):
-            raise ConfigError.invalid("capacity", "an integer >= 1 or None", capacity)
+        if capacity is not None:
+            capacity = integer("capacity", capacity, 1)
         if not isinstance(write_latency, int | float) or write_latency < 0:
             raise ConfigError.invalid("write_latency", "a number of seconds >= 0", write_latency)
         self.path = str(path)
@@ -144,6 +119,7 @@ class Warehouse:
         return self.cursor().execute(query, params).df()
 
     def close(self) -> None:
+        """Close every cursor and the connection."""
         for cur in self._cursors:
             cur.close()
         self._con.close()
@@ -169,9 +145,11 @@ class Warehouse:
                 self._ensured.add(name)
 
     def set_meta(self, key: str, value: str) -> None:
+        """Store a small setting in the warehouse itself (``_bl_meta``)."""
         run(self.cursor(), "INSERT OR REPLACE INTO _bl_meta VALUES (?, ?)", [key, value])
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
+        """A setting stored with :meth:`set_meta`, or ``default``."""
         row = one(self.cursor(), "SELECT value FROM _bl_meta WHERE key = ?", [key])
         return row[0] if row else default
 
@@ -193,9 +171,11 @@ class Warehouse:
         return info
 
     def has_table(self, table: str) -> bool:
+        """Is ``table`` a registered partitioned table?"""
         return self._info(table) is not None
 
     def partition_column(self, table: str) -> str:
+        """The column ``table`` is partitioned by."""
         info = self._info(table)
         if info is None:
             raise UnknownNameError.of("table", table, self.tables())
@@ -265,67 +245,32 @@ class Warehouse:
         otherwise). ``on_commit`` runs inside the same transaction, so a ledger row written
         there commits together with the data or not at all.
         """
-        if mode not in WRITE_MODES:
-            raise UnknownNameError.of("write mode", str(mode), WRITE_MODES)
+        check_mode(mode)
+        require_merge_keys(mode, merge_keys or ())
         key = parse_key(partition)
         quote(table)
         if self.has_table(table):
             partition_column = self.partition_column(table)
         pcol = quote(partition_column)
-        if mode == "merge" and not merge_keys:
-            raise MergeKeyError(
-                "write mode 'merge' needs merge_keys, e.g. ['entity_id', 'date'] (got none)"
-            )
         cur = self.cursor()
         sql_params: dict[str, Any] = dict(params or {})
+        _check_rows(rows)
+        view = None
+        source_sql = rows if isinstance(rows, str) else ""
         if isinstance(rows, pd.DataFrame):
             view = f"_bl_df_{next(self._names)}"
             cur.register(view, rows)
             source_sql = f"SELECT * FROM {view}"
-        elif isinstance(rows, str):
-            view = None
-            source_sql = rows
-        else:
-            expected = "a DataFrame or a SELECT statement"
-            raise ConfigError.invalid("rows", expected, type(rows).__name__)
         try:
             self._ensure_table(cur, table, source_sql, sql_params, partition_column,
                                grain_of(key))
             with self.write_slot():
-                written = self._write(cur, table, key, pcol, source_sql, sql_params, mode,
-                                      merge_keys, on_commit)
+                written = write_one(cur, table, key, pcol, source_sql, sql_params, mode,
+                                    merge_keys, on_commit, f"_bl_merge_{next(self._names)}")
         finally:
             if view is not None:
                 cur.unregister(view)
         return WriteResult(table, key, mode, written)
-
-    def _write(
-        self, cur: duckdb.DuckDBPyConnection, table: str, key: str, pcol: str,
-        source_sql: str, params: dict[str, Any], mode: str,
-        merge_keys: Sequence[str] | None, on_commit: OnCommit | None,
-    ) -> int:
-        t = quote(table)
-        value = to_value(key)
-        params = {**params, "_bl_partition": value}
-        # a row of another partition aborts the INSERT itself (and so the transaction): no
-        # second scan is needed to prove the write stayed inside its partition
-        guarded = (f"INSERT INTO {t} BY NAME SELECT * FROM ({source_sql}) AS _bl_src "
-                   f"WHERE CASE WHEN _bl_src.{pcol} IS DISTINCT FROM $_bl_partition "
-                   f"THEN error('{_OUTSIDE}') ELSE true END")
-        outside = (f"rows written to partition {key} of {t} must all have {pcol} = {key} "
-                   f"(some rows fell in other partitions); filter the transform to its partition")
-        with _transaction(cur, outside):
-            if mode == "overwrite":
-                delete = f"DELETE FROM {t} WHERE {pcol} = $_bl_partition"
-                run(cur, delete, bind(delete, params))
-                written = run(cur, guarded, bind(guarded, params))[0][0]
-            elif mode == "append":
-                written = run(cur, guarded, bind(guarded, params))[0][0]
-            else:
-                written = self._merge(cur, t, key, pcol, source_sql, params, list(merge_keys or []))
-            if on_commit is not None:
-                on_commit(cur, int(written))
-        return int(written)
 
     def write_batch(
         self,
@@ -335,7 +280,7 @@ class Warehouse:
         *,
         params: dict[str, Any] | None = None,
         partition_column: str = "date",
-        on_commit: Callable[[duckdb.DuckDBPyConnection, dict[str, int]], None] | None = None,
+        on_commit: OnCommitMany | None = None,
     ) -> dict[str, int]:
         """Overwrite several partitions of ``table`` from one SELECT, in one transaction.
 
@@ -358,89 +303,12 @@ class Warehouse:
             cur.register(view, rows)
             rows = f"SELECT * FROM {view}"
         try:
-            return self._write_batch(cur, table, keys, rows, sql_params, partition_column, pcol,
-                                     on_commit)
+            self._ensure_table(cur, table, rows, sql_params, partition_column, grain_of(keys[0]))
+            with self.write_slot():
+                return write_many(cur, table, keys, rows, sql_params, pcol, on_commit)
         finally:
             if view is not None:
                 cur.unregister(view)
-
-    def _write_batch(
-        self, cur: duckdb.DuckDBPyConnection, table: str, keys: list[str], rows: str,
-        sql_params: dict[str, Any], partition_column: str, pcol: str,
-        on_commit: Callable[[duckdb.DuckDBPyConnection, dict[str, int]], None] | None,
-    ) -> dict[str, int]:
-        self._ensure_table(cur, table, rows, sql_params, partition_column, grain_of(keys[0]))
-        t = quote(table)
-        values = [to_value(k) for k in keys]
-        params_all = {**sql_params, "_bl_keys": values, "_bl_lo": min(values),
-                      "_bl_hi": max(values)}
-        # a contiguous batch (the usual case) is a plain range: cheap to test on every row
-        contiguous = PartitionSet.of(keys).is_contiguous
-        member = "true" if contiguous else "coalesce(list_contains($_bl_keys, {col}), false)"
-        inside = (f"{pcol} BETWEEN $_bl_lo AND $_bl_hi AND " + member.format(col=pcol))
-        src_col = f"_bl_src.{pcol}"
-        in_batch = (f"coalesce({src_col} BETWEEN $_bl_lo AND $_bl_hi, false) AND "
-                    + member.format(col=src_col))
-        guarded = (f"INSERT INTO {t} BY NAME SELECT * FROM ({rows}) AS _bl_src "
-                   f"WHERE CASE WHEN NOT ({in_batch}) THEN error('{_OUTSIDE}') ELSE true END")
-        counts_sql = f"SELECT {pcol}, count(*) FROM {t} WHERE {inside} GROUP BY {pcol}"
-        daily = grain_of(keys[0]) == "daily"
-        outside = (f"rows written to partitions {min(keys)}..{max(keys)} of {t} must all "
-                   f"belong to the batch; filter the transform to its partitions")
-        with self.write_slot(), _transaction(cur, outside):
-            delete = f"DELETE FROM {t} WHERE {inside}"
-            run(cur, delete, bind(delete, params_all))
-            run(cur, guarded, bind(guarded, params_all))
-            counts = dict.fromkeys(keys, 0)
-            for value, n in run(cur, counts_sql, bind(counts_sql, params_all)):
-                counts[_as_key(value, daily)] = int(n)
-            if on_commit is not None:
-                on_commit(cur, counts)
-        return counts
-
-    def _merge(
-        self, cur: duckdb.DuckDBPyConnection, t: str, key: str, pcol: str,
-        source_sql: str, params: dict[str, Any], keys: list[str],
-    ) -> int:
-        src = f"_bl_merge_{next(self._names)}"
-        create = f"CREATE TEMP TABLE {src} AS {source_sql}"
-        run(cur, create, bind(create, params))
-        try:
-            columns = [r[0] for r in run(cur, f"DESCRIBE {src}")]
-            for k in keys:
-                if k not in columns:
-                    raise UnknownNameError.of("merge key", k, columns)
-            on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
-            nulls = " OR ".join(f"{quote(k)} IS NULL" for k in keys)
-            n_null = run(cur, f"SELECT count(*) FROM {src} WHERE {nulls}")[0][0]
-            if n_null:
-                raise MergeKeyError(
-                    f"merge keys {keys} are NULL in {n_null} rows of partition {key}; NULL keys "
-                    f"never match, so every rerun would add them again: fix the rows upstream"
-                )
-            cols = ", ".join(quote(k) for k in keys)
-            total, distinct = run(cur, f"SELECT count(*), count(DISTINCT ({cols})) FROM {src}")[0]
-            if total != distinct:
-                raise MergeKeyError(
-                    f"merge keys {keys} are not unique in partition {key}: {total - distinct} "
-                    f"duplicate rows (MERGE would silently keep one); dedupe upstream or "
-                    f"choose keys that identify a row"
-                )
-            outside = run(
-                cur, f"SELECT count(*) FROM {src} WHERE {pcol} IS DISTINCT FROM $_bl_partition",
-                {"_bl_partition": params["_bl_partition"]},
-            )[0][0]
-            if outside:
-                raise duckdb.InvalidInputException(_OUTSIDE)  # _transaction words it
-            run(
-                cur,
-                f"MERGE INTO {t} AS t USING {src} AS s ON {on} AND t.{pcol} = $_bl_partition "
-                f"WHEN MATCHED THEN UPDATE WHEN NOT MATCHED THEN INSERT",
-                {"_bl_partition": params["_bl_partition"]},
-            )
-            return int(total)
-        finally:
-            run(cur, f"DROP TABLE IF EXISTS {src}")
 
     # -- reads ---------------------------------------------------------------------------
     def read_partition(self, table: str, partition: str) -> pd.DataFrame:
@@ -467,7 +335,7 @@ class Warehouse:
             [values[0], values[-1]],
         )
         daily = self.grain(table) == "daily"
-        found = {_as_key(r[0], daily) for r in rows}
+        found = {as_key(r[0], daily) for r in rows}
         return found & {parse_key(k) for k in keys}
 
     def first_partition(self, table: str) -> str | None:
@@ -478,13 +346,14 @@ class Warehouse:
         value = one(self.cursor(), f"SELECT min({pcol}) FROM {quote(table)}")
         if value is None or value[0] is None:
             return None
-        return _as_key(value[0], self.grain(table) == "daily")
+        return as_key(value[0], self.grain(table) == "daily")
 
     def checksums(self, table: str) -> dict[str, str]:
         """An order-independent checksum per partition: equal iff the rows are equal (as a bag)."""
         return {k: f"{n}:{h}" for k, (n, h) in self._stats(table).items()}
 
     def checksum(self, table: str, partition: str) -> str | None:
+        """The checksum of one partition (None when it holds no rows)."""
         return self.checksums(table).get(parse_key(partition))
 
     def _stats(self, table: str) -> dict[str, tuple[int, int]]:
@@ -497,19 +366,18 @@ class Warehouse:
             f"SELECT {pcol}, count(*), sum(hash(_bl_row)::HUGEINT) FROM {quote(table)} AS _bl_row "
             f"GROUP BY {pcol} ORDER BY {pcol}",
         )
-        return {_as_key(p, daily): (int(n), int(h)) for p, n, h in rows}
+        return {as_key(p, daily): (int(n), int(h)) for p, n, h in rows}
 
     def grain(self, table: str) -> str:
+        """``daily`` or ``hourly``: the grain of ``table``'s partitions."""
         info = self._info(table)
         if info is None:
             raise UnknownNameError.of("table", table, self.tables())
         return info[1]
 
 
-def _as_key(value: Any, daily: bool) -> str:
-    """The key of a partition column value (DATE, TIMESTAMP or text)."""
-    if isinstance(value, pd.Timestamp):
-        value = value.to_pydatetime()
-    if daily and isinstance(value, dt.datetime):
-        value = value.date()
-    return parse_key(value)
+def _check_rows(rows: object) -> None:
+    """Rows to write are a DataFrame or a SELECT statement."""
+    if not isinstance(rows, pd.DataFrame | str):
+        raise ConfigError.invalid("rows", "a DataFrame or a SELECT statement",
+                                  type(rows).__name__)

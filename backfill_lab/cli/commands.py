@@ -14,21 +14,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..clock import FixedClock
 from ..course.selfcheck import check
 from ..demo.daily import DEMO_HISTORY, DEMO_OUTAGE, build_demo, demo_pipeline
 from ..display.grid import grid_states, render_text
-from ..errors import (
-    BackfillLabError,
-    ConfigError,
-    SwitchoverBlocked,
-    UnknownNameError,
-)
-from ..ledger import Ledger
-from ..partitions import PartitionSet, parse_key
+from ..errors import BackfillLabError, ConfigError, SwitchoverBlocked, UnknownNameError
+from ..export import TOOLS
+from ..ledger import Ledger, RunStatus, StepStatus
+from ..options import CLI, WRITE_MODES, BackfillOptions, integer
+from ..partitions import ORDERS, PartitionSet, parse_key
 from ..plan import Plan
 from ..planrun import run_plan
 from ..runner import BackfillRunner, StepEvent
@@ -44,7 +41,7 @@ from ..validations import (
     validate,
 )
 from ..versions import point_view, rollback_view, switch_view
-from ..warehouse import WRITE_MODES, Warehouse
+from ..warehouse import Warehouse
 from .parse import OneLineParser, UsageError
 
 __all__ = ["main"]
@@ -52,20 +49,19 @@ __all__ = ["main"]
 PROG = "backfill-lab"
 
 
-def _positive(name: str, minimum: int):
+def _positive(name: str, minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``, worded as every integer option is."""
     def parse(text: str) -> int:
         try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum:
-            raise UsageError(f"'{name}' must be an integer >= {minimum} (got {text!r})")
-        return value
+            return integer(name, text, minimum)
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
 
     return parse
 
 
-def _share(name: str, upper: float | None = 1.0):
+def _share(name: str, upper: float | None = 1.0) -> Callable[[str], float]:
+    """An argparse type: a number from 0 to ``upper`` (no upper bound when None)."""
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -119,12 +115,12 @@ def _parser() -> OneLineParser:
     bf.add_argument("--partitions", required=True,
                     help="'2024-12-01..2024-12-31', a key, or a comma-separated list")
     bf.add_argument("--layers", help="comma-separated layers (default: all, upstream first)")
-    bf.add_argument("--order", default="ascending", choices=["ascending", "descending"])
-    bf.add_argument("--max-parallel", type=_positive("max-parallel", 1), default=1)
+    bf.add_argument("--order", default="ascending", choices=list(ORDERS))
+    bf.add_argument("--max-parallel", default=1, help="steps in flight at most (default 1)")
     bf.add_argument("--write-mode", default="overwrite", choices=list(WRITE_MODES))
     bf.add_argument("--merge-keys", help="comma-separated keys, required with merge")
-    bf.add_argument("--retries", type=_positive("retries", 0), default=0)
-    bf.add_argument("--batch-size", type=_positive("batch-size", 1), default=1,
+    bf.add_argument("--retries", default=0, help="extra attempts per step (default 0)")
+    bf.add_argument("--batch-size", default=1,
                     help="partitions per transaction (overwrite only; default 1)")
     bf.add_argument("--target", help="table for the last layer, e.g. features_v2")
     bf.add_argument("--code-version", help="pin this code version (default: the deployed one)")
@@ -180,7 +176,7 @@ def _parser() -> OneLineParser:
 
     ex = sub.add_parser("export", help="print the matching orchestrator commands")
     ex.add_argument("plan", help="plan YAML file")
-    ex.add_argument("--to", required=True, choices=["airflow", "dbt", "dagster", "sqlmesh"])
+    ex.add_argument("--to", required=True, choices=list(TOOLS))
 
     sc = sub.add_parser("schedule", help="run the scheduler over a simulated period")
     sc.add_argument("--db", required=True)
@@ -191,7 +187,7 @@ def _parser() -> OneLineParser:
     sc.add_argument("--watermark-delay", default="0d", help="e.g. 2d")
     sc.add_argument("--reprocess-window", type=_positive("reprocess-window", 0), default=0)
     sc.add_argument("--write-mode", default="overwrite", choices=list(WRITE_MODES))
-    sc.add_argument("--max-parallel", type=_positive("max-parallel", 1), default=1)
+    sc.add_argument("--max-parallel", default=1, help="steps in flight at most (default 1)")
 
     st = sub.add_parser("status", help="print the partition grid and the latest backfills")
     st.add_argument("--db", required=True)
@@ -223,30 +219,31 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _print_event(event: StepEvent) -> None:
-    if event.status == "running":
+    """One line per finished attempt (``--quiet`` turns these off)."""
+    if event.status == StepStatus.RUNNING:
         return
     detail = f"{event.rows} rows" if event.rows is not None else (event.error or "")
     print(f"{event.status:<9} {event.layer:<9} {event.partition}  attempt {event.attempt}  "
           f"{detail}", flush=True)
 
 
+def _options(args: argparse.Namespace) -> BackfillOptions:
+    """The backfill's options from its flags, checked before the warehouse is opened."""
+    return BackfillOptions.parse({
+        "layers": args.layers, "order": args.order, "concurrency": args.max_parallel,
+        "retries": args.retries, "mode": args.write_mode, "merge_keys": args.merge_keys,
+        "target": args.target, "batch_size": args.batch_size,
+        "code_version": args.code_version}, spelling=CLI)
+
+
 def _cmd_backfill(args: argparse.Namespace) -> int:
-    if args.batch_size > 1 and args.write_mode != "overwrite":
-        raise UsageError(
-            f"'--batch-size' > 1 needs '--write-mode overwrite' (got {args.write_mode!r}): a "
-            f"batch replaces its partitions in one transaction; drop --batch-size to "
-            f"{args.write_mode} one partition at a time")
+    options = _options(args)
+    tags = _tags(args.audit_tag)
     with _existing_db(args.db) as wh:
         pipeline = demo_pipeline(wh, feature_version=args.feature_version)
         runner = BackfillRunner(
-            pipeline, wh, args.partitions,
-            layers=args.layers.split(",") if args.layers else None,
-            order=args.order, concurrency=args.max_parallel, retries=args.retries,
-            batch_size=args.batch_size,
-            mode=args.write_mode,
-            merge_keys=args.merge_keys.split(",") if args.merge_keys else None,
-            target=args.target, code_version=args.code_version, backfill_id=args.backfill_id,
-            audit_tags=_tags(args.audit_tag),
+            pipeline, wh, args.partitions, options, backfill_id=args.backfill_id,
+            audit_tags=tags,
             on_event=None if args.quiet or args.dry_run else _print_event,
             validations=Validations.recommended(baseline=args.drift_baseline)
             if args.validate else None,
@@ -339,6 +336,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_schedule(args: argparse.Namespace) -> int:
+    concurrency = BackfillOptions.parse({"concurrency": args.max_parallel}, spelling=CLI)
     with _existing_db(args.db) as wh:
         pipeline = demo_pipeline(wh)
         start = parse_key(args.start)
@@ -346,7 +344,7 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
         scheduler = Scheduler(
             pipeline, wh, args.schedule, clock=clock, catchup=not args.no_catchup,
             watermark_delay=args.watermark_delay, reprocess_window=args.reprocess_window,
-            mode=args.write_mode, start=start, concurrency=args.max_parallel,
+            mode=args.write_mode, start=start, concurrency=concurrency.concurrency,
             name="cli",
         )
         try:
@@ -360,7 +358,7 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
         else:
             cols = ["run_time", "partition", "reprocessed", "status"]
             print(runs[cols].to_string(index=False))
-        return 0 if runs.empty or (runs["status"] != "failed").all() else 1
+        return 0 if runs.empty or (runs["status"] != RunStatus.FAILED).all() else 1
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -398,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
-    except (BackfillLabError, ConfigError) as exc:
+    except BackfillLabError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. piped into `head`: stop quietly, as Unix tools do

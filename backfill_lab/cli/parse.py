@@ -29,6 +29,7 @@ class OneLineParser(argparse.ArgumentParser):
     commands: Sequence[str] = ()
 
     def error(self, message: str) -> NoReturn:
+        """Raise :class:`UsageError` with one line instead of printing usage and exiting."""
         if message.startswith("argument command: invalid choice"):
             bad = message.split("'")[1] if "'" in message else ""
             message = f"unknown command {bad!r}.{did_you_mean(bad, self.commands)}"

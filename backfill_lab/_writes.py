@@ -1,0 +1,170 @@
+"""The SQL of partition writes: overwrite, append, merge and batch overwrite, one transaction each.
+
+Every write is guarded: a row outside the partitions being written aborts the INSERT itself (and
+so the transaction), so no second scan is needed to prove the write stayed inside them. The
+:class:`backfill_lab.warehouse.Warehouse` calls these with its own cursor, write slot and tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from ._db import bind, quote, run
+from .errors import ConfigError, MergeKeyError, UnknownNameError
+from .partitions import PartitionSet, grain_of, parse_key, to_value
+
+__all__ = ["OUTSIDE", "OnCommit", "OnCommitMany", "as_key", "merge", "transaction", "write_many",
+           "write_one"]
+
+OnCommit = Callable[[duckdb.DuckDBPyConnection, int], None]
+"""Called inside a partition's transaction with the rows written (the ledger row goes there)."""
+OnCommitMany = Callable[[duckdb.DuckDBPyConnection, dict[str, int]], None]
+"""Called inside a batch's transaction with the rows written per partition."""
+
+OUTSIDE = "backfill_lab: row outside its partition"
+
+
+@contextmanager
+def transaction(cur: duckdb.DuckDBPyConnection, outside: str) -> Iterator[None]:
+    """BEGIN ... COMMIT, rolled back on any error. The partition guard's ``error()`` (a row
+    outside the write's partitions) becomes a ConfigError with the message ``outside``."""
+    run(cur, "BEGIN TRANSACTION")
+    try:
+        yield
+        run(cur, "COMMIT")
+    except duckdb.Error as exc:
+        run(cur, "ROLLBACK")
+        if OUTSIDE in str(exc):
+            raise ConfigError(outside) from None
+        raise
+    except BaseException:
+        run(cur, "ROLLBACK")
+        raise
+
+
+def write_one(
+    cur: duckdb.DuckDBPyConnection, table: str, key: str, pcol: str, source_sql: str,
+    params: dict[str, Any], mode: str, merge_keys: Sequence[str] | None,
+    on_commit: OnCommit | None, temp: str,
+) -> int:
+    """Write partition ``key`` of ``table`` from ``source_sql`` in ``mode``, in one
+    transaction (``temp`` names the scratch table a merge uses); the rows written."""
+    t = quote(table)
+    value = to_value(key)
+    params = {**params, "_bl_partition": value}
+    # a row of another partition aborts the INSERT itself (and so the transaction): no
+    # second scan is needed to prove the write stayed inside its partition
+    guarded = (f"INSERT INTO {t} BY NAME SELECT * FROM ({source_sql}) AS _bl_src "
+               f"WHERE CASE WHEN _bl_src.{pcol} IS DISTINCT FROM $_bl_partition "
+               f"THEN error('{OUTSIDE}') ELSE true END")
+    outside = (f"rows written to partition {key} of {t} must all have {pcol} = {key} "
+               f"(some rows fell in other partitions); filter the transform to its partition")
+    with transaction(cur, outside):
+        if mode == "overwrite":
+            delete = f"DELETE FROM {t} WHERE {pcol} = $_bl_partition"
+            run(cur, delete, bind(delete, params))
+            written = run(cur, guarded, bind(guarded, params))[0][0]
+        elif mode == "append":
+            written = run(cur, guarded, bind(guarded, params))[0][0]
+        else:
+            written = merge(cur, t, key, pcol, source_sql, params, list(merge_keys or []),
+                            temp)
+        if on_commit is not None:
+            on_commit(cur, int(written))
+    return int(written)
+
+
+def write_many(
+    cur: duckdb.DuckDBPyConnection, table: str, keys: list[str], rows: str,
+    sql_params: dict[str, Any], pcol: str, on_commit: OnCommitMany | None,
+) -> dict[str, int]:
+    """Overwrite partitions ``keys`` of ``table`` from the SELECT ``rows`` in one transaction;
+    the rows written per partition."""
+    t = quote(table)
+    values = [to_value(k) for k in keys]
+    params_all = {**sql_params, "_bl_keys": values, "_bl_lo": min(values),
+                  "_bl_hi": max(values)}
+    # a contiguous batch (the usual case) is a plain range: cheap to test on every row
+    contiguous = PartitionSet.of(keys).is_contiguous
+    member = "true" if contiguous else "coalesce(list_contains($_bl_keys, {col}), false)"
+    inside = (f"{pcol} BETWEEN $_bl_lo AND $_bl_hi AND " + member.format(col=pcol))
+    src_col = f"_bl_src.{pcol}"
+    in_batch = (f"coalesce({src_col} BETWEEN $_bl_lo AND $_bl_hi, false) AND "
+                + member.format(col=src_col))
+    guarded = (f"INSERT INTO {t} BY NAME SELECT * FROM ({rows}) AS _bl_src "
+               f"WHERE CASE WHEN NOT ({in_batch}) THEN error('{OUTSIDE}') ELSE true END")
+    counts_sql = f"SELECT {pcol}, count(*) FROM {t} WHERE {inside} GROUP BY {pcol}"
+    daily = grain_of(keys[0]) == "daily"
+    outside = (f"rows written to partitions {min(keys)}..{max(keys)} of {t} must all "
+               f"belong to the batch; filter the transform to its partitions")
+    with transaction(cur, outside):
+        delete = f"DELETE FROM {t} WHERE {inside}"
+        run(cur, delete, bind(delete, params_all))
+        run(cur, guarded, bind(guarded, params_all))
+        counts = dict.fromkeys(keys, 0)
+        for value, n in run(cur, counts_sql, bind(counts_sql, params_all)):
+            counts[as_key(value, daily)] = int(n)
+        if on_commit is not None:
+            on_commit(cur, counts)
+    return counts
+
+
+def merge(
+    cur: duckdb.DuckDBPyConnection, t: str, key: str, pcol: str, source_sql: str,
+    params: dict[str, Any], keys: list[str], src: str,
+) -> int:
+    """Upsert partition ``key`` of table ``t`` on ``keys`` (unique, never NULL) through the
+    scratch table ``src``; the rows merged."""
+    create = f"CREATE TEMP TABLE {src} AS {source_sql}"
+    run(cur, create, bind(create, params))
+    try:
+        columns = [r[0] for r in run(cur, f"DESCRIBE {src}")]
+        for k in keys:
+            if k not in columns:
+                raise UnknownNameError.of("merge key", k, columns)
+        on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
+        nulls = " OR ".join(f"{quote(k)} IS NULL" for k in keys)
+        n_null = run(cur, f"SELECT count(*) FROM {src} WHERE {nulls}")[0][0]
+        if n_null:
+            raise MergeKeyError(
+                f"merge keys {keys} are NULL in {n_null} rows of partition {key}; NULL keys "
+                f"never match, so every rerun would add them again: fix the rows upstream"
+            )
+        cols = ", ".join(quote(k) for k in keys)
+        total, distinct = run(cur, f"SELECT count(*), count(DISTINCT ({cols})) FROM {src}")[0]
+        if total != distinct:
+            raise MergeKeyError(
+                f"merge keys {keys} are not unique in partition {key}: {total - distinct} "
+                f"duplicate rows (MERGE would silently keep one); dedupe upstream or "
+                f"choose keys that identify a row"
+            )
+        outside = run(
+            cur, f"SELECT count(*) FROM {src} WHERE {pcol} IS DISTINCT FROM $_bl_partition",
+            {"_bl_partition": params["_bl_partition"]},
+        )[0][0]
+        if outside:
+            raise duckdb.InvalidInputException(OUTSIDE)  # transaction() words it
+        run(
+            cur,
+            f"MERGE INTO {t} AS t USING {src} AS s ON {on} AND t.{pcol} = $_bl_partition "
+            f"WHEN MATCHED THEN UPDATE WHEN NOT MATCHED THEN INSERT",
+            {"_bl_partition": params["_bl_partition"]},
+        )
+        return int(total)
+    finally:
+        run(cur, f"DROP TABLE IF EXISTS {src}")
+
+
+def as_key(value: Any, daily: bool) -> str:
+    """The key of a partition column value (DATE, TIMESTAMP or text)."""
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if daily and isinstance(value, dt.datetime):
+        value = value.date()
+    return parse_key(value)
