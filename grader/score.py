@@ -165,21 +165,13 @@ FAR_FACTOR = 8
 FAR_MINIMUM = 366
 
 
-def _from_text(text: str) -> Plan:
-    """A plan from YAML text, never from a file: ``Plan.load`` reads a file only for one line
-    naming a ``.yaml``/``.yml`` path, so the text goes in ending with a newline (which changes
-    nothing of its YAML). Loaded by the engine's bounded loader (no aliases, 64 KB, 16 levels).
-    """
-    return Plan.load(text if text.endswith("\n") else f"{text}\n")
-
-
 def _loaded(value: Any, exercise: str) -> Plan | tuple[TestResult, ...] | Any:
     """A plan as the judge takes it: YAML text becomes a Plan (never a path to open), and so
     does a dict; text that does not load is the verdict itself (every test at zero, saying
     why); anything else goes to check() as it is, which says what is wrong with it."""
     if isinstance(value, str) and value.strip():
         try:
-            return _from_text(value)
+            return Plan.from_yaml(value)
         except BackfillLabError as exc:
             return tuple(zero_tests(exercise, None, f"the plan does not load: {exc}"))
     if isinstance(value, dict):
