@@ -179,3 +179,43 @@ def test_the_replay_throttles_writes_above_capacity_as_the_notebooks_warehouse_d
     assert counts.get("failed", 0) > 0 and counts.get("success", 0) < 93
     ok = run_and_show(PERFECT["ex1"], exercise)
     assert ok.run.backfill.counts() == {"success": 93}
+
+
+def thresholds(sc) -> set[int]:
+    """Every number a checklist rule grades this scenario's plans against."""
+    from backfill_lab.course.late_rules import MAX_WINDOW, min_window
+    from backfill_lab.course.rules import MAX_RETRIES
+
+    found = {MAX_RETRIES, MAX_WINDOW, 3, sc.capacity}  # 3: the fewest validations
+    found |= {int(sc.entities * 0.95), int(sc.entities * 0.98)}  # row-count bounds
+    if sc.late:
+        from backfill_lab import parse_delay
+
+        hours = int(parse_delay(sc.max_lateness).total_seconds() // 3600)
+        found |= {hours, hours // 24, 4 * hours, min_window(load_plan(PERFECT["ex2"]), sc)}
+    return found
+
+
+@pytest.mark.parametrize("exercise", sorted(PERFECT))
+def test_hints_do_not_give_away_the_grading_thresholds(exercise):
+    import re
+
+    sc = scenario(exercise)
+    limits = thresholds(sc)
+    assert sc.hints
+    for hint in sc.hints:
+        numbers = {int(n) for n in re.findall(r"\d+", hint)}
+        assert not numbers & limits, f"{exercise} hint gives away {numbers & limits}: {hint}"
+        assert not re.search(r"D\s*\+\s*\d", hint), hint  # "D+2" is the watermark's answer
+
+
+def test_drill_hints_do_not_give_away_the_grading_thresholds():
+    import re
+
+    from backfill_lab import drill
+
+    for seed in range(4):
+        sc = drill(seed=seed).scenario
+        for hint in sc.hints:
+            numbers = {int(n) for n in re.findall(r"\d+", hint)}
+            assert not numbers & thresholds(sc), hint

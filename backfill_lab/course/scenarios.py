@@ -156,9 +156,12 @@ EXERCISES: dict[str, Scenario] = {
         required_checks=(),
         entities=150,
         events_per_day=600,
-        hints=("Process day D only once its late events can have arrived (D+2).",
-               "Re-run the last 2-3 days every night.",
-               "Merge on entity_id + date."),
+        hints=("Process day D only once its late events can have arrived: count from the "
+               "moment the day closes, not from when it starts.",
+               "The rolling window is insurance behind the watermark: work out how many hours "
+               "after day D closes its last rerun runs, and compare that with the lateness.",
+               "A rerun must not count an event twice: upsert on the keys that identify a row "
+               "of features."),
     ),
     "mini_challenge": Scenario(
         exercise="mini_challenge",
