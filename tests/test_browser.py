@@ -332,11 +332,13 @@ def test_daily_backfill_shows_the_abort_where_it_happens(
     live = panel.locator(".backfill-grid")
     sync_api.expect(live).to_have_count(3)  # the aborted run, the resume, the features fix
     aborted = live.first
-    stopped = re.compile(r"stopped: 1\d/21 steps ran \(\d cancelled\)")
+    # how many steps finish before the deploy stops it depends on timing; it never reads done
+    stopped = re.compile(r"stopped: \d+/21 steps ran \(.*\d cancelled\)")
     sync_api.expect(aborted).to_contain_text(stopped)
     bar = aborted.locator(".backfill-grid-progress")
     html = bar.inner_html()
-    assert "progress-bar-warning" in html and "progress-bar-success" not in html  # not green
+    assert "progress-bar-success" not in html  # not green: warning, or danger after a failure
+    assert "progress-bar-warning" in html or "progress-bar-danger" in html
     pictures = panel.locator(".backfill-grid-static")
     before, after_abort, after = pictures.first, pictures.nth(1), pictures.last
     assert _states(before)["failed"] == 13 and _states(after)["ok"] == 84

@@ -34,6 +34,8 @@ class RunProgress:
 
     >>> RunProgress.of(3, {"a": "success", "b": "cancelled", "c": "cancelled"}, running=0)
     RunProgress(ran=1, total=3, outcome='stopped', caption='stopped: 1/3 steps ran (2 cancelled)')
+    >>> RunProgress.of(3, {"a": "failed", "b": "cancelled", "c": "success"}, running=0).caption
+    'stopped: 2/3 steps ran (1 failed, 1 cancelled)'
     """
 
     ran: int
@@ -52,12 +54,14 @@ class RunProgress:
         extra += [f"{statuses.count(s)} {s}" for s in ("failed", "invalid", "skipped", "cancelled")
                   if statuses.count(s)]
         detail = f" ({', '.join(extra)})" if extra else ""
+        failed = "failed" in statuses or "invalid" in statuses
         if running or len(statuses) < total:
             outcome, caption = "running", f"{len(statuses)}/{total} steps done{detail}"
-        elif "failed" in statuses or "invalid" in statuses:
+        elif "cancelled" in statuses or (ran < total and not failed):  # aborted: it stopped
+            outcome = "failed" if failed else "stopped"
+            caption = f"stopped: {ran}/{total} steps ran{detail}"
+        elif failed:
             outcome, caption = "failed", f"{len(statuses)}/{total} steps done{detail}"
-        elif ran < total:
-            outcome, caption = "stopped", f"stopped: {ran}/{total} steps ran{detail}"
         else:
             outcome, caption = "success", f"{ran}/{total} steps done"
         return cls(ran, total, outcome, caption)
