@@ -88,10 +88,12 @@ NO_VALIDATIONS = PERFECT_EX1.split("validations:")[0] + "rollback:" + PERFECT_EX
 
 # name -> (exercise, plan, the checklist rules it fails, the outcome checks it fails)
 MISTAKES: dict[str, tuple[str, str, set[str], set[str]]] = {
+    # the replay's warehouse takes 4 writes at once, like the one the notebooks taught: the
+    # excess writes are throttled and fail, so the backfill leaves holes (issue 13)
     "unlimited_parallelism": ("ex1", edit(PERFECT_EX1, "  concurrency: 2\n", ""),
-                              {"concurrency"}, set()),
+                              {"concurrency"}, {"outcome_complete"}),
     "over_capacity": ("ex1", edit(PERFECT_EX1, "concurrency: 2", "concurrency: 31"),
-                      {"concurrency"}, set()),
+                      {"concurrency"}, {"outcome_complete"}),
     "append_on_rerun": ("ex1", edit(PERFECT_EX1, "mode: overwrite", "mode: append"),
                         {"idempotent_writes"}, {"outcome_idempotent"}),
     "downstream_before_upstream": ("ex1", edit(PERFECT_EX1, "layers: [raw, staging, features]",
@@ -127,6 +129,21 @@ MISTAKES: dict[str, tuple[str, str, set[str], set[str]]] = {
                             {"reprocess_window"}, set()),
     "late_data_append": ("ex2", edit(PERFECT_EX2, "mode: merge", "mode: append"),
                          {"idempotent_writes"}, {"outcome_complete", "outcome_idempotent"}),
+    # issue 13: a targeted fix that also rebuilds the healthy layers makes their readers stale
+    "rebuilds_healthy_layers": ("mini_challenge", edit(PERFECT_MINI, "layers: [features]",
+                                                       "layers: [raw, staging, features]"),
+                                {"range"}, set()),
+    # issue 13: behind a D+2 watermark one day of reruns no longer covers the lateness again
+    "short_reprocess_window": ("ex2", edit(PERFECT_EX2, "reprocess_window: 3",
+                                           "reprocess_window: 1"),
+                               {"reprocess_window"}, set()),
+    # with D+0 and one rerun, late events are missed: incomplete, and not a double write
+    "d0_short_window": ("ex2", edit(edit(PERFECT_EX2, "watermark_delay: 2d", "watermark_delay: 0d"),
+                                    "reprocess_window: 3", "reprocess_window: 1"),
+                        {"watermark", "reprocess_window"}, {"outcome_complete"}),
+    # overwrite is idempotent too, but exercise 2 asks for the upsert
+    "late_data_overwrite": ("ex2", edit(PERFECT_EX2, "mode: merge", "mode: overwrite"),
+                            {"merge_keys"}, set()),
     "wrong_merge_keys": ("ex2", edit(PERFECT_EX2, "merge_keys: [entity_id, date]",
                                      "merge_keys: [entity_id]"),
                          {"merge_keys"}, set()),

@@ -110,7 +110,9 @@ def test_states_of_a_staged_outage_then_live_repair(capsys):
 def test_failed_retried_and_skipped_steps_and_progress_of_each_run(wh, pipeline):
     grid = PartitionGrid(wh, pipeline, "2024-12-01..2024-12-03")
     assert set(grid.states.stack()) == {"missing"}
-    assert "no backfill followed yet" in grid._progress_text()
+    # before any run: no caption asking for on_event under a picture nobody can pass it to
+    assert grid._progress_text() == "waiting for the first step of a backfill"
+    assert "on_event" not in grid.to_text() + grid.to_html()
     faults = [Fault.fail("raw", "2024-12-02"), Fault.fail("raw", "2024-12-03", times=1)]
     seen: list[str] = []
 
@@ -316,18 +318,17 @@ def test_html_stays_readable_at_90_daily_and_48_hourly(keys, largest_cell, max_l
         assert texts[2:5] == ["00", "03", "06"]
 
 
-def test_mimebundle_has_the_widget_html_and_text(wh):
+def test_mimebundle_is_a_frozen_picture_html_and_text(wh):
     grid = PartitionGrid(wh, LAYERS, "2024-12-01..2024-12-05", title="grid of the demo")
     bundle = grid._repr_mimebundle_()
-    assert set(bundle) == {WIDGET_MIME, "text/html", "text/plain"}
-    assert bundle[WIDGET_MIME]["model_id"] == grid.widget.model_id
+    assert set(bundle) == {"text/html", "text/plain"}  # no widget: it would change later
     assert "backfill-grid" in grid.widget._dom_classes  # the selector a browser test can use
     assert "backfill-grid-static" in bundle["text/html"]
     assert bundle["text/html"].count('class="bfg-cell bfg-missing"') == 15
     assert bundle["text/plain"] == grid.to_text() == repr(grid)
     assert bundle["text/plain"].startswith("grid of the demo\n")
     assert set(grid._repr_mimebundle_(include=["text/plain"])) == {"text/plain"}
-    assert WIDGET_MIME not in grid._repr_mimebundle_(exclude=[WIDGET_MIME])
+    assert "text/html" not in grid._repr_mimebundle_(exclude=["text/html"])
 
 
 def test_text_grid_lines_up_days_and_hours():
@@ -357,3 +358,66 @@ def test_the_learner_names_point_at_the_split_modules():
 
     assert (bl.grid_states, bl.render_html, bl.render_text, bl.PartitionGrid) == (
         grid_states, render_html, render_text, PartitionGrid)
+
+
+# -- every picture shows the moment it was drawn ---------------------------------------------
+def test_a_displayed_grid_keeps_its_moment_after_later_changes(wh, pipeline):
+    days = "2024-12-01..2024-12-03"
+    grid = PartitionGrid(wh, pipeline, days, title="before")
+    before = grid._repr_mimebundle_()
+    picture = grid.picture()
+    run_backfill(pipeline, wh, days, on_event=grid.on_event)
+    grid.title = "after"
+    grid.refresh()
+    after = grid._repr_mimebundle_()
+    # the earlier display and picture still show the empty grid, under their own title
+    assert picture.counts()["missing"] == 9 and picture.title == "before"
+    assert picture.to_html() == before["text/html"] and picture.to_text() == before["text/plain"]
+    assert before["text/html"].count("bfg-missing") == 9 and "bfg-ok" not in before["text/html"]
+    assert after["text/html"].count("bfg-ok") == 9 and after["text/plain"].startswith("after\n")
+    assert grid.picture("a caption of its own").title == "a caption of its own"
+
+
+def test_a_live_copy_follows_its_run_and_then_keeps_the_end_state(wh, pipeline):
+    days = "2024-12-01..2024-12-03"
+    grid = PartitionGrid(wh, pipeline, days, throttle=0)
+    view = grid.live()
+    assert WIDGET_MIME in view._bundle() and not view.shown  # shown only inside IPython
+    with view as followed:
+        assert followed is grid
+        live = grid._views[-1]
+        cells, bar, label = live
+        assert "waiting for the first step of a backfill" in label.value
+        run_backfill(pipeline, wh, days, on_event=grid.on_event)
+        assert Html(cells.value).classes.count("bfg-ok") == 9  # it filled during the run
+    assert live not in grid._views
+    assert (bar.value, bar.max, bar.bar_style) == (9, 9, "success")
+    end = cells.value
+    # later changes of the grid never reach a closed live copy
+    run_backfill(pipeline, wh, "2024-12-02", layers=["raw"], on_event=grid.on_event)
+    grid.mark("features", "2024-12-01", "invalid")
+    assert cells.value == end and "bfg-invalid" in grid.to_html()
+    assert "bfg-stale" in grid.to_html() and "bfg-stale" not in end
+
+
+def test_an_aborted_run_never_reads_as_full_and_green(wh, pipeline):
+    days = "2024-12-01..2024-12-04"
+    grid = PartitionGrid(wh, pipeline, days, throttle=0)
+
+    def release(event: StepEvent) -> None:
+        grid.on_event(event)
+        if (event.layer, event.status) == ("raw", "success"):
+            pipeline.deploy("v9.9.9")  # a deploy under the running backfill: it aborts
+
+    with grid.live():
+        bar, label = grid._views[-1][1:]
+        result = run_backfill(pipeline, wh, days, code_version=pipeline.code_version,
+                              concurrency=1, on_event=release)
+    assert result.status == "aborted" and result.counts().get("cancelled", 0) > 0
+    ran = sum(n for s, n in result.counts().items() if s in ("success", "failed", "invalid"))
+    assert bar.max == 12 and bar.value == ran < 12
+    assert bar.bar_style == "warning" and "stopped:" in label.value and "cancelled" in label.value
+    static = grid.to_html()
+    assert "bfg-run-stopped" in static and "bfg-run-success" not in static
+    assert COLOURS["ok"] not in static.split("backfill-grid-progress-static")[1].split("</div>")[0]
+    assert "stopped: " in grid.to_text()

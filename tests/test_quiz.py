@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -258,3 +259,66 @@ def test_no_function_shadows_its_module():
     modules = {p.stem for p in (ROOT / "backfill_lab" / "course").glob("*.py")}
     exported = {n for n, v in vars(course).items() if not isinstance(v, types.ModuleType)}
     assert not exported & modules, f"backfill_lab.course re-exports {exported & modules}"
+
+
+# -- issue 13: a quiz that tests understanding, not the obvious safe option ------------------
+def _key_letters() -> list[str]:
+    assert KEY is not None
+    return [KEY[q.id]["answer"] for q in QUESTIONS]
+
+
+def test_at_least_fifteen_questions_with_answers_spread_evenly_and_no_pattern():
+    letters = _key_letters()
+    assert len(QUESTIONS) >= 15
+    counts = [letters.count(x) for x in LETTERS]
+    assert max(counts) - min(counts) <= 1, counts
+    assert not any(letters[i] == letters[i + 1] == letters[i + 2]
+                   for i in range(len(letters) - 2)), letters
+    for period in range(1, len(LETTERS) + 1):  # not b, c, d, a, b, c, d, a, ...
+        assert any(letters[i] != letters[i + period] for i in range(len(letters) - period))
+
+
+def test_the_right_option_is_not_given_away_by_its_length():
+    letters = _key_letters()
+    longest = [q.id for q, right in zip(QUESTIONS, letters, strict=True)
+               if all(len(q.options[LETTERS.index(right)]) > len(o)
+                      for i, o in enumerate(q.options) if LETTERS[i] != right)]
+    assert len(longest) <= len(QUESTIONS) // 4, longest
+
+
+def test_a_third_of_the_questions_ask_to_read_a_grid_a_ledger_or_a_plan():
+    reading = [q for q in QUESTIONS if q.exhibit]
+    assert len(reading) * 3 >= len(QUESTIONS)
+    kinds = set()
+    for q in reading:
+        assert q.topic.startswith("read a "), q.id
+        kind = q.topic.split("·")[0].removeprefix("read a ").strip()
+        kinds.add(kind)
+        shows = {"grid": "legend: # ok", "ledger": "status", "plan": "backfill:"}[kind]
+        assert shows in q.exhibit, q.id
+        assert q.exhibit.strip() in q.text().replace("\n      ", "\n")
+        assert "<pre" in q.html() and escape(q.exhibit.strip("\n")) in q.html()
+    assert kinds == {"grid", "ledger", "plan"}
+    form = quiz({}, key=None)
+    assert all(q.exhibit.strip().splitlines()[0] in form.to_text() for q in reading)
+    assert "<pre" in form.to_html()
+
+
+def test_the_grids_to_read_are_what_the_engine_draws_for_those_incidents():
+    from backfill_lab import Warehouse, build_demo
+    from backfill_lab.course.questions import GRID_OUTAGE, GRID_QUIET_BUG
+    from backfill_lab.display.render import render_text
+    from backfill_lab.status import grid_states
+
+    wh = Warehouse()
+    pipeline, _ = build_demo(wh, entities=30, events_per_day=120,
+                             history="2024-11-24..2024-12-12", outage="2024-12-03..2024-12-05")
+    drawn = render_text(grid_states(wh, pipeline.layer_names, "2024-12-01..2024-12-12"))
+    assert drawn == GRID_OUTAGE.strip("\n")
+    quiet = Warehouse()
+    pipeline, _ = build_demo(quiet, entities=30, events_per_day=120,
+                             history="2024-11-24..2024-12-08", outage=None)
+    drawn = render_text(grid_states(quiet, pipeline.layer_names, "2024-12-01..2024-12-08",
+                                    invalid={"features": "2024-12-03"}))
+    assert drawn == GRID_QUIET_BUG.strip("\n")
+

@@ -83,7 +83,10 @@ def test_perfect_plans_get_full_marks_with_simulation(exercise):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["append_on_rerun", "wrong_range", "unlimited_parallelism",
-                                  "late_data_append", "target_without_switchover"])
+                                  "over_capacity", "late_data_append",
+                                  "target_without_switchover", "rebuilds_healthy_layers",
+                                  "short_reprocess_window", "d0_short_window",
+                                  "late_data_overwrite"])
 def test_simulated_outcomes_of_mistakes(name):
     exercise, plan, rules, outcomes = MISTAKES[name]
     report = check(plan, exercise)
@@ -112,3 +115,110 @@ def test_every_section_a_message_points_to_exists():
         headings = {line.lstrip("#").strip() for c in nb["cells"] if c["cell_type"] == "markdown"
                     for line in "".join(c["source"]).splitlines() if line.startswith("#")}
         assert heading in headings, f"{ref}: no such heading"
+
+
+# -- issue 13: the rules teach what the notebooks teach ---------------------------------------
+def test_rebuilding_healthy_layers_names_what_it_touched_and_made_stale():
+    exercise, plan, _, _ = MISTAKES["rebuilds_healthy_layers"]
+    result = next(r for r in judge(load_plan(plan), scenario(exercise)) if r.name == "range")
+    assert not result.passed and result.points == 0
+    assert "healthy raw, staging of 2025-01-10..2025-01-14" in result.message
+    # features read a 7-day window of staging: the 6 days after the fix read rebuilt rows
+    assert "6 partitions outside the plan stale (features 2025-01-15..2025-01-20)" in (
+        result.message)
+    assert "Fix: set layers: ['features']" in result.message
+
+
+def test_the_minimum_window_derives_from_lateness_watermark_and_schedule():
+    from dataclasses import replace
+
+    from backfill_lab.course.late_rules import last_look_hours, min_window
+
+    sc = scenario("ex2")
+    plan = load_plan(PERFECT["ex2"])
+    assert min_window(plan, sc) == 2  # 50 h + 2 reruns = 98 h >= 48 h + 48 h
+    assert last_look_hours(plan, sc, 1) == 74 and last_look_hours(plan, sc, 2) == 98
+    d0 = load_plan(PERFECT["ex2"].replace("watermark_delay: 2d", "watermark_delay: 0d"))
+    assert last_look_hours(d0, sc, 1) == 26 and min_window(d0, sc) == 2  # notebook 04's K = 2
+    # not a constant: longer lateness needs a longer window, a later schedule a shorter one
+    assert min_window(plan, replace(sc, max_lateness="96h")) == 4
+    late_runs = load_plan(PERFECT["ex2"].replace("daily 02:00 UTC", "daily 23:00 UTC"))
+    assert min_window(late_runs, replace(sc, max_lateness="70h")) == 2
+    assert min_window(late_runs, replace(sc, max_lateness="72h")) == 3
+    short = next(r for r in judge(load_plan(MISTAKES["short_reprocess_window"][1]), sc)
+                 if r.name == "reprocess_window")
+    assert not short.passed and "last processed 74 h after it closes" in short.message
+    assert "reprocess_window: 2 or more" in short.message
+
+
+def test_ex2_asks_for_merge_and_says_overwrite_is_idempotent_too():
+    sc = scenario("ex2")
+    result = next(r for r in judge(load_plan(MISTAKES["late_data_overwrite"][1]), sc)
+                  if r.name == "merge_keys")
+    assert not result.passed and "Overwrite is idempotent too" in result.message
+    assert "exercise 2 asks for" in result.message
+    import json
+    from pathlib import Path
+
+    nb = json.loads((Path(__file__).resolve().parent.parent
+                     / "notebooks/04_late_data.ipynb").read_text())
+    text = " ".join("".join(c["source"]) for c in nb["cells"]).replace("\n", " ")
+    assert "`overwrite` would be idempotent too" in text
+    assert "Exercise 2 asks for merge" in text  # the notebook says what the rule says
+
+
+@pytest.mark.slow
+def test_the_replay_throttles_writes_above_capacity_as_the_notebooks_warehouse_does():
+    from backfill_lab.course.exercises import run_and_show
+
+    exercise, plan, _, _ = MISTAKES["over_capacity"]
+    report = check(plan, exercise, record=False)
+    assert "outcome_complete" in report.failed() and "failed" in report.simulation.runs[0]
+    shown = run_and_show(plan, exercise)  # the learner's replay: the same warehouse
+    counts = shown.run.backfill.counts()
+    assert counts.get("failed", 0) > 0 and counts.get("success", 0) < 93
+    ok = run_and_show(PERFECT["ex1"], exercise)
+    assert ok.run.backfill.counts() == {"success": 93}
+
+
+def thresholds(sc) -> set[int]:
+    """Every number a checklist rule grades this scenario's plans against."""
+    from backfill_lab.course.late_rules import MAX_WINDOW, min_window
+    from backfill_lab.course.rules import MAX_RETRIES
+
+    found = {MAX_RETRIES, MAX_WINDOW, 3, sc.capacity}  # 3: the fewest validations
+    found |= {int(sc.entities * 0.95), int(sc.entities * 0.98)}  # row-count bounds
+    if sc.late:
+        from backfill_lab import parse_delay
+
+        hours = int(parse_delay(sc.max_lateness).total_seconds() // 3600)
+        found |= {hours, hours // 24, 4 * hours, min_window(load_plan(PERFECT["ex2"]), sc)}
+    return found
+
+
+@pytest.mark.parametrize("exercise", sorted(PERFECT))
+def test_hints_do_not_give_away_the_grading_thresholds(exercise):
+    import re
+
+    from backfill_lab.course import registry
+
+    sc = scenario(exercise)
+    limits = thresholds(sc)
+    hints = registry.exercise(exercise).hints
+    assert hints
+    for hint in hints:
+        numbers = {int(n) for n in re.findall(r"\d+", hint)}
+        assert not numbers & limits, f"{exercise} hint gives away {numbers & limits}: {hint}"
+        assert not re.search(r"D\s*\+\s*\d", hint), hint  # "D+2" is the watermark's answer
+
+
+def test_drill_hints_do_not_give_away_the_grading_thresholds():
+    import re
+
+    from backfill_lab import drill
+
+    for seed in range(4):
+        sc = drill(seed=seed).scenario
+        for hint in sc.hints:
+            numbers = {int(n) for n in re.findall(r"\d+", hint)}
+            assert not numbers & thresholds(sc), hint

@@ -30,6 +30,7 @@ from .quiz import QuizReport, load_key, quiz_progress, score_answers
 from .scenarios import Scenario, Staged, scenario
 from .selfcheck import CheckReport
 from .selfcheck import check as judge_plan
+from .simulate import throttle
 
 __all__ = [
     "Hints",
@@ -82,18 +83,6 @@ class Note:
 
     def _repr_html_(self) -> str:
         return f"<p class='backfill-note'><i>{html.escape(self.message)}</i></p>"
-
-
-def _display(obj: Any) -> Any:
-    """Show ``obj`` now, in a notebook: a handle to update it with, or None outside IPython."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:  # pragma: no cover - IPython ships with the dev extras
-        return None
-    if get_ipython() is None:
-        return None
-    return display(obj, display_id=True)  # type: ignore[no-untyped-call]
 
 
 # -- the incident ---------------------------------------------------------------------------
@@ -366,6 +355,7 @@ def run_and_show(plan: Any, exercise: str | Scenario) -> RunOutcome | Note:
     sc = scenario(exercise)
     t0 = time.perf_counter()
     st = sc.stage()
+    throttle(st.warehouse, sc)  # the warehouse the notebooks taught: excess writes fail
     # a versioned target is where the plan writes: follow it on the grid
     last = (loaded.backfill.layers or sc.layers)[-1]
     tables = {last: loaded.backfill.target} if loaded.backfill.target else {}
@@ -375,20 +365,19 @@ def run_and_show(plan: Any, exercise: str | Scenario) -> RunOutcome | Note:
                              tables=tables)
     except BackfillLabError as exc:
         return Note(f"the plan could not run: {exc}", "error")
-    handle = _display(grid)
+    view = grid.live()  # the grid fills in this cell while the plan runs
     try:
         run = run_plan(loaded, st.warehouse, st.pipeline, faults=Faults(sc.backfill_faults),
                        sleep=_no_sleep, on_event=grid.on_event,
                        backfill_id=f"{sc.exercise}-your-plan")
     except BackfillLabError as exc:
+        view.close()
         return Note(f"the plan could not run: {exc}", "error")
     grid.title = f"{sc.exercise}: after your plan{writes}"
     grid.refresh()
-    if handle is not None:
-        handle.update(grid)  # the static copy (HTML, text) shows the end state too
+    view.close()  # it keeps this end state, in the saved notebook too
     table = _late_table(sc, st) if sc.late else _result_table(sc, st, tables)
-    return RunOutcome(sc, run, grid, table, time.perf_counter() - t0,
-                      handle is not None)
+    return RunOutcome(sc, run, grid, table, time.perf_counter() - t0, view.shown)
 
 
 # -- the self-check -------------------------------------------------------------------------

@@ -141,7 +141,7 @@ class Quiz:
 
             boxes = [ipywidgets.HTML(f"<p>{escape(self._intro())}</p>")]
             for n, q in enumerate(self.questions, 1):
-                prompt = ipywidgets.HTML(f"<b>{n}. ({q.id})</b> {escape(q.prompt)}")
+                prompt = ipywidgets.HTML(f"<b>{n}. ({q.id})</b> {q.html()}")
                 current = normalise(self.answers.get(q.id))
                 radio = ipywidgets.RadioButtons(
                     options=[(f"{letter}) {text}", letter) for letter, text in q.choices()],
@@ -174,7 +174,7 @@ class Quiz:
         """The form as text (what a terminal shows): the options, marked, and the summary."""
         lines = [self._intro(), ""]
         for n, q in enumerate(self.questions, 1):
-            lines.append(f"{n}. ({q.id}) {q.prompt}")
+            lines.append(f"{n}. ({q.id}) {q.text()}")
             mine = normalise(self.answers.get(q.id))
             for letter, text in q.choices():
                 lines.append(f"   {'(x)' if mine == letter else '( )'} {letter}) {text}")
@@ -193,8 +193,8 @@ class Quiz:
                 f"<li><label><input type='radio' disabled{' checked' if mine == letter else ''}>"
                 f" {letter}) {escape(text)}</label></li>" for letter, text in q.choices())
             note = _html_feedback(self.feedback(q.id))
-            parts.append(f"<div class='backfill-quiz-question'><p><b>{n}. ({q.id})</b> "
-                         f"{escape(q.prompt)}</p><ul style='list-style:none'>{options}</ul>"
+            parts.append(f"<div class='backfill-quiz-question'><div><b>{n}. ({q.id})</b> "
+                         f"{q.html()}</div><ul style='list-style:none'>{options}</ul>"
                          f"{note}</div>")
         parts.append("<p>No interactive form here: type your answers in the answers cell, e.g. "
                      "<code>answers = {\"q1\": \"a\", \"q2\": \"c\"}</code>.</p>")

@@ -66,9 +66,12 @@ EXERCISES: tuple[Exercise, ...] = (
           "Use at least three of the five checklist items, with bounds that a healthy day "
           "passes."),
     _plan("ex2", "Exercise 2 · Late data", "ex2_late_data.ipynb",
-          "Process day D only once its late events can have arrived (D+2).",
-          "Re-run the last 2-3 days every night.",
-          "Merge on entity_id + date.",
+          "Process day D only once its late events can have arrived: count from the moment "
+          "the day closes, not from when it starts.",
+          "The rolling window is insurance behind the watermark: work out how many hours "
+          "after day D closes its last rerun runs, and compare that with the lateness.",
+          "A rerun must not count an event twice: upsert on the keys that identify a row of "
+          "features.",
           "The plan format has a late_data section for the watermark delay and the window.",
           "A merge needs the keys that identify one row of the features table.",
           "With a schedule, the range is the period the schedule covers."),

@@ -9,125 +9,20 @@ rule that names it. The grader and ``backfill_lab.check`` run exactly these func
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import ClassVar
+from collections.abc import Callable
 
 from ..partitions import PartitionSet
 from ..pipeline import CATALOG, TrailingWindow
 from ..plan import Plan, pipeline_layers
-from ..report import Column, PassFailReport, Row
+from ..status import readers
+from .late_rules import MAX_WINDOW, rule_merge_keys, rule_reprocess_window, rule_watermark
 from .scenarios import Scenario
+from .verdicts import RULE_COLUMNS, SECTIONS, RuleResult, ScoredReport, _fail, _ok, rule_rows
 
-__all__ = ["CHECKLIST", "LATE_RULES", "RULES", "RULE_COLUMNS", "RuleResult", "ScoredReport",
-           "judge", "rule_names", "rule_rows"]
+__all__ = ["CHECKLIST", "LATE_RULES", "MAX_RETRIES", "MAX_WINDOW", "RULES", "RULE_COLUMNS",
+           "SECTIONS", "RuleResult", "ScoredReport", "judge", "rule_names", "rule_rows"]
 
-NB = "notebooks/05_designing_safe_backfills.ipynb"
-SECTIONS = {
-    "range": f"{NB} § 1. Range and order",
-    "order": f"{NB} § 1. Range and order",
-    "dependencies": f"{NB} § Mistake: ignoring dependencies",
-    "concurrency": f"{NB} § 3. Concurrency from system limits",
-    "idempotent_writes": f"{NB} § 2. Write mode",
-    "retries": "notebooks/02_daily_backfill.ipynb § Step 4: run it and watch the grid",
-    "validations": f"{NB} § 4. Validations per partition",
-    "rollback": "notebooks/03_versioned_recompute.ipynb § Roll back",
-    "code_version": f"{NB} § Mistake: mixing code versions",
-    "lineage": f"{NB} § 5. Run metadata and lineage",
-    "watermark": "notebooks/04_late_data.ipynb § Watermark",
-    "reprocess_window": "notebooks/04_late_data.ipynb § Rolling reprocessing window",
-    "merge_keys": "notebooks/04_late_data.ipynb § Merge, not append",
-}
 MAX_RETRIES = 5
-MAX_WINDOW = 7
-
-
-@dataclass(frozen=True)
-class RuleResult:
-    """The verdict of one rule (or outcome check) on one plan."""
-
-    name: str
-    passed: bool
-    points: float
-    max_points: float
-    message: str
-    section: str = ""
-
-    def __str__(self) -> str:
-        verdict = "pass" if self.passed else "FAIL"
-        return f"{verdict} {self.name}: {self.message}"
-
-
-#: the table of a report of rule results: the rule, its points, its message
-RULE_COLUMNS = (Column("check", "code"), Column("points"), Column("message", "text"))
-
-
-def rule_rows(results: Iterable[RuleResult], *, name_width: int = 18,
-              sections: bool = True) -> list[Row]:
-    """Report rows of rule results: ``  FAIL  name  message`` and, for a failed rule with a
-    section (when ``sections``), where the workbook explains it.
-
-    >>> print(rule_rows([RuleResult("range", False, 0.0, 1.0, "Too wide.", "05 § 1")])[0].text)
-      FAIL  range              Too wide.
-            see 05 § 1
-    """
-    rows = []
-    for r in results:
-        see = f"see {r.section}" if sections and not r.passed and r.section else ""
-        text = f"  {'pass' if r.passed else 'FAIL'}  {r.name:<{name_width}} {r.message}"
-        rows.append(Row(r.passed, (r.name, f"{r.points:g}/{r.max_points:g}", r.message),
-                        text + (f"\n        {see}" if see else ""), see))
-    return rows
-
-
-class ScoredReport(PassFailReport):
-    """Points of a report made of :class:`RuleResult` rows (a self-check, a quiz).
-
-    Subclasses name their report in :meth:`title` and :meth:`html_title`; the rows, the text
-    and the table come from here and :class:`~backfill_lab.report.PassFailReport`.
-    """
-
-    results: list[RuleResult]
-    status: str
-
-    css_class = "backfill-check"
-    columns = RULE_COLUMNS
-    #: width of the rule's name in the text rendering
-    name_width: ClassVar[int] = 18
-    #: whether a failed rule's text and HTML say where the workbook explains it
-    show_sections: ClassVar[bool] = True
-
-    @property
-    def score(self) -> float:
-        """The points scored."""
-        return sum(r.points for r in self.results)
-
-    @property
-    def max_score(self) -> float:
-        """The points there are."""
-        return sum(r.max_points for r in self.results)
-
-    @property
-    def passed(self) -> bool:
-        """True when the plan (or the answers) could be checked and every rule passed."""
-        return self.status == "checked" and all(r.passed for r in self.results)
-
-    def failed(self) -> list[str]:
-        """The names of the rules that failed."""
-        return [r.name for r in self.results if not r.passed]
-
-    def rows(self) -> list[Row]:
-        """One row per rule result."""
-        return rule_rows(self.results, name_width=self.name_width, sections=self.show_sections)
-
-
-def _ok(name: str, message: str) -> RuleResult:
-    return RuleResult(name, True, 1.0, 1.0, message, SECTIONS.get(name, ""))
-
-
-def _fail(name: str, what: str, why: str, fix: str) -> RuleResult:
-    return RuleResult(name, False, 0.0, 1.0, f"{what} {why} Fix: {fix}",
-                      SECTIONS.get(name, ""))
 
 
 def _layers(plan: Plan, sc: Scenario) -> list[str]:
@@ -139,8 +34,28 @@ def _all_layers(sc: Scenario) -> tuple[str, ...]:
 
 
 # -- the design steps and the common mistakes ---------------------------------------------
+def made_stale(plan: Plan, sc: Scenario, layers: list[str]) -> list[tuple[str, str]]:
+    """The partitions outside the plan that read (directly or further down) a partition of
+    ``layers`` the plan rebuilds: built on the old rows, they are stale once it runs."""
+    pipeline = CATALOG.get("late_features" if sc.late else "daily_features")
+    rebuilt = {(n, k) for n in _layers(plan, sc) for k in plan.backfill.partitions}
+    loaded = set(PartitionSet.parse(sc.history)) | set(sc.partitions)
+    todo = [(n, k) for n in layers for k in plan.backfill.partitions]
+    seen, stale = set(todo), []
+    while todo:
+        for cell in readers(pipeline, *todo.pop()):
+            if cell in seen or cell[1] not in loaded:
+                continue
+            seen.add(cell)
+            todo.append(cell)
+            if cell not in rebuilt:
+                stale.append(cell)
+    return sorted(stale)
+
+
 def rule_range(plan: Plan, sc: Scenario) -> RuleResult:
-    """Design step 1: the plan targets exactly the broken partitions, no more and no fewer."""
+    """Design step 1: the plan targets exactly the broken partitions of exactly the broken
+    layers, no more and no fewer (a healthy layer rebuilt makes its readers stale)."""
     want = set(sc.partitions)
     got = set(plan.backfill.partitions)
     missing, extra = sorted(want - got), sorted(got - want)
@@ -160,7 +75,20 @@ def rule_range(plan: Plan, sc: Scenario) -> RuleResult:
                      "Every extra partition is risk with no benefit: more load, more to "
                      "validate, and a chance to break what worked.",
                      f"narrow it to exactly {sc.partitions}.")
-    return _ok("range", f"exactly the {len(want)} broken partitions ({sc.partitions}).")
+    healthy = [n for n in _layers(plan, sc) if n in _all_layers(sc) and n not in sc.layers]
+    if healthy:
+        stale = made_stale(plan, sc, healthy)
+        by_layer = {n: [k for m, k in stale if m == n] for n in dict.fromkeys(m for m, _ in stale)}
+        said = "; ".join(f"{n} {PartitionSet.parse(keys)}" for n, keys in by_layer.items())
+        return _fail("range", f"The plan also rebuilds the healthy {', '.join(healthy)} "
+                     f"of {plan.backfill.partitions} (only {', '.join(sc.layers)} broke).",
+                     f"That rewrites partitions nobody needed rewritten and makes "
+                     f"{len(stale)} partitions outside the plan stale"
+                     + (f" ({said}): they were built from the rows it replaces." if stale
+                        else "."),
+                     f"set layers: {list(sc.layers)}.")
+    return _ok("range", f"exactly the {len(want)} broken partitions ({sc.partitions}) of "
+                        f"{', '.join(sc.layers)}.")
 
 
 def _window_reads_within(plan: Plan, sc: Scenario) -> bool:
@@ -347,64 +275,6 @@ def rule_lineage(plan: Plan, sc: Scenario) -> RuleResult:
                      "add lineage: {audit_tags: {ticket: INC-1234, owner: your-team}}.")
     tags = ", ".join(f"{k}={v}" for k, v in plan.audit_tags.items())
     return _ok("lineage", f"every write is tagged ({tags}) and recorded in the ledger.")
-
-
-# -- late data ----------------------------------------------------------------------------
-def _lateness_hours(sc: Scenario) -> float:
-    from ..scheduler import parse_delay
-
-    return parse_delay(sc.max_lateness).total_seconds() / 3600
-
-
-def rule_watermark(plan: Plan, sc: Scenario) -> RuleResult:
-    """Late data: the first processing of a day waits as long as events can be late, and not
-    far longer."""
-    late = plan.late_data
-    need = _lateness_hours(sc)
-    if late is None or late.watermark_delay.total_seconds() == 0:
-        return _fail("watermark", "Day D is processed as soon as it closes (D+0).",
-                     f"Events up to {need:g} h late are still arriving, so the first count of "
-                     "each day is short.", f"set late_data.watermark_delay: {int(need // 24)}d.")
-    hours = late.watermark_delay.total_seconds() / 3600
-    if hours < need:
-        return _fail("watermark", f"watermark_delay {hours:g} h is shorter than the "
-                     f"{need:g} h events can be late.",
-                     "Events later than the watermark miss the first processing of their day.",
-                     f"set late_data.watermark_delay: {int(need // 24)}d.")
-    if hours > 4 * need:
-        return _fail("watermark", f"watermark_delay {hours:g} h is far longer than needed.",
-                     "Consumers wait days for data that was complete long before.",
-                     f"set late_data.watermark_delay: {int(need // 24)}d.")
-    return _ok("watermark", f"day D is processed {hours:g} h after it closes, once events up "
-                            f"to {need:g} h late have arrived.")
-
-
-def rule_reprocess_window(plan: Plan, sc: Scenario) -> RuleResult:
-    """Late data: each night also reruns the last few partitions (1 to ``MAX_WINDOW``)."""
-    late = plan.late_data
-    k = 0 if late is None else late.reprocess_window
-    if k < 1:
-        return _fail("reprocess_window", "No rolling reprocessing window.",
-                     "Stragglers that miss the watermark are never picked up.",
-                     "set late_data.reprocess_window: 3 (rerun the last 3 days nightly).")
-    if k > MAX_WINDOW:
-        return _fail("reprocess_window", f"reprocess_window {k} reruns {k} days every night.",
-                     "That is close to full reprocessing: load for little gain.",
-                     f"keep it between 1 and {MAX_WINDOW} (2-3 is typical).")
-    return _ok("reprocess_window", f"each night also reruns the last {k} partitions, "
-                                   "idempotently.")
-
-
-def rule_merge_keys(plan: Plan, sc: Scenario) -> RuleResult:
-    """Late data: reprocessing merges on the row's keys instead of appending."""
-    keys = plan.backfill.merge_keys
-    if set(keys) != set(sc.merge_keys):
-        got = list(keys) if keys else "none"
-        return _fail("merge_keys", f"merge_keys are {got}.",
-                     "Rows must be matched on what identifies them: the wrong keys merge "
-                     "distinct rows or duplicate the same one.",
-                     f"use merge_keys: {list(sc.merge_keys)}.")
-    return _ok("merge_keys", f"late rows upsert on {', '.join(keys)}: no double counting.")
 
 
 Rule = Callable[[Plan, Scenario], RuleResult]

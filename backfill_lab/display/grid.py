@@ -21,6 +21,8 @@ from ..pipeline import Pipeline
 from ..report import escape
 from ..status import STATES, Cell, InvalidSpec, grid_states, readers
 from ..warehouse import Warehouse
+from .live import WIDGET_MIME, LiveGrid
+from .picture import GridPicture, RunProgress
 from .render import COLOURS, FONT, MARKS, cell_width, header_labels, render_html, render_text
 
 if TYPE_CHECKING:
@@ -33,6 +35,8 @@ __all__ = [
     "MARKS",
     "STATES",
     "WIDGET_MIME",
+    "GridPicture",
+    "LiveGrid",
     "PartitionGrid",
     "cell_width",
     "grid_states",
@@ -40,8 +44,6 @@ __all__ = [
     "render_html",
     "render_text",
 ]
-
-WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 # -- the live grid ------------------------------------------------------------------------------
@@ -57,9 +59,11 @@ class PartitionGrid:
     notebooks/03_versioned_recompute.ipynb, notebooks/05_designing_safe_backfills.ipynb and
     notebooks/06_practical_projects.ipynb.
 
-    Display it in a notebook (a widget in JupyterLab, HTML in a static render, text in a
-    terminal) and pass ``on_event=grid.on_event`` to :func:`~backfill_lab.run_backfill`: cells
-    turn ``running`` then ``ok`` or ``failed`` as steps finish, and a progress bar counts steps.
+    Displaying it draws a frozen picture of this moment (HTML in a notebook, text in a
+    terminal), which later changes never alter. To watch a backfill, run it inside
+    ``with grid.live():`` and pass ``on_event=grid.on_event`` to
+    :func:`~backfill_lab.run_backfill`: a live copy shown in that cell turns cells ``running``
+    then ``ok`` or ``failed`` as steps finish, and a progress bar counts the steps that ran.
 
     ``layers`` is a list of layer names, or a :class:`Pipeline` (its layers; it also turns on
     ``stale`` detection, as does ``pipeline=``). ``invalid`` marks partitions a validation
@@ -115,7 +119,7 @@ class PartitionGrid:
         self._seen: set[Cell] = set()
         self._final: dict[Cell, str] = {}
         self._widget: ipywidgets.VBox | None = None
-        self._parts: tuple[Any, Any, Any] | None = None
+        self._views: list[tuple[Any, Any, Any]] = []  # live widgets this grid updates
         self._render_lock = threading.Lock()
         self._last_render = 0.0
         self._timer: threading.Timer | None = None
@@ -262,56 +266,82 @@ class PartitionGrid:
         self._live_seq[cell] = self._seq
 
     # -- rendering ---------------------------------------------------------------------------
-    def _progress_text(self) -> str:
-        done, total = self._counts()
+    def _run_progress(self) -> RunProgress | None:
+        """Where the followed run stands, or None before any run was followed."""
+        total = self._counts()[1]
         if not total:
-            return "no backfill followed yet: pass on_event=grid.on_event to run_backfill"
-        finals = list(self._final.values())
-        extra = [f"{len(self._running)} running"] if self._running else []
-        extra += [f"{finals.count(s)} {s}" for s in ("failed", "skipped", "cancelled")
-                  if finals.count(s)]
-        return f"{done}/{total} steps done" + (f" ({', '.join(extra)})" if extra else "")
+            return None
+        return RunProgress.of(total, self._final, running=len(self._running))
+
+    def _progress_text(self) -> str:
+        progress = self._run_progress()
+        return progress.caption if progress else "waiting for the first step of a backfill"
+
+    def picture(self, title: str | None = None) -> GridPicture:
+        """A frozen picture of the grid now (states, title, run progress): it never changes
+        afterwards. Displaying the grid itself shows one of these."""
+        with self._lock:
+            return GridPicture(title or self.title, self.states, self._run_progress())
 
     def to_html(self) -> str:
         """The grid as static HTML (what nbconvert and GitHub show)."""
-        with self._lock:
-            done, total = self._counts()
-        return render_html(self.states, title=self.title,
-                           progress=(done, total) if total else None)
+        return self.picture().to_html()
 
     def to_text(self) -> str:
         """The grid as text (what a terminal shows)."""
-        with self._lock:
-            progress = self._progress_text() if self._counts()[1] else ""
-        lines = [self.title, render_text(self.states)] + ([progress] if progress else [])
-        return "\n".join(lines)
+        return self.picture().to_text()
 
     def __repr__(self) -> str:
         return self.to_text()
 
+    def _new_view(self) -> tuple[ipywidgets.VBox, tuple[Any, Any, Any]]:
+        import ipywidgets
+
+        cells = ipywidgets.HTML()
+        cells.add_class("backfill-grid-cells")
+        bar = ipywidgets.IntProgress(value=0, min=0, max=1,
+                                     layout=ipywidgets.Layout(width="240px"))
+        bar.add_class("backfill-grid-progress")
+        label = ipywidgets.HTML()
+        box = ipywidgets.VBox([cells, ipywidgets.HBox([bar, label])])
+        box.add_class("backfill-grid")
+        return box, (cells, bar, label)
+
     @property
     def widget(self) -> ipywidgets.VBox:
-        """The live ipywidget (root CSS class ``backfill-grid``), created on first use."""
+        """A widget (root CSS class ``backfill-grid``) that follows every later change of this
+        grid, created on first use. A notebook shows :meth:`live` instead, which stops
+        following when its run ends."""
         with self._lock:
             if self._widget is None:
-                import ipywidgets
-
-                cells = ipywidgets.HTML()
-                cells.add_class("backfill-grid-cells")
-                bar = ipywidgets.IntProgress(value=0, min=0, max=1,
-                                             layout=ipywidgets.Layout(width="240px"))
-                bar.add_class("backfill-grid-progress")
-                label = ipywidgets.HTML()
-                box = ipywidgets.VBox([cells, ipywidgets.HBox([bar, label])])
-                box.add_class("backfill-grid")
-                self._parts = (cells, bar, label)
-                self._widget = box
+                self._widget, parts = self._new_view()
+                self._views.append(parts)
         self.flush()
         return self._widget
 
+    def live(self) -> LiveGrid:
+        """Show a live copy of the grid in the running cell, for the backfill that cell runs.
+
+        Use it as ``with grid.live(): bl.run_backfill(..., on_event=grid.on_event)``: the copy
+        fills as steps finish and stops following when the ``with`` block ends, keeping the
+        end state (in the saved notebook too); later changes of the grid never reach it.
+        """
+        return LiveGrid(self)
+
+    def _attach(self, parts: tuple[Any, Any, Any]) -> None:
+        with self._lock:
+            self._views.append(parts)
+        self.flush()
+
+    def _detach(self, parts: tuple[Any, Any, Any]) -> None:
+        self.flush()
+        with self._lock:
+            if parts in self._views:
+                self._views.remove(parts)
+
     def _request_render(self, *, now: bool = False) -> None:
         """Render now, or within ``throttle`` seconds: bursts of events become one update."""
-        if self._widget is None:
+        if not self._views:
             return
         with self._lock:
             wait = self.throttle - (time.monotonic() - self._last_render)
@@ -337,41 +367,36 @@ class PartitionGrid:
         self._render()
 
     def flush(self) -> None:
-        """Send the current state to the widget now (cancels a pending throttled update)."""
+        """Send the current state to the live views now (cancels a pending throttled update)."""
         with self._lock:
             self._cancel_timer()
-        if self._widget is not None:
+        if self._views:
             self._render()
 
     def _render(self) -> None:
         with self._render_lock:  # one thread at a time, each sending the newest snapshot
             with self._lock:
                 states = self.states
-                done, total = self._counts()
+                progress = self._run_progress()
                 text = self._progress_text()
-                failed = "failed" in self._final.values()
-            assert self._parts is not None
-            cells, bar, label = self._parts
-            cells.value = render_html(states, title=self.title, root_class="backfill-grid-view")
-            with bar.hold_sync():
-                bar.max = max(total, 1)
-                bar.value = min(done, bar.max)
-                bar.bar_style = ("danger" if failed else
-                                 "success" if total and done >= total else "info")
-            label.value = f'<span style="{FONT};font-size:11px">{escape(text)}</span>'
+                views = list(self._views)
+            html = render_html(states, title=self.title, root_class="backfill-grid-view")
+            style = _BAR_STYLE[progress.outcome] if progress else "info"
+            for cells, bar, label in views:
+                cells.value = html
+                with bar.hold_sync():
+                    bar.max = max(progress.total if progress else 0, 1)
+                    bar.value = min(progress.ran if progress else 0, bar.max)
+                    bar.bar_style = style
+                label.value = f'<span style="{FONT};font-size:11px">{escape(text)}</span>'
             self.renders += 1
 
     def _repr_mimebundle_(
         self, include: Iterable[str] | None = None, exclude: Iterable[str] | None = None
     ) -> dict[str, Any]:
-        """The live widget for JupyterLab, with HTML and text for renders without widgets."""
-        view = self.widget._repr_mimebundle_().get(WIDGET_MIME)
-        bundle: dict[str, Any] = {"text/plain": self.to_text(), "text/html": self.to_html()}
-        if view is not None:
-            bundle[WIDGET_MIME] = view
-        if include is not None:
-            bundle = {k: v for k, v in bundle.items() if k in set(include)}
-        if exclude is not None:
-            bundle = {k: v for k, v in bundle.items() if k not in set(exclude)}
-        return bundle
+        """A frozen picture (HTML and text) of the grid now: it keeps showing this moment after
+        later cells change the grid. :meth:`live` shows the grid filling during a run."""
+        return self.picture()._repr_mimebundle_(include, exclude)
 
+
+_BAR_STYLE = {"running": "info", "success": "success", "failed": "danger", "stopped": "warning"}

@@ -19,6 +19,7 @@ from ..report import escape
 from ..status import STATES
 
 __all__ = [
+    "BAR_COLOURS",
     "COLOURS",
     "FONT",
     "MARKS",
@@ -36,6 +37,11 @@ MARKS: dict[str, str] = {
 COLOURS: dict[str, str] = {
     "ok": "#009E73", "missing": "#E2E2E2", "failed": "#D55E00", "invalid": "#CC79A7",
     "stale": "#F0E442", "running": "#0072B2",
+}
+#: the progress bar's colour per run outcome: green only when every step succeeded
+BAR_COLOURS: dict[str, str] = {
+    "running": COLOURS["running"], "success": COLOURS["ok"], "failed": COLOURS["failed"],
+    "stopped": "#E69F00",
 }
 _LEGEND_ORDER = ("ok", "missing", "failed", "invalid", "stale", "running")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -198,11 +204,15 @@ def _swatch(state: str) -> str:
 def render_html(
     states: pd.DataFrame, *, title: str | None = None,
     progress: tuple[int, int] | None = None, root_class: str = "backfill-grid-static",
+    outcome: str = "running", caption: str | None = None,
 ) -> str:
     """The grid as one compact HTML table (a coloured cell per partition) with a legend.
 
     Inline styles only, so it survives notebook sanitisers and static renderers. Every cell has
     the classes ``bfg-cell bfg-<state>`` and a tooltip like ``features 2024-12-05: failed``.
+    ``progress`` is ``(steps that ran, steps expected)`` of a followed run, drawn as a bar
+    coloured by ``outcome`` (``running``, ``success``, ``failed`` or ``stopped``: only
+    ``success`` is green) with ``caption`` beside it (default ``ran/expected steps``).
     """
     cols = [str(c) for c in states.columns]
     names = [str(i) for i in states.index]
@@ -244,10 +254,13 @@ def render_html(
     if progress is not None:
         done, total = progress
         pct = 100 * done // total if total else 0
-        out.append(f'<div class="backfill-grid-progress-static" style="margin-top:4px">'
+        colour = BAR_COLOURS.get(outcome, COLOURS["running"])
+        text = caption if caption is not None else f"{done}/{total} steps"
+        out.append(f'<div class="backfill-grid-progress-static bfg-run-{escape(outcome)}" '
+                   f'style="margin-top:4px">'
                    f'<span style="display:inline-block;width:200px;height:8px;background:#E2E2E2;'
                    f'vertical-align:0"><span style="display:block;width:{pct}%;height:8px;'
-                   f'background:{COLOURS["running"]}"></span></span> {done}/{total} steps</div>')
+                   f'background:{colour}"></span></span> {escape(text)}</div>')
     legend = "".join(f'<span style="white-space:nowrap;margin-right:10px">{_swatch(s)}{s} '
                      f"{counts[s]}</span>" for s in _LEGEND_ORDER)
     out.append(f'<div class="backfill-grid-legend" style="margin-top:4px">{legend}</div></div>')
