@@ -1,6 +1,12 @@
 """backfill_lab: a small, real backfill engine on DuckDB, for the Safe Backfills workbook.
 
-The names a learner uses are re-exported here; each lives in the module named for what it holds.
+The names a learner uses are re-exported here; each lives in the module named for what it holds,
+in one of four rooms, each importing only the rooms above it in this map:
+
+    backfill_lab/*.py   the engine: partitions, plans, runner, warehouse, ledger, validations
+    demo/  display/     sample pipelines (registered in the engine's catalog); grids drawn
+    course/             exercises, checklist rules, outcome replay, quiz, progress, drills
+    cli/                the backfill-lab command (and grader/, beside the package)
 """
 
 from .clock import Clock, FixedClock, SystemClock
