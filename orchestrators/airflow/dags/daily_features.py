@@ -31,24 +31,24 @@ with DAG(
 ):
 
     @task
-    def raw(ds: str = "") -> int:
+    def raw(ds: str | None = None) -> int:
         """Events copied from the source system."""
-        return layers.write_partition("raw", ds)
+        return layers.write_partition("raw", str(ds))
 
     @task
-    def staging(ds: str = "") -> int:
+    def staging(ds: str | None = None) -> int:
         """Clean events: no null amounts or entities, one row per event."""
-        return layers.write_partition("staging", ds)
+        return layers.write_partition("staging", str(ds))
 
     @task.sensor(poke_interval=1, timeout=300, mode="poke")
-    def staging_window(ds: str = "") -> PokeReturnValue:
+    def staging_window(ds: str | None = None) -> PokeReturnValue:
         """Wait until every day of the 7-day window exists (other runs may still be writing)."""
-        missing = layers.window_missing(ds)
+        missing = layers.window_missing(str(ds))
         return PokeReturnValue(is_done=not missing)
 
     @task
-    def features(ds: str = "") -> int:
+    def features(ds: str | None = None) -> int:
         """Per entity and day: 1-day and trailing 7-day purchase features."""
-        return layers.write_partition("features", ds)
+        return layers.write_partition("features", str(ds))
 
     raw() >> staging() >> staging_window() >> features()
