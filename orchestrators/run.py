@@ -44,7 +44,7 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "safe
 TABLES = ("raw", "staging", "features")
 KEYS = {"raw": ("date", "event_id"), "staging": ("date", "event_id"),
         "features": ("date", "entity_id")}
-DEMO = {"entities": 50, "events_per_day": 200, "outage": "2024-12-01..2024-12-07"}
+ENTITIES, EVENTS_PER_DAY, OUTAGE = 50, 200, "2024-12-01..2024-12-07"  # the small demo
 PLAN = """\
 pipeline: daily_features
 code_version: v1.4.2
@@ -142,7 +142,7 @@ def stage_lab(work: Path) -> Lab:
     lab = Lab(work / "staged.duckdb", work / "expected.duckdb", work / "source.parquet",
               work / "source_down.parquet")
     warehouse = bl.Warehouse(str(lab.staged))
-    bl.build_demo(warehouse, **DEMO)  # type: ignore[arg-type]
+    bl.build_demo(warehouse, entities=ENTITIES, events_per_day=EVENTS_PER_DAY, outage=OUTAGE)
     warehouse.close()
     shutil.copyfile(lab.staged, lab.expected)
     warehouse = bl.Warehouse(str(lab.expected))
@@ -150,9 +150,9 @@ def stage_lab(work: Path) -> Lab:
     warehouse.close()
     if not result.ok:
         raise Failed(f"backfill_lab could not run the plan: {result}")
-    source = EventSource(7, DEMO["entities"], DEMO["events_per_day"])  # type: ignore[arg-type]
+    source = EventSource(7, ENTITIES, EVENTS_PER_DAY)
     events = [source.events(day) for day in bl.parse_partitions(DEMO_HISTORY)]
-    outage = set(bl.parse_partitions(DEMO["outage"]))
+    outage = set(bl.parse_partitions(OUTAGE))
     con = duckdb.connect()
     for path, frames in ((lab.source, events),
                          (lab.source_down, [e for e in events

@@ -62,9 +62,9 @@ def airflow_env(env: Mapping[str, str], work: Path, project: Path, port: int) ->
 
 
 @contextmanager
-def services(env: Mapping[str, str], cwd: Path, logs: Path) -> Iterator[None]:
+def services(env: Mapping[str, str], cwd: Path, logs: Path) -> Iterator[set[int]]:
     """The api-server, dag-processor and scheduler, each in its own process group; all three
-    are stopped (SIGTERM, then SIGKILL) on the way out."""
+    are stopped (SIGTERM, then SIGKILL) on the way out. Yields their process group ids."""
     port = env["AIRFLOW__API__PORT"]
     commands = {"api-server": ["airflow", "api-server", "--host", "127.0.0.1", "--port", port],
                 "dag-processor": ["airflow", "dag-processor"],
@@ -76,7 +76,7 @@ def services(env: Mapping[str, str], cwd: Path, logs: Path) -> Iterator[None]:
                 procs.append(subprocess.Popen(argv, cwd=cwd, env=dict(env), stdout=out,
                                               stderr=subprocess.STDOUT,
                                               start_new_session=True))
-        yield
+        yield {p.pid for p in procs}
     finally:
         for proc in procs:  # each service's own process group: it and the workers it forked
             with suppress(ProcessLookupError):
@@ -88,6 +88,39 @@ def services(env: Mapping[str, str], cwd: Path, logs: Path) -> Iterator[None]:
             with suppress(ProcessLookupError):  # whatever is left of that group
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+
+
+def listening(pgids: set[int]) -> list[str]:
+    """The TCP addresses processes of the groups ``pgids`` listen on (from /proc, Linux)."""
+    inodes: dict[str, int] = {}
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if os.getpgid(int(fd_dir.parent.name)) not in pgids:
+                continue
+            for fd in fd_dir.iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes[target[8:-1]] = int(fd_dir.parent.name)
+        except OSError:  # the process ended, or is not ours to read
+            continue
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with suppress(OSError), open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                    found.append(_address(fields[1]))
+    return found
+
+
+def _address(hex_address: str) -> str:
+    """``0100007F:1F91`` -> ``127.0.0.1:8081`` (IPv6 in full, for the loopback test)."""
+    host, port = hex_address.split(":")
+    raw = bytes.fromhex(host)
+    words = [raw[i:i + 4][::-1] for i in range(0, len(raw), 4)]  # little-endian 32-bit words
+    packed = b"".join(words)
+    text = socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed)
+    return f"{text}:{int(port, 16)}"
 
 
 def wait_for(what: str, ready: Callable[[], bool], timeout: float) -> None:
@@ -123,14 +156,15 @@ def _api_up(port: str) -> bool:
 def airflow_backfill(export: Callable[[Mapping[str, str]], int], plan: bl.Plan, work: Path,
                      env: Mapping[str, str], project: Path, log: Path) -> int:
     """Deploy the mirror DAG, run the exported commands (``export``), wait for the backfill's
-    runs to finish (bounded); the number of commands run. ``export`` gets Airflow's environment. Raises AirflowError on trouble."""
+    runs to finish (bounded); the number of commands run. ``export`` gets Airflow's
+    environment. Raises AirflowError on trouble."""
     from run import run  # the same bounded command runner
 
     aenv = airflow_env(env, work, project, free_port())
     db = Path(aenv["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///"))
     cwd = project / "airflow"
     run(["airflow", "db", "migrate"], cwd=cwd, env=aenv, log=log)
-    with services(aenv, cwd, work):
+    with services(aenv, cwd, work) as groups:
         wait_for("the api-server", lambda: _api_up(aenv["AIRFLOW__API__PORT"]), START_TIMEOUT)
         wait_for(f"DAG {DAG_ID}",
                  lambda: bool(_query(db, "SELECT 1 FROM dag WHERE dag_id = ?", DAG_ID)),
@@ -142,11 +176,13 @@ def airflow_backfill(export: Callable[[Mapping[str, str]], int], plan: bl.Plan, 
         def finished() -> bool:
             rows = _query(db, "SELECT state, count(*) FROM dag_run WHERE dag_id = ? AND "
                           "run_type = 'backfill' GROUP BY state", DAG_ID)
-            states = dict(rows)
-            return sum(int(v) for v in states.values()) >= days and set(states) <= {
-                "success", "failed"}  # type: ignore[operator]
+            states = {str(state): int(str(n)) for state, n in rows}
+            return sum(states.values()) >= days and set(states) <= {"success", "failed"}
 
         wait_for(f"the backfill of {days} runs", finished, RUN_TIMEOUT)
+        exposed = [a for a in listening(groups) if not a.startswith(("127.0.0.1:", "::1:"))]
+        if exposed:
+            raise AirflowError(f"airflow listens beyond loopback: {', '.join(exposed)}")
         failed = _query(db, "SELECT logical_date FROM dag_run WHERE dag_id = ? AND "
                         "run_type = 'backfill' AND state = 'failed'", DAG_ID)
         if failed:

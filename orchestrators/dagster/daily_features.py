@@ -19,7 +19,7 @@ from pathlib import Path
 import dagster as dg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import layers  # noqa: E402  (the shared layer writes, one folder up)
+import layers  # the shared layer writes, one folder up
 
 DAYS = dg.DailyPartitionsDefinition(start_date="2024-11-01")
 ONE_RUN = dg.BackfillPolicy.single_run()

@@ -18,7 +18,7 @@ from pathlib import Path
 from airflow.sdk import DAG, PokeReturnValue, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-import layers  # noqa: E402  (the shared layer writes, two folders up)
+import layers  # the shared layer writes, two folders up
 
 with DAG(
     dag_id="daily_features",
