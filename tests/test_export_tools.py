@@ -157,3 +157,54 @@ def test_the_mirror_projects_are_named_as_the_exports_say():
     assert dagster.count("backfill_policy=ONE_RUN") == 3
     airflow = (MIRRORS / "airflow" / "dags" / "daily_features.py").read_text()
     assert 'dag_id="daily_features"' in airflow and "staging_window" in airflow
+
+
+@pytest.mark.slow
+def test_the_shared_layer_writes_rebuild_the_outage_as_the_lab_does(tmp_path, monkeypatch):
+    """orchestrators/layers.py (what the Dagster assets and Airflow tasks run) on the project's
+    own DuckDB: the staged outage refilled day by day equals the lab's backfill."""
+    import importlib.util
+
+    import duckdb
+    import pandas as pd
+
+    import backfill_lab as bl
+
+    history, outage = "2024-11-25..2024-12-10", "2024-12-01..2024-12-02"
+    lab = bl.Warehouse(str(tmp_path / "lab.duckdb"))
+    bl.build_demo(lab, history=history, outage=outage, entities=20, events_per_day=60)
+    lab.close()
+    source = bl.EventSource(7, 20, 60)
+    events = pd.concat([source.events(day) for day in bl.parse_partitions(history)])
+    con = duckdb.connect(str(tmp_path / "mirror.duckdb"))  # the mirror starts from the outage
+    con.execute(f"ATTACH '{tmp_path / 'lab.duckdb'}' AS lab (READ_ONLY)")
+    for table in ("raw", "staging", "features"):
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM lab.main.{table}")
+    con.register("events", events)
+    con.execute(f"COPY (SELECT * FROM events) TO '{tmp_path / 'source.parquet'}'")
+    con.close()
+    monkeypatch.setenv("BACKFILL_WAREHOUSE", str(tmp_path / "mirror.duckdb"))
+    monkeypatch.setenv("BACKFILL_SOURCE", str(tmp_path / "source.parquet"))
+    spec = importlib.util.spec_from_file_location("mirror_layers", MIRRORS / "layers.py")
+    layers = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(layers)  # type: ignore[union-attr]
+
+    days = list(bl.parse_partitions("2024-12-01..2024-12-07"))
+    assert layers.window_missing("2024-12-04") == ["2024-12-01", "2024-12-02"]
+    for layer in ("raw", "staging", "features"):
+        for day in days:
+            layers.write_partition(layer, day)
+    assert layers.window_missing("2024-12-04") == []
+
+    lab = bl.Warehouse(str(tmp_path / "lab.duckdb"))
+    assert bl.run_plan({"backfill": {"partitions": "2024-12-01..2024-12-07"}}, lab).ok
+    lab.close()
+    con = duckdb.connect(str(tmp_path / "lab.duckdb"), read_only=True)
+    con.execute(f"ATTACH '{tmp_path / 'mirror.duckdb'}' AS mirror (READ_ONLY)")
+    for table in ("raw", "staging", "features"):
+        n = con.execute(f"SELECT count(*) FROM main.{table}").fetchone()[0]
+        assert n > 0
+        for a, b in ((f"main.{table}", f"mirror.{table}"), (f"mirror.{table}", f"main.{table}")):
+            extra = con.execute(f"SELECT count(*) FROM (FROM {a} EXCEPT ALL FROM {b})").fetchone()
+            assert extra == (0,), f"{table}: {extra[0]} rows only in {a}"
+    con.close()
