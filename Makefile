@@ -16,7 +16,8 @@ NOTEBOOKS := notebooks/ exercises/ $(wildcard solutions)
 REPO   := $(and $(wildcard tests),$(wildcard grader))
 PROGRESS := $${TMPDIR:-/tmp}/backfill-lab-test-progress.json
 
-.PHONY: test lab lint types unit notebooks assign-check grade release bench clean help lock
+.PHONY: test lab lint types unit notebooks assign-check grade release bench clean help lock \
+        orchestrators
 
 help:
 	@echo "make test    - create/refresh .venv, run ruff and every test (what CI runs)"
@@ -24,6 +25,7 @@ help:
 	@echo "make grade   - grade the bundled sample submissions and print the gradebook"
 	@echo "make release - build the student bundle in dist/bundle (no solutions, no key)"
 	@echo "make bench   - run the benchmarks and print the measured ratios"
+	@echo "make orchestrators - run the plan exports on real dbt, SQLMesh, Dagster and Airflow"
 	@echo "make lock    - refresh constraints.txt (the exact versions) from pyproject's ranges"
 	@echo "make clean   - remove .venv and caches"
 
@@ -69,6 +71,11 @@ release: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/engine_overhead.py
 	$(PY) benchmarks/grader_throughput.py
+
+# the exports proven on the real tools: a venv per tool in $${XDG_CACHE_HOME:-~/.cache}/safe-backfills
+# (built once, reused), a staged outage, the exported commands run as printed, tables compared
+orchestrators: $(STAMP)
+	$(PY) orchestrators/run.py $(TOOLS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info build dist

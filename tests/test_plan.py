@@ -147,18 +147,22 @@ def test_every_validation_error_is_one_clear_line(plan, message):
 
 def test_exports_use_each_tools_flags_and_boundaries():
     plan = load_plan(FULL)
-    assert plan.to_airflow() == [
+    commands = {tool: [c for c in plan.export(tool) if not c.startswith("#")]
+                for tool in ("airflow", "dbt", "dagster", "sqlmesh")}
+    assert commands["airflow"] == [
         "airflow backfill create --dag-id daily_features --from-date 2024-12-01 "
-        "--to-date 2024-12-31 --max-active-runs 2 --reprocess-behavior completed"]
-    assert plan.to_dbt() == [
+        "--to-date 2024-12-31 --max-active-runs 2 --reprocess-behavior completed "
+        "--no-run-on-latest-version"]
+    assert commands["dbt"] == [
         "dbt run --select raw staging features --event-time-start 2024-12-01 "
         "--event-time-end 2025-01-01 --threads 2"]  # dbt's end is exclusive
-    assert plan.to_dagster() == [
-        "dagster asset materialize --select raw,staging,features "
+    assert commands["dagster"] == [
+        "dagster asset materialize -m daily_features --select raw,staging,features "
         "--partition-range 2024-12-01...2024-12-31"]
-    assert plan.to_sqlmesh() == [
-        "sqlmesh plan --restate-model raw --restate-model staging --restate-model features "
-        "--start 2024-12-01 --end 2024-12-31"]
+    assert commands["sqlmesh"] == [
+        "sqlmesh plan --restate-model daily_features.raw --restate-model daily_features.staging "
+        "--restate-model daily_features.features --start 2024-12-01 --end 2024-12-31 "
+        "--auto-apply"]
 
 
 def test_exports_of_a_targeted_set_and_descending_order():
@@ -166,9 +170,10 @@ def test_exports_of_a_targeted_set_and_descending_order():
                                    "order": "descending", "concurrency": 1,
                                    "layers": ["features"]}})
     airflow = plan.export("airflow")
-    assert len(airflow) == 3 and all(c.endswith("--run-backwards") for c in airflow[:2])
-    assert airflow[2] == ("# airflow reruns whole DAG runs: layers ['features'] cannot be "
-                          "selected by a backfill")
+    assert len([c for c in airflow if not c.startswith("#")]) == 2
+    assert all(c.endswith("--run-backwards") for c in airflow[:2])
+    assert ("# airflow reruns whole DAG runs: layers ['features'] cannot be selected by a "
+            "backfill") in airflow
     assert "--reprocess-behavior failed" in airflow[0]
     assert plan.to_dbt()[1].endswith("--event-time-start 2025-01-14 --event-time-end "
                                      "2025-01-15 --threads 1")

@@ -38,10 +38,10 @@ def test_environment_yml_pins_what_pyproject_pins():
             assert "#" in line, f"environment.yml: every pin is commented: {line.strip()}"
 
 
-def test_ci_runs_exactly_make_test():
+def test_ci_runs_make_test_then_the_orchestrator_proof():
     lines = [x for x in (ROOT / ".ci" / "run").read_text().splitlines()
              if x.strip() and not x.startswith("#")]
-    assert lines[-1].strip() == "make test"
+    assert [x.strip() for x in lines[-2:]] == ["make test", "make orchestrators"]
 
 
 def _pins() -> dict[str, str]:
