@@ -1,14 +1,16 @@
 """A plan as the commands of real orchestrators: Airflow, dbt, Dagster, SQLMesh.
 
-Each export says, in its docstring, what that tool cannot express (a subset of layers, retries,
-validations, a switchover, ...): the plan is the contract, the commands are its closest
-translation. ``Plan.to_airflow()`` and friends call these. Taught in
+Each export prints the commands first, then, as ``#`` lines, what that tool cannot express or
+does differently (a subset of layers, retries, concurrency as one run, merge models, a versioned
+target, validations, a switchover, ...): the plan is the contract, the commands are its closest
+translation, and ``make orchestrators`` runs them for real against the mirror projects in
+``orchestrators/``. ``Plan.to_airflow()`` and friends call these. Taught in
 notebooks/02_daily_backfill.ipynb and notebooks/06_practical_projects.ipynb.
 
 >>> from backfill_lab.plan import load_plan
 >>> import backfill_lab  # registers the workbook's pipelines
->>> print(*to_dagster(load_plan({"backfill": {"start": "2025-03-01", "end": "2025-03-07"}})))
-dagster asset materialize --select raw,staging,features --partition-range 2025-03-01...2025-03-07
+>>> print(to_dagster(load_plan({"backfill": {"start": "2025-03-01", "end": "2025-03-07"}}))[0])
+dagster asset materialize -m daily_features --select raw,staging,features --partition-range ...
 """
 
 from __future__ import annotations
