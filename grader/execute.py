@@ -198,6 +198,7 @@ def run_submission(nb: NotebookNode, limits: Limits, *, sandbox: Sandbox | None 
         km.drain.close()
         if km.cap is not None:
             km.cap.remove()
+        client.close_monitors()
         km.context.destroy(linger=0)
         shutil.rmtree(workdir, ignore_errors=True)
     result.seconds = time.perf_counter() - t0

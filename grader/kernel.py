@@ -29,11 +29,13 @@ from .sandbox import Handshake, ProcessCap, Sandbox
 __all__ = ["OutputDrain", "SandboxedKernelManager", "capped_context"]
 
 
-def capped_context(max_message: int) -> zmq.asyncio.Context:
+def capped_context(max_message: int, queue: int = 32) -> zmq.asyncio.Context:
     """A ZeroMQ context whose sockets drop (and disconnect) any message part larger than
-    ``max_message`` bytes, before reading it into memory."""
+    ``max_message`` bytes before reading it into memory, and queue at most ``queue``
+    messages each (so a flood waits in the kernel, or is dropped there, not here)."""
     ctx = zmq.asyncio.Context()
     ctx.setsockopt(zmq.MAXMSGSIZE, max_message)
+    ctx.setsockopt(zmq.RCVHWM, queue)
     return ctx
 
 
