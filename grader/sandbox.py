@@ -38,6 +38,8 @@ INSIDE_UID = 1000
 # what of /etc the interpreter and the engine read (never shadow, gshadow or sudoers)
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "localtime", "timezone", "nsswitch.conf",
              "mime.types", "os-release", "debian_version")
+TMPFS_BYTES = 64 * 1024 * 1024
+FILE_BYTES = 1024 * 1024 * 1024  # the largest file a kernel may write (RLIMIT_FSIZE)
 ROOT_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 _HANDSHAKE_SECONDS = 10.0
 
@@ -67,14 +69,16 @@ class Sandbox:
     def wrap(self, cmd: Sequence[str], workdir: Path, *, memory_mb: int = 2048,
              handshake: tuple[int, int] | None = None) -> list[str]:
         """``cmd`` run inside the sandbox with ``workdir`` as its only writable folder, at
-        most ``memory_mb`` of address space per process, and no core dumps.
+        most ``memory_mb`` of address space per process, files of at most 1 GB, no core
+        dumps.
 
         ``handshake`` is :attr:`Handshake.child_fds`: bwrap then holds its child until the
         grader has put it under the process cap.
         """
         if not self.isolated:
             return list(cmd)
-        limits = ["prlimit", f"--as={memory_mb * 1024 * 1024}", "--core=0", "--"]
+        limits = ["prlimit", f"--as={memory_mb * 1024 * 1024}", f"--fsize={FILE_BYTES}",
+                  "--core=0", "--"]
         hold = (["--info-fd", str(handshake[0]), "--block-fd", str(handshake[1])]
                 if handshake else [])
         return [*limits, "bwrap", *self.binds, "--bind", str(workdir), str(workdir),
@@ -246,7 +250,10 @@ def _binds() -> tuple[str, ...]:
     folders, files = _runtime_paths()
     for runtime in folders + files:
         args += ["--ro-bind", runtime, runtime]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm", "--tmpfs", "/tmp"]
+    # a fresh /dev, read-only once /dev/shm is on it; /tmp and /dev/shm private and small
+    # (tmpfs pages are the host's memory, outside the kernel's address-space limit)
+    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMPFS_BYTES), "--tmpfs",
+             "/dev/shm", "--remount-ro", "/dev", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp"]
     return tuple(args)
 
 
@@ -287,9 +294,11 @@ def isolation(root: Path | None = None, protect: tuple[str, ...] = ()) -> Sandbo
             _, err = proc.communicate()
             err = err or str(exc).encode()
         if proc.returncode == 0:
-            return Sandbox("bubblewrap", "isolated: kernels run in bubblewrap as an "
-                                         "unprivileged user, without network, seeing only "
-                                         "their own folder and the runtime (read-only)",
+            pids = ("" if ProcessCap.root() is not None else
+                    "; no writable pids cgroup here, so the process cap is not enforced")
+            return Sandbox("bubblewrap", f"isolated: kernels run in bubblewrap as an "
+                                         f"unprivileged user, without network, seeing only "
+                                         f"their own folder and the runtime (read-only){pids}",
                            binds=box.binds, protect=protect, hide=box.hide)
         last = (err.decode("utf-8", "replace").strip().splitlines() or ["unknown error"])[-1]
     finally:

@@ -83,6 +83,8 @@ def test_nothing_a_kernel_writes_outlives_it(sandboxed):
     res = _grade("ex1_leaves_files_behind_nothing_left")
     done = res["data"]["plan"]["done"]
     assert done["cgroup"] == "FileNotFoundError"
+    assert done["/dev/backfill-leak"] == "OSError"  # a read-only /dev (with a private shm)
+    assert done["/dev/shm/backfill-leak"] == done["/tmp/backfill-leak"] == "written"
     for path in ("/dev/shm/backfill-leak", "/dev/backfill-leak", "/tmp/backfill-leak",
                  "/sys/fs/cgroup/backfill-leak"):
         assert not Path(path).exists(), path
@@ -94,6 +96,7 @@ def test_the_kernel_runs_unprivileged(sandboxed):
     plan = _grade("ex1_runs_as_root_no_gain")["data"]["plan"]
     assert (plan["uid"], plan["euid"], plan["gid"], plan["groups"]) == (1000, 1000, 1000, [])
     assert int(plan["cap_eff"], 16) == 0 and int(plan["cap_bnd"], 16) == 0
+    assert plan["ifaces"] == ["lo"]  # no network: the kernel talks over Unix sockets
 
 
 def test_kernel_output_never_reaches_the_grader_terminal(sandboxed, tmp_path):
