@@ -97,15 +97,16 @@ class CappedClient(NotebookClient):
                                  store_history: bool = True) -> NotebookNode:
         """Run one cell, remembering which is running (if the kernel dies, it ended it).
 
-        The grader's own last cell runs a second time when its display did not arrive: a
-        message over the socket cap makes ZeroMQ drop the connection, and what the kernel sent
-        while it reconnected is lost (a flood from earlier cells can still be draining).
+        The grader's own last cell runs a second time when it ended but its display did not
+        arrive: a message over the socket cap makes ZeroMQ drop the connection, and what the
+        kernel sent before the channel was replaced is lost (a flood from earlier cells can
+        still be draining).
         """
         await self._heal()
         self.running = cell_index
         done = await super().async_execute_cell(cell, cell_index, execution_count,
                                                 store_history)
-        if cell_index == self.extract_index and not any(
+        if cell_index == self.extract_index and cell_index not in self.timed_out and not any(
                 out.get("output_type") == "display_data" for out in cell.get("outputs", [])):
             await self._heal()
             cell.outputs = []

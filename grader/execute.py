@@ -194,6 +194,10 @@ def run_submission(nb: NotebookNode, limits: Limits, *, sandbox: Sandbox | None 
         if pid is not None:  # belt and braces: nothing the kernel started survives grading
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
+        if client.kc is not None:  # nbclient leaves a kernel it does not own running
+            with contextlib.suppress(Exception):
+                client.kc.stop_channels()
+        _reap(client)
         result.log = km.drain.text()
         km.drain.close()
         if km.cap is not None:
@@ -237,6 +241,14 @@ def run_submission(nb: NotebookNode, limits: Limits, *, sandbox: Sandbox | None 
             result.status = "error"
             result.reason = "the grader could not read the notebook's variables back"
     return result
+
+
+def _reap(client: CappedClient) -> None:
+    """Wait for the (killed) kernel process, so none is left a zombie."""
+    process = getattr(getattr(client.km, "provisioner", None), "process", None)
+    if process is not None:
+        with contextlib.suppress(Exception):
+            process.wait(timeout=5)
 
 
 def _died(running: int | None, extract_index: int, exc: BaseException) -> str:

@@ -234,9 +234,14 @@ def _runtime_paths() -> tuple[list[str], list[str]]:
 
 
 def _binds() -> tuple[str, ...]:
+    # no --new-session: jupyter_client already starts bwrap in a session of its own without a
+    # controlling terminal (stdin a closed pipe, stdout and stderr the drain), so the kernel has
+    # no terminal to inject input into; and sharing bwrap's process group is what lets a kernel
+    # that signals its own group (kill(0, SIGKILL)) end itself, which PID 1 of a namespace
+    # otherwise could not
     args = ["--unshare-all", "--unshare-user", "--uid", str(INSIDE_UID), "--gid",
-            str(INSIDE_UID), "--hostname", "sandbox", "--die-with-parent", "--new-session",
-            "--as-pid-1", "--cap-drop", "ALL", "--ro-bind", "/usr", "/usr"]
+            str(INSIDE_UID), "--hostname", "sandbox", "--die-with-parent", "--as-pid-1",
+            "--cap-drop", "ALL", "--ro-bind", "/usr", "/usr"]
     for name in ROOT_LINKS:
         path = Path("/") / name
         if path.is_symlink():
