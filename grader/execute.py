@@ -160,6 +160,7 @@ def run_submission(nb: NotebookNode, limits: Limits, *, sandbox: Sandbox | None 
     killed = threading.Event()
 
     def hard_kill() -> None:
+        """The hard limit: kill bwrap (or the kernel) and its whole process group."""
         killed.set()
         pid = _kernel_pid(client)
         if pid is not None:
