@@ -143,7 +143,15 @@ def run_submission(nb: NotebookNode, limits: Limits, *, sandbox: Sandbox | None 
     km.memory_mb = limits.memory_mb
     km.connection_file = str(workdir / f"kernel-{nonce[:8]}.json")
     km.drain = OutputDrain(limits.max_log)
-    km.cap = ProcessCap.make(cap_root, limits.max_procs) if cap_root else None
+    try:
+        km.cap = ProcessCap.make(cap_root, limits.max_procs) if cap_root else None
+    except OSError as exc:  # fail closed: no kernel runs without the cap the note promised
+        km.drain.close()
+        km.context.destroy(linger=0)
+        shutil.rmtree(workdir, ignore_errors=True)
+        return Execution(status="error", isolated=True,
+                         reason=f"the grader could not make the kernel's pids cgroup in "
+                                f"{cap_root} ({exc.strerror}); check that it is writable")
     client = CappedClient(
         prepared, km=km, timeout=int(max(1, limits.cell_timeout)), allow_errors=True,
         interrupt_on_timeout=True,

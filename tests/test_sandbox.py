@@ -167,3 +167,22 @@ def test_the_kernel_root_holds_only_the_runtime(sandboxed):
 def test_limits_name_what_is_wrong(field, value, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         Limits(**{field: value})
+
+
+def test_no_kernel_runs_when_its_pids_cgroup_cannot_be_made(monkeypatch, tmp_path):
+    """Fail closed: the note promised a process cap, so without one no kernel starts."""
+    import nbformat
+
+    from grader import execute
+    from grader.sandbox import ProcessCap, Sandbox
+
+    def refuse(root: Path, max_procs: int) -> ProcessCap:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(execute.ProcessCap, "root", staticmethod(lambda: tmp_path))
+    monkeypatch.setattr(execute.ProcessCap, "make", staticmethod(refuse))
+    nb = nbformat.v4.new_notebook()
+    run = execute.run_submission(nb, Limits(), sandbox=Sandbox("bubblewrap", "isolated"))
+    assert (run.status, run.isolated) == ("error", True)
+    assert run.reason == (f"the grader could not make the kernel's pids cgroup in {tmp_path} "
+                          f"(Permission denied); check that it is writable")
