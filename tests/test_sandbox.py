@@ -186,3 +186,39 @@ def test_no_kernel_runs_when_its_pids_cgroup_cannot_be_made(monkeypatch, tmp_pat
     assert (run.status, run.isolated) == ("error", True)
     assert run.reason == (f"the grader could not make the kernel's pids cgroup in {tmp_path} "
                           f"(Permission denied); check that it is writable")
+
+
+def _stream(text: str) -> dict[str, Any]:
+    return {"msg_type": "stream", "header": {"msg_type": "stream"}, "parent_header": {},
+            "metadata": {}, "content": {"name": "stdout", "text": text}}
+
+
+def test_every_message_counts_against_the_cell_and_notebook_caps():
+    """Streams, errors and comm messages count; past the per-notebook cap nothing is kept,
+    and an error past the caps keeps only its name and first line."""
+    import nbformat
+
+    from grader.capped_client import CappedClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("") for _ in range(30)]
+    client = CappedClient(nb)
+    client.reset_execution_trackers()
+    client.clear_before_next_output = False  # set per cell by async_execute_cell
+    client.max_output_bytes, client.max_notebook_bytes = 60_000, 1_000_000
+    for index, cell in enumerate(nb.cells[:25]):
+        client.process_message(_stream("x" * 50_000), cell, index)
+    kept = sum(len(o.get("text", "")) for c in nb.cells for o in c.outputs
+               if "truncated" not in o.get("text", ""))
+    assert kept <= 1_000_000 and kept >= 900_000
+    assert "of output in this notebook" in nb.cells[24].outputs[-1]["text"]
+    error = {"msg_type": "error", "header": {"msg_type": "error"}, "parent_header": {},
+             "metadata": {}, "content": {"ename": "ValueError", "evalue": "E" * 200_000
+                                         + "\nsecond line", "traceback": ["T" * 100_000]}}
+    client.process_message(error, nb.cells[26], 26)
+    out = next(o for o in nb.cells[26].outputs if o["output_type"] == "error")
+    assert out["ename"] == "ValueError" and len(out["evalue"]) == 300 and out["traceback"] == []
+    comm = {"msg_type": "comm_msg", "header": {"msg_type": "comm_msg"}, "parent_header": {},
+            "metadata": {}, "content": {"comm_id": "c", "data": {"state": {"k": "W" * 70_000}}}}
+    client.process_message(comm, nb.cells[27], 27)
+    assert client.widget_state == {} and 27 in client.truncated
