@@ -40,6 +40,10 @@ MEANING = {
     "timeout": "hard limit per notebook in seconds, enforced from outside the kernel",
     "max-output": "bytes of output kept per cell",
     "max-extract": "bytes of answers read back from the kernel",
+    "max-notebook-output": "bytes of output (every message the kernel sends) kept per notebook",
+    "memory-mb": "memory a kernel may use, in MB (its address space)",
+    "max-procs": "processes and threads a kernel may run at once",
+    "max-log": "bytes of the kernel's own stdout/stderr kept",
     "judge-seconds": "seconds judging one plan may take",
     "judge-memory-mb": "MB of memory judging one plan may take",
 }
