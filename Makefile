@@ -21,7 +21,7 @@ PROGRESS := $${TMPDIR:-/tmp}/backfill-lab-test-progress.json
 help:
 	@echo "make test    - create/refresh .venv, run ruff and every test (what CI runs)"
 	@echo "make lab     - create/refresh .venv, start JupyterLab (127.0.0.1:$$LAB_PORT, default 8888) at notebooks/00_index.ipynb"
-	@echo "make grade   - grade the bundled sample submissions and print the gradebook"
+	@echo "make grade   - grade the bundled sample submissions, print the gradebook and the class report's path"
 	@echo "make release - build the student bundle in dist/bundle (no solutions, no key)"
 	@echo "make bench   - run the benchmarks and print the measured ratios"
 	@echo "make lock    - refresh constraints.txt (the exact versions) from pyproject's ranges"
@@ -62,6 +62,7 @@ lab: $(STAMP)
 
 grade: $(STAMP)
 	$(PY) -m grader grade tests/submissions --out build/grades
+	@echo "class report: $(abspath build/grades/report.html) (feedback: build/grades/<name>.html)"
 
 release: $(STAMP)
 	$(PY) -m grader release --out dist/bundle

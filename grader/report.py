@@ -4,8 +4,8 @@
 visibility) plus ``submission``, ``exercise``, ``status`` (and ``replay``, the grid the replay
 of the plan left); ``DIR/<name>.md`` is the feedback a learner reads, ``DIR/<name>.html`` the
 same with the picture (:mod:`grader.html`); ``DIR/gradebook.csv`` has one row per submission,
-and ``DIR/report.html`` is the class report (:mod:`grader.classreport`). ``<name>`` is the submission's
-path relative to the folder it was found in (``alice/dup`` for ``alice/dup.ipynb``).
+and ``DIR/report.html`` is the class report (:mod:`grader.classreport`). ``<name>`` is the
+submission's path relative to the folder it was found in (``alice/dup`` for ``alice/dup.ipynb``).
 
 Much of what a result holds comes from the learner (file names, exception messages, plan
 values, notebook metadata), so none of it is trusted as markup: in the Markdown, text is

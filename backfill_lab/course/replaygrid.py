@@ -65,7 +65,7 @@ def _rows(checksum: str | None) -> int:
 def _window(plan: Plan, sc: Scenario) -> tuple[list[str], bool]:
     """The partitions shown (contiguous, so gaps show) and whether the window was cut."""
     inc = sc.partitions
-    keys = list(plan.backfill.partitions) + [shift(inc.start, -MARGIN), shift(inc.end, MARGIN)]
+    keys = [*plan.backfill.partitions, shift(inc.start, -MARGIN), shift(inc.end, MARGIN)]
     start, end = min(keys), max(keys)
     try:
         span = key_range(start, end)
