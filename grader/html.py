@@ -36,8 +36,8 @@ from .status import Status
 if TYPE_CHECKING:
     from .report import GradeResult
 
-__all__ = ["CSS", "ChecksTable", "FeedbackPage", "Page", "QuizTable", "Section", "split_section",
-           "table"]
+__all__ = ["CSS", "ChecksTable", "FeedbackPage", "Page", "PassedTable", "QuizTable", "Section",
+           "split_section", "table"]
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:24px auto;
@@ -141,9 +141,17 @@ class ChecksTable(PassFailReport):
         out = []
         for t in self.tests:
             message, section = split_section(t.output)
-            out.append(Row(t.passed, (t.name, f"{t.score:g}/{t.max_score:g}", message, section),
+            cells = (t.name, f"{t.score:g}/{t.max_score:g}", message, section)
+            out.append(Row(t.passed, cells[:len(self.columns)],
                            f"{'pass' if t.passed else 'FAIL'} {t.name}: {t.output}"))
         return out
+
+
+class PassedTable(ChecksTable):
+    """The checks a plan passed: check, points, what was right."""
+
+    css_class = "passed"
+    columns = (Column("check", "code"), Column("points"), Column("what was right", "text"))
 
 
 class QuizTable(PassFailReport):
@@ -229,7 +237,7 @@ class FeedbackPage(Page):
         if r.replay:
             out.append(Section("What the replay of your plan left", _grid(r.replay), "grid"))
         if done and not quiz:
-            out.append(Section("Checks passed", ChecksTable(done)._repr_html_(), "passed"))
+            out.append(Section("Checks passed", PassedTable(done)._repr_html_(), "passed"))
         if r.notes:
             out.append(Section("Notes", "".join(f"<p class='note'>{escape(n)}</p>"
                                                 for n in r.notes)))
