@@ -209,7 +209,7 @@ class ClassReport(Page):
     def sections(self) -> list[Section]:
         """Overview, histogram, pass rates, combinations, statuses, quiz, runs."""
         return [self._overview(), self._histogram(), self._rates(), self._combinations(),
-                self._statuses(), self._quiz(), self._runs()]
+                self._statuses(), self._quiz(), self._everyone(), self._runs()]
 
     def _link(self, e: Entry) -> str:
         return f'<a href="{escape(e.href)}">{escape(e.result.submission)}</a>'
@@ -334,6 +334,14 @@ class ClassReport(Page):
         data = table(["question", "asks", "missed"], rows, raw=True, css_class="counts quiz")
         return Section("Quiz questions most often missed",
                        f"<div class='chart' id='chart-quiz'>{svg}</div>{data}", "quiz")
+
+    def _everyone(self) -> Section:
+        rows = [(self._link(e), escape(e.result.exercise or ""),
+                 f"<code>{escape(e.result.status)}</code>",
+                 f"{e.result.score:g} / {e.result.max_score:g}") for e in self.entries]
+        return Section("Every submission", table(["submission", "exercise", "status", "score"],
+                                                 rows, raw=True, css_class="everyone"),
+                       "everyone")
 
     def _runs(self) -> Section:
         total = sum(e.result.duration for e in self.entries)

@@ -116,7 +116,7 @@ def test_the_status_counts_and_pass_rates_are_the_gradebooks(graded: Path) -> No
         assert int(passed) == sum(t["score"] >= t["max_score"] for r in results
                                   for t in r["tests"] if t["name"] == name), name
     # each check links to the notebook section that teaches it
-    assert re.search(r'href="[./]*notebooks/05_designing_safe_backfills\.ipynb#2\.-Write-mode"',
+    assert re.search(r'href="[^"]*notebooks/05_designing_safe_backfills\.ipynb#2\.-Write-mode"',
                      rates)
     assert '<div class=\'chart\' id=\'chart-rates\'><svg' in report
 
@@ -215,12 +215,12 @@ def test_learner_text_stays_text_and_nothing_is_fetched(graded: Path) -> None:
 def test_report_rebuilds_the_same_page(graded: Path, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     before = (graded / "report.html").read_text()
+    (graded / "report.html").unlink()
+    assert main(["report", str(graded)]) == 0
+    assert capsys.readouterr().out.strip() == str(graded / "report.html")
+    assert (graded / "report.html").read_text() == before  # the same results, the same page
     copy = tmp_path / "copy"
     shutil.copytree(graded, copy)
-    (copy / "report.html").unlink()
-    assert main(["report", str(copy)]) == 0
-    assert capsys.readouterr().out.strip() == str(copy / "report.html")
-    assert (copy / "report.html").read_text() == before
     # merge over several folders: one report, linking to each feedback where it is
     merged = tmp_path / "merged"
     assert main(["merge", str(graded), str(copy), "--out", str(merged)]) == 0
