@@ -236,6 +236,9 @@ class ClassReport(Page):
                 ax.bar(range(len(labels)), heights, bottom=bottom, label=ex,
                        color=_PALETTE[i % len(_PALETTE)])
                 bottom = [a + b for a, b in zip(bottom, heights, strict=True)]
+            for x, total in enumerate(bottom):  # each bar's submissions, on top of it
+                if total:
+                    ax.text(x, total, str(total), ha="center", va="bottom", fontsize=8)
             ax.set_xticks(range(len(labels)), labels, rotation=30)
             ax.set_ylabel("submissions")
             ax.set_xlabel("score, % of the maximum")
@@ -260,6 +263,8 @@ class ClassReport(Page):
             names = [f"{ex} · {name}" for ex, name, *_ in rates]
             values = [100 * p / n for _, _, p, n, _ in rates]
             bars = ax.barh(range(len(rates)), values, color="#0072B2")
+            ax.bar_label(bars, labels=[f"{p}/{n}" for _, _, p, n, _ in rates], padding=3,
+                         fontsize=8)
             for bar, (*_, section) in zip(bars, rates, strict=True):
                 href = section_href(section, self.report_dir) if section else None
                 if href:  # the bar links to the notebook that teaches the check
@@ -321,7 +326,10 @@ class ClassReport(Page):
         with _rc():
             fig = _figure(7.5, 0.6 + 0.24 * len(misses))
             ax = fig.subplots()
-            ax.barh(range(len(misses)), [100 * m / n for _, m, n in misses], color="#D55E00")
+            bars = ax.barh(range(len(misses)), [100 * m / n for _, m, n in misses],
+                           color="#D55E00")
+            ax.bar_label(bars, labels=[f"{m}/{n}" for _, m, n in misses], padding=3,
+                         fontsize=8)
             ax.set_yticks(range(len(misses)), [q for q, *_ in misses])
             ax.invert_yaxis()
             ax.set_xlim(0, 100)
