@@ -124,9 +124,9 @@ class ChecksTable(PassFailReport):
     """A plan's checks as a pass/fail table: check, points, what to do, where it is taught."""
 
     css_class = "checks"
-    columns = (Column("check", "code"), Column("points"), Column("what, why and how to fix",
-                                                                 "text"),
-               Column("taught in", "text"))
+    columns: ClassVar[tuple[Column, ...]] = (
+        Column("check", "code"), Column("points"), Column("what, why and how to fix", "text"),
+        Column("taught in", "text"))
 
     def __init__(self, tests: Sequence[TestResult], heading: str = "") -> None:
         self.tests = list(tests)
