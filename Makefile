@@ -62,7 +62,7 @@ lab: $(STAMP)
 
 grade: $(STAMP)
 	$(PY) -m grader grade tests/submissions --out build/grades
-	@echo "class report: $(abspath build/grades/report.html) (feedback: build/grades/<name>.html)"
+	@echo "open file://$(abspath build/grades/report.html) (each learner's: build/grades/<name>.html)"
 
 release: $(STAMP)
 	$(PY) -m grader release --out dist/bundle

@@ -251,3 +251,28 @@ def test_histogram_bins_cover_every_score() -> None:
     counts = classreport.histogram_counts([entry(0, 16), entry(8, 16), entry(15.9, 16),
                                            entry(16, 16), entry(0, 0)])
     assert counts == {"ex1": Counter({"0-9%": 2, "50-59%": 1, "90-99%": 1, "100%": 1})}
+
+
+def test_the_run_figures_are_the_batchs(graded: Path) -> None:
+    run = json.loads((graded / "run.json").read_text())
+    assert run["jobs"] == 2 and run["submissions"] == len(SUBSET) and run["duration"] > 0
+    report = (graded / "report.html").read_text()
+    runs = report.split('class="runs"')[1].split("</table>")[0]
+    assert f"<td>{run['jobs']}</td><td>{len(SUBSET)}</td>" in runs
+    assert html.escape(run["isolation"], quote=True) in runs
+
+
+def test_the_replays_picture_is_signed_with_its_verdict_in_the_cache(tmp_path: Path) -> None:
+    from grader.score import VerdictCache
+
+    cache = VerdictCache(tmp_path)
+    tests = [Verdict("range", 1.0, 1.0, "ok")]
+    picture = {"layers": ["raw"], "partitions": ["2024-12-01"], "cells": {"raw": ["refilled"]},
+               "states": {"raw": ["ok"]}}
+    cache.put("ex1", "plan", tests, picture)
+    assert cache.lookup("ex1", "plan") == (tuple(tests), picture)
+    (entry,) = tmp_path.glob("*.json")
+    forged = json.loads(entry.read_text())
+    forged["picture"]["cells"]["raw"] = ["untouched"]
+    entry.write_text(json.dumps(forged))
+    assert cache.lookup("ex1", "plan") is None and cache.get("ex1", "plan") is None
