@@ -175,12 +175,13 @@ def main(*, paths: Sequence[str], out: str | Path, exercise: str | None = None,
 
 def write_run(out: Path, *, started: float, seconds: float, jobs: int, submissions: int,
               sandbox: Sandbox) -> Path:
-    """Write the grading run's own figures to ``out/run.json`` (the class report shows them)."""
+    """Write the grading run's own figures to ``out/run.jsonl``, one JSON line (the class
+    report shows them)."""
     path = out / RUN_FILE
     stamp = datetime.datetime.fromtimestamp(started, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     path.write_text(json.dumps({"started": stamp, "duration": round(seconds, 2), "jobs": jobs,
                                 "submissions": submissions, "isolated": sandbox.isolated,
-                                "isolation": sandbox.note}, indent=2) + "\n")
+                                "isolation": sandbox.note}) + "\n")
     return path
 
 

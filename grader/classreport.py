@@ -10,7 +10,8 @@ Sections: the score distribution (histogram of score / max, stacked by exercise)
 of every check across the graded submissions (sorted, each check linked to the notebook section
 that teaches it), the most common combinations of failed checks, the statuses (timeouts, dead
 kernels, invalid files, ...) with the submissions concerned, the quiz questions most often
-missed, and the grading runs' own figures (``run.json``: duration, jobs, isolation).
+missed, and the grading runs' own figures (``run.jsonl``: duration, jobs, isolation; JSON
+Lines, so that no ``*.json`` of a result folder is anything but a submission's result).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ __all__ = ["BINS", "REPORT_FILE", "RUN_FILE", "ClassReport", "Entry", "check_rat
            "section_link", "write_class_report"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-RUN_FILE = "run.json"
+RUN_FILE = "run.jsonl"
 REPORT_FILE = "report.html"
 #: the histogram's bins: percent of the maximum score, the last bin is full marks only
 BINS: tuple[tuple[str, float, float], ...] = (
@@ -60,19 +61,28 @@ class Entry:
 def load_results(dirs: Sequence[Path], report_dir: Path
                  ) -> tuple[list[Entry], list[dict[str, Any]]]:
     """Every result under ``dirs`` (what ``merge`` reads: files that are not results are
-    skipped) and every grading run's figures (``run.json``)."""
+    skipped) and every grading run's figures (each line of every ``run.jsonl``)."""
     entries: list[Entry] = []
     runs: list[dict[str, Any]] = []
     for folder in dirs:
+        for run_file in sorted(folder.rglob(RUN_FILE)):
+            try:
+                lines = run_file.read_text().splitlines()
+            except OSError:
+                continue
+            for line in lines:
+                try:
+                    run = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(run, dict):
+                    runs.append(run)
         for f in sorted(folder.rglob("*.json")):
             try:
                 data = json.loads(f.read_text())
             except (OSError, ValueError):
                 continue
             if not isinstance(data, dict):
-                continue
-            if f.name == RUN_FILE and "submission" not in data:
-                runs.append(data)
                 continue
             if "submission" not in data:
                 continue

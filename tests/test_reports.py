@@ -63,7 +63,7 @@ def _grids(page: str) -> list[list[tuple[str, str]]]:
 
 # -- the pages exist, for every submission ------------------------------------------------------
 def test_a_batch_writes_the_class_report_and_one_page_per_submission(graded: Path) -> None:
-    assert (graded / "report.html").is_file() and (graded / "run.json").is_file()
+    assert (graded / "report.html").is_file() and (graded / "run.jsonl").is_file()
     stems = {Path(r["submission"]).stem for r in _gradebook(graded)}
     assert len(stems) == len(SUBSET)
     for stem in stems:
@@ -254,7 +254,7 @@ def test_histogram_bins_cover_every_score() -> None:
 
 
 def test_the_run_figures_are_the_batchs(graded: Path) -> None:
-    run = json.loads((graded / "run.json").read_text())
+    run = json.loads((graded / "run.jsonl").read_text())
     assert run["jobs"] == 2 and run["submissions"] == len(SUBSET) and run["duration"] > 0
     report = (graded / "report.html").read_text()
     runs = report.split('class="runs"')[1].split("</table>")[0]
