@@ -163,14 +163,23 @@ class VerdictCache:
 
 #: The pictures of the replays judged in this process, by (exercise, plan): what
 #: :func:`picture` hands back after :func:`judge` (the verdict itself stays a tuple of tests).
+#: Least recently used first, and larger than ``_judge_here``'s cache, used in the same order:
+#: a verdict that cache still holds always has its picture here.
 _PICTURES: dict[tuple[str, str], dict[str, Any] | None] = {}
-_PICTURE_SLOTS = 256
+_PICTURE_SLOTS = 512
 
 
 def _remember_picture(exercise: str, plan_json: str, found: dict[str, Any] | None) -> None:
+    _PICTURES.pop((exercise, plan_json), None)
     if len(_PICTURES) >= _PICTURE_SLOTS:
         del _PICTURES[next(iter(_PICTURES))]
     _PICTURES[(exercise, plan_json)] = found
+
+
+def _touch_picture(exercise: str, plan_json: str) -> None:
+    """Mark a picture as just used (its verdict came from ``_judge_here``'s cache)."""
+    if (exercise, plan_json) in _PICTURES:
+        _PICTURES[(exercise, plan_json)] = _PICTURES.pop((exercise, plan_json))
 
 
 def picture(exercise: str, plan_json: str) -> dict[str, Any] | None:
@@ -186,6 +195,7 @@ def _judge(exercise: str, plan_json: str, cache: VerdictCache | None = None
         _remember_picture(exercise, plan_json, found[1])
         return found[0]
     tests = _judge_here(exercise, plan_json)
+    _touch_picture(exercise, plan_json)
     if cache is not None:
         cache.put(exercise, plan_json, tests, picture(exercise, plan_json))
     return tests
