@@ -178,9 +178,9 @@ def _grid(picture: dict[str, Any]) -> str:
     """The replay's two grids (what the plan did; the engine's states), or why there is none."""
     try:
         outcomes, states = picture_frames(picture)
+        runs = int(picture.get("runs", 2))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         return f"<p class='muted'>The replay's grid cannot be drawn ({escape(exc)}).</p>"
-    runs = int(picture.get("runs", 2))
     intro = (f"<p>Your plan replayed {runs} time{'s' if runs != 1 else ''} on the staged "
              f"incident (a second run is what a retry or a rerun does). Broken: "
              f"<code>{escape(picture.get('broken', ''))}</code> in "
@@ -236,6 +236,10 @@ class FeedbackPage(Page):
             out.append(Section("What to fix", ChecksTable(todo)._repr_html_(), "fix"))
         if r.replay:
             out.append(Section("What the replay of your plan left", _grid(r.replay), "grid"))
+        elif not quiz and r.tests:
+            out.append(Section("What the replay of your plan left", "<p class='muted'>Nothing "
+                               "to draw: your plan was not replayed on the incident (the checks "
+                               "above say why).</p>", "grid"))
         if done and not quiz:
             out.append(Section("Checks passed", PassedTable(done)._repr_html_(), "passed"))
         if r.notes:
