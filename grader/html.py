@@ -232,6 +232,12 @@ class FeedbackPage(Page):
         done = [t for t in r.tests if t.passed]
         if quiz:
             out.append(Section("Question by question", QuizTable(r.tests)._repr_html_(), "quiz"))
+        elif len(todo) > 1 and len({t.output for t in todo}) == 1:
+            # one cause sank every check (no plan, a plan that does not load): say it once
+            names = ", ".join(f"<code>{escape(t.name)}</code>" for t in todo)
+            out.append(Section("What to fix", f"<p class='note'>{escape(todo[0].output)}</p>"
+                                              f"<p>All {len(todo)} checks failed for this one "
+                                              f"reason: {names}.</p>", "fix"))
         elif todo:
             out.append(Section("What to fix", ChecksTable(todo)._repr_html_(), "fix"))
         if r.replay:
