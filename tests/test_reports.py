@@ -13,6 +13,8 @@ import html
 import json
 import re
 import shutil
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -41,12 +43,16 @@ _CELL = re.compile(r'<td class="bfg-cell bfg-([a-z]+)" title="([^"]*)"')
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A subset of the fixtures graded by the CLI, as ``make grade`` grades them all."""
+    """A subset of the fixtures graded by the CLI in a process of its own, as ``make grade``
+    grades them all (a fresh process: its workers inherit nothing of this one's kernels)."""
     src = tmp_path_factory.mktemp("subs")
     for name in SUBSET:
         shutil.copy(SUBMISSIONS / name, src / name)
     out = tmp_path_factory.mktemp("grades")
-    assert main(["grade", str(src), "--out", str(out), "--jobs", "2"]) == 0
+    done = subprocess.run([sys.executable, "-m", "grader", "grade", str(src), "--out", str(out),
+                           "--jobs", "2"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"class report: {out / 'report.html'}" in done.stdout  # the batch says where it is
     return out
 
 
