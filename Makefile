@@ -22,7 +22,7 @@ PROGRESS := $${TMPDIR:-/tmp}/backfill-lab-test-progress.json
 help:
 	@echo "make test    - create/refresh .venv, run ruff and every test (what CI runs)"
 	@echo "make lab     - create/refresh .venv, start JupyterLab (127.0.0.1:$$LAB_PORT, default 8888) at notebooks/00_index.ipynb"
-	@echo "make grade   - grade the bundled sample submissions and print the gradebook"
+	@echo "make grade   - grade the bundled sample submissions, print the gradebook and the class report's path"
 	@echo "make release - build the student bundle in dist/bundle (no solutions, no key)"
 	@echo "make bench   - run the benchmarks and print the measured ratios"
 	@echo "make orchestrators - run the plan exports on real dbt, SQLMesh, Dagster and Airflow"
@@ -64,6 +64,7 @@ lab: $(STAMP)
 
 grade: $(STAMP)
 	$(PY) -m grader grade tests/submissions --out build/grades
+	@echo "open file://$(abspath build/grades/report.html) (each learner's: build/grades/<name>.html)"
 
 release: $(STAMP)
 	$(PY) -m grader release --out dist/bundle

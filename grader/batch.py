@@ -17,9 +17,11 @@ row in the gradebook.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import sys
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -34,6 +36,7 @@ from backfill_lab.course.simulate import scratch_dir
 from backfill_lab.errors import did_you_mean
 
 from . import score
+from .classreport import RUN_FILE, write_class_report
 from .execute import Limits, Sandbox, isolation
 from .grade import (
     PROJECT_ROOT,
@@ -156,6 +159,7 @@ def main(*, paths: Sequence[str], out: str | Path, exercise: str | None = None,
                     exclude=(str(out_dir.resolve()),))
     batch = _Batch(files, min(jobs or os.cpu_count() or 1, len(files)), out_dir,
                    _Progress(len(files)), worker)
+    started, t0 = time.time(), time.perf_counter()
     try:
         batch.run(_exercises_of(files, exercise) & set(score.PLAN_IDS),
                   lambda: isolation(PROJECT_ROOT, protect=(str(out_dir.resolve()),)))
@@ -163,7 +167,22 @@ def main(*, paths: Sequence[str], out: str | Path, exercise: str | None = None,
         cache.remove()
     path = write_gradebook(batch.rows, out_dir)
     print(format_gradebook(path))
+    write_run(out_dir, started=started, seconds=time.perf_counter() - t0, jobs=batch.workers,
+              submissions=len(files), sandbox=batch.sandbox)
+    print(f"class report: {write_class_report([out_dir], out_dir)}")
     return 0
+
+
+def write_run(out: Path, *, started: float, seconds: float, jobs: int, submissions: int,
+              sandbox: Sandbox) -> Path:
+    """Write the grading run's own figures to ``out/run.jsonl``, one JSON line (the class
+    report shows them)."""
+    path = out / RUN_FILE
+    stamp = datetime.datetime.fromtimestamp(started, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    path.write_text(json.dumps({"started": stamp, "duration": round(seconds, 2), "jobs": jobs,
+                                "submissions": submissions, "isolated": sandbox.isolated,
+                                "isolation": sandbox.note}) + "\n")
+    return path
 
 
 class _Batch:

@@ -3,14 +3,15 @@
     backfill-grader grade PATH... --out DIR [--exercise ID] [--jobs N] [--cell-timeout S]
                                            [--timeout S] [--judge-seconds S] ...
     backfill-grader merge DIR... --out DIR
+    backfill-grader report DIR... [--out DIR]
     backfill-grader assign [--check]
     backfill-grader release --out DIR
 
 Each command is a keyword-only ``main()`` (:func:`grader.batch.main`, :func:`grader.merge.main`,
-:func:`grader.assign.main`, :func:`grader.release.main`); the defaults live there and in the
-limits objects (:class:`grader.execute.Limits`, :class:`grader.judge.JudgeLimits`), never here:
-an option not given is not passed on. Exit code 0 when every submission got its row (whatever
-its score), 2 on a usage error.
+:func:`grader.classreport.main`, :func:`grader.assign.main`, :func:`grader.release.main`); the
+defaults live there and in the limits objects (:class:`grader.execute.Limits`,
+:class:`grader.judge.JudgeLimits`), never here: an option not given is not passed on. Exit code
+0 when every submission got its row (whatever its score), 2 on a usage error.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from .judge import JudgeLimits
 __all__ = ["main"]
 
 PROG = "backfill-grader"
-COMMANDS = ("grade", "merge", "assign", "release")
+COMMANDS = ("grade", "merge", "report", "assign", "release")
 #: The limits objects whose fields are options of ``grade``, and each one's option prefix.
 LIMITS: tuple[tuple[type[Any], str], ...] = ((Limits, ""), (JudgeLimits, "judge-"))
 #: What an option means (its default is read from its limits object, never written here).
@@ -88,6 +89,9 @@ def _parser() -> OneLineParser:
     m = sub.add_parser("merge", help="build one gradebook from several result folders")
     m.add_argument("dirs", nargs="+", metavar="DIR")
     m.add_argument("--out", required=True)
+    rp = sub.add_parser("report", help="rebuild the class report (report.html) from results")
+    rp.add_argument("dirs", nargs="+", metavar="DIR")
+    rp.add_argument("--out", help="folder of report.html (default: the first DIR)")
     a = sub.add_parser("assign", help="generate exercises/ from solutions/")
     a.add_argument("--check", action="store_true", help="only report stale exercises")
     r = sub.add_parser("release", help="build the student bundle (no solutions, no key)")
@@ -133,6 +137,10 @@ def _main(argv: Sequence[str] | None) -> int:
             from .merge import main as merge_main
 
             return merge_main(dirs=args.dirs, out=args.out)
+        if args.command == "report":
+            from .classreport import main as report_main
+
+            return report_main(dirs=args.dirs, out=args.out)
         if args.command == "assign":
             from .assign import main as assign_main
 

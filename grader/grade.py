@@ -271,6 +271,7 @@ def settle(result: GradeResult, judged: Judged, seconds: float,
            key: dict[str, Any] | None) -> GradeResult:
     """Finish ``result`` with its plan's verdict, or, when judging it failed, status ``error``,
     the reason, and every test at zero (:func:`conclude` does the rest)."""
+    result.replay = judged.picture  # the grid the replay left, for the feedback's picture
     if not judged.error:
         return conclude(result, list(judged.tests), seconds)
     result.status = Status.ERROR

@@ -52,11 +52,13 @@ class JudgeLimits:
 
 @dataclass(frozen=True)
 class Judged:
-    """What judging one plan gave: ``tests``, or none and the ``error`` that stopped it."""
+    """What judging one plan gave: ``tests``, or none and the ``error`` that stopped it; and
+    the ``picture`` of the replay (the grid it left), when the plan was replayed."""
 
     tests: tuple[TestResult, ...]
     seconds: float
     error: str = ""
+    picture: dict[str, Any] | None = None
 
 
 def _address_space() -> int:
@@ -137,10 +139,12 @@ def judge_limited(exercise: str, plan_json: str, limits: JudgeLimits | None = No
     kind, value = run_limited(_judge_tuple, (exercise, plan_json, options), limits)
     seconds = time.perf_counter() - t0
     if kind == "ok":
-        return Judged(tuple(value), seconds)
+        tests, picture = value
+        return Judged(tuple(tests), seconds, picture=picture)
     return Judged((), seconds, str(value))
 
 
 def _judge_tuple(exercise: str, plan_json: str, options: dict[str, Any]
-                 ) -> tuple[TestResult, ...]:
-    return tuple(score.judge(exercise, plan_json, **options))  # looked up when called
+                 ) -> tuple[tuple[TestResult, ...], dict[str, Any] | None]:
+    tests = tuple(score.judge(exercise, plan_json, **options))  # looked up when called
+    return tests, score.picture(exercise, plan_json)

@@ -1,9 +1,11 @@
 """Writing results: per-submission JSON (Gradescope's shape) and Markdown, and the gradebook.
 
 ``DIR/<name>.json`` holds ``score``, ``max_score``, ``tests`` (name, score, max_score, output,
-visibility) plus ``submission``, ``exercise``, ``status``; ``DIR/<name>.md`` is the feedback a
-learner reads; ``DIR/gradebook.csv`` has one row per submission. ``<name>`` is the submission's
-path relative to the folder it was found in (``alice/dup`` for ``alice/dup.ipynb``).
+visibility) plus ``submission``, ``exercise``, ``status`` (and ``replay``, the grid the replay
+of the plan left); ``DIR/<name>.md`` is the feedback a learner reads, ``DIR/<name>.html`` the
+same with the picture (:mod:`grader.html`); ``DIR/gradebook.csv`` has one row per submission,
+and ``DIR/report.html`` is the class report (:mod:`grader.classreport`). ``<name>`` is the
+submission's path relative to the folder it was found in (``alice/dup`` for ``alice/dup.ipynb``).
 
 Much of what a result holds comes from the learner (file names, exception messages, plan
 values, notebook metadata), so none of it is trusted as markup: in the Markdown, text is
@@ -92,6 +94,8 @@ class GradeResult:
     failed_cells: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     isolated: bool = False
+    #: the grid the replay of the plan left (:mod:`backfill_lab.course.replaygrid`), if replayed
+    replay: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.status = Status(self.status)
@@ -119,7 +123,8 @@ class GradeResult:
                        tests, float(data["max_score"]), str(data.get("reason", "")),
                        float(data.get("duration", 0.0)), str(data.get("sha256", "")),
                        list(data.get("failed_cells", [])), list(data.get("notes", [])),
-                       bool(data.get("isolated", False)))
+                       bool(data.get("isolated", False)),
+                       replay if isinstance(replay := data.get("replay"), dict) else None)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"not a grading result ({type(exc).__name__}: {exc})") from None
 
@@ -139,6 +144,7 @@ class GradeResult:
             "failed_cells": self.failed_cells,
             "isolated": self.isolated,
             "notes": self.notes,
+            **({"replay": self.replay} if self.replay else {}),
         }
 
     def to_markdown(self) -> str:
@@ -206,10 +212,14 @@ def output_name(submission: str, taken: set[str]) -> str:
 
 
 def write_result(result: GradeResult, out: Path, name: str) -> None:
-    """Write ``out/<name>.json`` and ``out/<name>.md``."""
+    """Write ``out/<name>.json``, ``out/<name>.md`` and ``out/<name>.html`` (the feedback with
+    the replay's grid: :class:`grader.html.FeedbackPage`)."""
+    from .html import FeedbackPage
+
     (out / name).parent.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
     (out / f"{name}.md").write_text(result.to_markdown())
+    (out / f"{name}.html").write_text(FeedbackPage(result).render())
 
 
 def write_gradebook(rows: Iterable[dict[str, Any]], out: Path) -> Path:

@@ -40,7 +40,7 @@ from .extract import value_of
 from .status import Status
 
 __all__ = ["STAGING_PARTS", "TestResult", "VerdictCache", "adopt", "judge", "load_key",
-           "max_score", "prepare", "read_plan", "score_plan", "score_quiz", "stage"]
+           "max_score", "picture", "prepare", "read_plan", "score_plan", "score_quiz", "stage"]
 
 
 @dataclass(frozen=True)
@@ -126,36 +126,78 @@ class VerdictCache:
 
     def get(self, exercise: str, plan_json: str) -> tuple[TestResult, ...] | None:
         """The verdict stored for this plan, or None (absent, unreadable or forged)."""
+        found = self.lookup(exercise, plan_json)
+        return found[0] if found is not None else None
+
+    def lookup(self, exercise: str, plan_json: str
+               ) -> tuple[tuple[TestResult, ...], dict[str, Any] | None] | None:
+        """``(tests, picture)`` stored for this plan, or None (absent, unreadable or forged);
+        the replay's picture is signed with the verdict."""
         name = self.name(exercise, plan_json)
         try:
             stored = json.loads((self.folder / f"{name}.json").read_text())
-            body = json.dumps(stored["tests"], sort_keys=True)
+            picture = stored.get("picture")
+            body = json.dumps([stored["tests"], picture], sort_keys=True)
             if hmac.compare_digest(self._mac(name, body), stored["mac"]):
-                return tuple(TestResult(**t) for t in stored["tests"])
-        except (OSError, ValueError, KeyError, TypeError):
+                return tuple(TestResult(**t) for t in stored["tests"]), picture
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass
         return None
 
-    def put(self, exercise: str, plan_json: str, tests: Iterable[TestResult]) -> None:
-        """Store a verdict (atomically; a cache that cannot be written is skipped)."""
+    def put(self, exercise: str, plan_json: str, tests: Iterable[TestResult],
+            picture: dict[str, Any] | None = None) -> None:
+        """Store a verdict and the replay's picture (atomically; a cache that cannot be
+        written is skipped)."""
         name = self.name(exercise, plan_json)
-        body = json.dumps([asdict(t) for t in tests], sort_keys=True)
+        listed = [asdict(t) for t in tests]
+        body = json.dumps([listed, picture], sort_keys=True)
         entry = self.folder / f"{name}.json"
         tmp = entry.with_suffix(f".{os.getpid()}.tmp")
         try:
-            tmp.write_text(json.dumps({"mac": self._mac(name, body), "tests": json.loads(body)}))
+            tmp.write_text(json.dumps({"mac": self._mac(name, body), "tests": listed,
+                                       "picture": picture}))
             tmp.replace(entry)  # atomic: another worker never reads half a file
         except OSError:
             pass  # a cache is an optimisation: grading goes on without it
 
 
+#: The pictures of the replays judged in this process, by (exercise, plan): what
+#: :func:`picture` hands back after :func:`judge` (the verdict itself stays a tuple of tests).
+#: Least recently used first, and larger than ``_judge_here``'s cache, used in the same order:
+#: a verdict that cache still holds always has its picture here.
+_PICTURES: dict[tuple[str, str], dict[str, Any] | None] = {}
+_PICTURE_SLOTS = 512
+
+
+def _remember_picture(exercise: str, plan_json: str, found: dict[str, Any] | None) -> None:
+    _PICTURES.pop((exercise, plan_json), None)
+    if len(_PICTURES) >= _PICTURE_SLOTS:
+        del _PICTURES[next(iter(_PICTURES))]
+    _PICTURES[(exercise, plan_json)] = found
+
+
+def _touch_picture(exercise: str, plan_json: str) -> None:
+    """Mark a picture as just used (its verdict came from ``_judge_here``'s cache)."""
+    if (exercise, plan_json) in _PICTURES:
+        _PICTURES[(exercise, plan_json)] = _PICTURES.pop((exercise, plan_json))
+
+
+def picture(exercise: str, plan_json: str) -> dict[str, Any] | None:
+    """The grid the replay of this plan left (see :mod:`backfill_lab.course.replaygrid`), once
+    :func:`judge` judged it in this process; None when it was not replayed."""
+    return _PICTURES.get((exercise, plan_json))
+
+
 def _judge(exercise: str, plan_json: str, cache: VerdictCache | None = None
            ) -> tuple[TestResult, ...]:
-    tests = cache.get(exercise, plan_json) if cache is not None else None
-    if tests is None:
-        tests = _judge_here(exercise, plan_json)
-        if cache is not None:
-            cache.put(exercise, plan_json, tests)
+    found = cache.lookup(exercise, plan_json) if cache is not None else None
+    if found is not None:
+        _remember_picture(exercise, plan_json, found[1])
+        return found[0]
+    tests = _judge_here(exercise, plan_json)
+    _touch_picture(exercise, plan_json)
+    if cache is not None:
+        cache.put(exercise, plan_json, tests, picture(exercise, plan_json))
     return tests
 
 
@@ -192,6 +234,8 @@ def _judge_here(exercise: str, plan_json: str) -> tuple[TestResult, ...]:
     far = isinstance(plan, Plan) and len(plan.backfill.partitions) > max(
         FAR_MINIMUM, FAR_FACTOR * len(sc.partitions))
     report = check(plan, sc, simulate_outcomes=not far, record=False)
+    _remember_picture(exercise, plan_json,
+                      report.simulation.picture if report.simulation is not None else None)
     out = []
     for r in report.results:
         text = r.message if r.passed else (

@@ -76,9 +76,10 @@ def test_rooms_import_only_the_rooms_below(path: Path) -> None:
 
 
 def test_grader_uses_the_learner_api_and_the_course_only() -> None:
-    """The grader sees the engine's public modules and the course; nothing private, no display.
-    The one exception: both commands share one argument parser (``backfill_lab.cli.parse``), so
-    their usage errors read the same."""
+    """The grader sees the engine's public modules and the course; nothing private, no widget.
+    The exceptions: both commands share one argument parser (``backfill_lab.cli.parse``), so
+    their usage errors read the same; and the grader's HTML feedback draws the replay's grid
+    with the renderer the notebooks use (``backfill_lab.display.render``), never a copy."""
     bad = {}
     for path in sorted((ROOT / "grader").rglob("*.py")):
         outside = sorted(m for m in _imports(path) if m not in SHARED_WITH_GRADER and (
@@ -89,7 +90,8 @@ def test_grader_uses_the_learner_api_and_the_course_only() -> None:
     assert not bad, f"grader modules reach past backfill_lab and backfill_lab.course: {bad}"
 
 
-SHARED_WITH_GRADER = {"backfill_lab.cli.parse"}
+# the grader's feedback draws the partition grid with the notebooks' own renderer (issue 17)
+SHARED_WITH_GRADER = {"backfill_lab.cli.parse", "backfill_lab.display.render"}
 _ENGINE_PUBLIC = {p.stem for p in PKG.glob("*.py") if not p.stem.startswith("_")}
 
 

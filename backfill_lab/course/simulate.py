@@ -87,6 +87,8 @@ class SimulationReport(PassFailReport):
     started_in_order: bool = True
     runs: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: what the replay left in each box (:func:`~backfill_lab.course.replaygrid.replay_picture`)
+    picture: dict[str, Any] | None = None
 
     css_class = "backfill-check"
     columns = RULE_COLUMNS
@@ -158,6 +160,7 @@ def simulate(plan: Plan, sc: Scenario) -> SimulationReport:
             except BackfillLabError as exc:
                 message = f"the plan could not run: {exc}"
                 report.results = [_result(n, False, message) for n in OUTCOMES]
+                report.picture = _picture(plan, sc, st, before, _state(st), len(runs) + 1)
                 report.seconds = time.perf_counter() - t0
                 return report
             states.append(_state(st))
@@ -177,8 +180,20 @@ def simulate(plan: Plan, sc: Scenario) -> SimulationReport:
             _idempotent(states[0], states[1], _truth_of(sc, st)),
             _untouched(plan, sc, before, states[1]),
         ]
+        report.picture = _picture(plan, sc, st, before, states[-1], len(runs))
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _picture(plan: Plan, sc: Scenario, st: Staged, before: dict[str, dict[str, str]],
+             after: dict[str, dict[str, str]], runs: int) -> dict[str, Any] | None:
+    """The replay's grid, or None: drawing it never changes a verdict."""
+    from .replaygrid import replay_picture
+
+    try:
+        return replay_picture(plan, sc, st, before, after, runs)
+    except Exception:  # a picture is feedback, not a verdict
+        return None
 
 
 def _rerun_range(plan: Plan, sc: Scenario, st: Staged) -> PlanRun:

@@ -8,7 +8,7 @@ goes through :func:`backfill_lab.report.escape`, the lab's one escaping helper.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import groupby
 
 import pandas as pd
@@ -196,15 +196,16 @@ _TH = ("padding:0;border:none;background:none;font-weight:normal;font-size:10px;
        "color:inherit;text-align:left;white-space:nowrap;overflow:hidden;line-height:12px")
 
 
-def _swatch(state: str) -> str:
+def _swatch(colour: str) -> str:
     return (f'<span style="display:inline-block;width:10px;height:10px;margin-right:3px;'
-            f'vertical-align:-1px;background:{COLOURS[state]}"></span>')
+            f'vertical-align:-1px;background:{escape(colour)}"></span>')
 
 
 def render_html(
     states: pd.DataFrame, *, title: str | None = None,
     progress: tuple[int, int] | None = None, root_class: str = "backfill-grid-static",
     outcome: str = "running", caption: str | None = None,
+    colours: Mapping[str, str] | None = None,
 ) -> str:
     """The grid as one compact HTML table (a coloured cell per partition) with a legend.
 
@@ -213,14 +214,18 @@ def render_html(
     ``progress`` is ``(steps that ran, steps expected)`` of a followed run, drawn as a bar
     coloured by ``outcome`` (``running``, ``success``, ``failed`` or ``stopped``: only
     ``success`` is green) with ``caption`` beside it (default ``ran/expected steps``).
+    ``colours`` draws other states than the grid's own (``{state: colour}``, in the legend's
+    order), e.g. the grader's picture of what a plan did to each partition.
     """
+    palette = dict(colours) if colours is not None else COLOURS
+    order = tuple(palette) if colours is not None else _LEGEND_ORDER
     cols = [str(c) for c in states.columns]
     names = [str(i) for i in states.index]
     cell = cell_width(len(cols))
     pitch = cell + 1  # border-spacing is 1 px
     label_px = max((_text_px(n) for n in names), default=20) + 6
     table_px = label_px + pitch * len(cols) + 2
-    counts = {s: 0 for s in STATES}
+    counts = {s: 0 for s in order}
     out = [f'<div class="{escape(root_class)}" style="{FONT};font-size:11px;color:inherit;'
            f'line-height:1.3">']
     if title:
@@ -248,7 +253,7 @@ def render_html(
             tip = escape(f"{name} {key}: {state}")
             out.append(f'<td class="bfg-cell bfg-{escape(state)}" title="{tip}" '
                        f'style="padding:0;border:none;height:13px;'
-                       f'background:{COLOURS[state]}"></td>')
+                       f'background:{escape(palette[state])}"></td>')
         out.append("</tr>")
     out.append("</tbody></table></div>")
     if progress is not None:
@@ -261,7 +266,7 @@ def render_html(
                    f'<span style="display:inline-block;width:200px;height:8px;background:#E2E2E2;'
                    f'vertical-align:0"><span style="display:block;width:{pct}%;height:8px;'
                    f'background:{colour}"></span></span> {escape(text)}</div>')
-    legend = "".join(f'<span style="white-space:nowrap;margin-right:10px">{_swatch(s)}{s} '
-                     f"{counts[s]}</span>" for s in _LEGEND_ORDER)
+    legend = "".join(f'<span style="white-space:nowrap;margin-right:10px">'
+                     f"{_swatch(palette[s])}{escape(s)} {counts[s]}</span>" for s in order)
     out.append(f'<div class="backfill-grid-legend" style="margin-top:4px">{legend}</div></div>')
     return "".join(out)
