@@ -31,7 +31,7 @@ __all__ = ["GRADEBOOK_COLUMNS", "GradeResult", "Status", "code", "escape", "outp
            "printable", "spreadsheet_safe", "write_gradebook", "write_result"]
 
 GRADEBOOK_COLUMNS = ("submission", "exercise", "status", "score", "max_score", "duration",
-                     "sha256")
+                     "sha256", "isolation")
 _MARKUP = re.compile(r"([\\*\[\]<>&])")
 _ENTITY = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -191,7 +191,16 @@ class GradeResult:
         return {"submission": self.submission, "exercise": self.exercise or "",
                 "status": str(self.status), "score": f"{self.score:g}",
                 "max_score": f"{self.max_score:g}", "duration": f"{round(self.duration, 3):.2f}",
-                "sha256": self.sha256}
+                "sha256": self.sha256,
+                "isolation": self.isolation}
+
+    @property
+    def isolation(self) -> str:
+        """How the kernel was confined, as the gradebook says it: ``isolated``, ``not isolated``
+        (it ran with the grader's rights), or empty when no kernel ran (an invalid file)."""
+        if self.status == Status.INVALID_NOTEBOOK:
+            return ""
+        return "isolated" if self.isolated else "not isolated"
 
 
 def output_name(submission: str, taken: set[str]) -> str:

@@ -60,6 +60,11 @@ def test_every_submission_has_a_gradebook_row(graded):
     assert (row["exercise"], row["status"], row["score"], row["max_score"]) == (
         "ex1", "graded", "16", "16")
     assert len(row["sha256"]) == 64
+    # the gradebook says how every kernel was confined (issue 12): here, under bubblewrap
+    expected = "isolated" if isolation().isolated else "not isolated"
+    assert {r["isolation"] for r in rows.values() if r["status"] != "invalid_notebook"} == {
+        expected}
+    assert rows["not_json_invalid.ipynb"]["isolation"] == ""
 
 
 @pytest.mark.parametrize("mistake", ["append_on_rerun", "unlimited_parallelism",

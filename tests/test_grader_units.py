@@ -246,3 +246,14 @@ def test_staging_handed_over_is_used_only_if_unchanged(tmp_path, monkeypatch):
     assert sc not in simulate._TEMPLATES
     with pytest.raises(ValueError, match="'part' must be one of truth, incident"):
         score.stage("ex1", "everything")
+
+
+def test_the_gradebook_says_when_a_kernel_was_not_isolated():
+    from grader.report import GradeResult
+    from grader.status import Status
+
+    ran = GradeResult("a.ipynb", "ex1", Status.GRADED, isolated=False)
+    boxed = GradeResult("b.ipynb", "ex1", Status.GRADED, isolated=True)
+    unread = GradeResult("c.ipynb", None, Status.INVALID_NOTEBOOK)
+    assert [r.row()["isolation"] for r in (ran, boxed, unread)] == [
+        "not isolated", "isolated", ""]
