@@ -44,6 +44,7 @@ from .warehouse import Warehouse
 
 __all__ = [
     "CHECKS",
+    "SCHEMA",
     "CheckResult",
     "DownstreamRead",
     "Drift",
@@ -68,6 +69,8 @@ CREATE TABLE IF NOT EXISTS _bl_validations (
     measured DOUBLE, threshold VARCHAR, passed BOOLEAN, detail VARCHAR, checked_at TIMESTAMP
 )
 """
+SCHEMA = _SCHEMA
+"""The DDL of ``_bl_validations`` (create it before a transaction that records results)."""
 
 
 # -- results ---------------------------------------------------------------------------------
