@@ -19,8 +19,18 @@ from ._db import bind, quote, run
 from .errors import ConfigError, MergeKeyError, UnknownNameError
 from .partitions import PartitionSet, grain_of, parse_key, to_value
 
-__all__ = ["OUTSIDE", "OnCommit", "OnCommitMany", "as_key", "merge", "transaction", "write_many",
-           "write_one"]
+__all__ = [
+    "BUILT_SCHEMA",
+    "OUTSIDE",
+    "OnCommit",
+    "OnCommitMany",
+    "as_key",
+    "mark_built",
+    "merge",
+    "transaction",
+    "write_many",
+    "write_one",
+]
 
 OnCommit = Callable[[duckdb.DuckDBPyConnection, int], None]
 """Called inside a partition's transaction with the rows written (the ledger row goes there)."""
@@ -28,6 +38,16 @@ OnCommitMany = Callable[[duckdb.DuckDBPyConnection, dict[str, int]], None]
 """Called inside a batch's transaction with the rows written per partition."""
 
 OUTSIDE = "backfill_lab: row outside its partition"
+
+BUILT_SCHEMA = "CREATE TABLE IF NOT EXISTS _bl_built (tbl VARCHAR, partition VARCHAR)"
+"""Every partition a write built, even with zero rows: a legitimately empty day is present."""
+
+
+def mark_built(cur: duckdb.DuckDBPyConnection, table: str, keys: Sequence[str]) -> None:
+    """Record, inside the write's transaction, that ``keys`` of ``table`` were built."""
+    run(cur, "DELETE FROM _bl_built WHERE tbl = ? AND list_contains(?, partition)",
+        [table, list(keys)])
+    run(cur, "INSERT INTO _bl_built SELECT ?, unnest(?)", [table, list(keys)])
 
 
 @contextmanager
@@ -75,6 +95,7 @@ def write_one(
         else:
             written = merge(cur, t, key, pcol, source_sql, params, list(merge_keys or []),
                             temp)
+        mark_built(cur, table, [key])
         if on_commit is not None:
             on_commit(cur, int(written))
     return int(written)
@@ -110,6 +131,7 @@ def write_many(
         counts = dict.fromkeys(keys, 0)
         for value, n in run(cur, counts_sql, bind(counts_sql, params_all)):
             counts[as_key(value, daily)] = int(n)
+        mark_built(cur, table, keys)
         if on_commit is not None:
             on_commit(cur, counts)
     return counts
