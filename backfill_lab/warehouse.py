@@ -75,10 +75,10 @@ class Warehouse:
             self._con = duckdb.connect(self.path)
         except duckdb.IOException as exc:
             first = str(exc).splitlines()[0]
-            raise ConfigError(
-                f"cannot open warehouse {self.path!r}: {first}; close the other program "
-                f"(or notebook kernel) that has it open"
-            ) from None
+            advice = ("close the other program (or notebook kernel) that has it open"
+                      if "lock" in first.lower() else "it is not a DuckDB database file")
+            raise ConfigError(f"cannot open warehouse {self.path!r}: {first[:160]}; {advice}"
+                              ) from None
         self.capacity = capacity
         self.write_latency = float(write_latency)
         self.queue_timeout = float(queue_timeout)

@@ -455,3 +455,69 @@ def test_a_real_process_prints_one_line_and_no_traceback(tmp_path):
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2, proc.stderr[-2000:]
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+# -- the Python API: the same checks, before the first write ---------------------------------------
+@pytest.fixture
+def demo_wh(pristine, tmp_path):
+    from backfill_lab import Warehouse
+
+    db = tmp_path / "lab.duckdb"
+    shutil.copy(pristine, db)
+    with Warehouse(db) as wh:
+        yield wh
+
+
+def _state(wh) -> tuple[object, ...]:
+    from backfill_lab import Ledger
+
+    return ({t: wh.checksums(t) for t in wh.tables()}, len(Ledger(wh).frame()),
+            sorted(wh.sql("SELECT table_name FROM information_schema.tables").table_name))
+
+
+API_CASES = {
+    "target-ledger": {"target": "_bl_ledger"},
+    "target-raw": {"target": "raw"},
+    "target-staging-of-features": {"target": {"features": "staging"}},
+    "hourly-keys": {"partitions": "2024-12-01T00..2024-12-01T03"},
+    "future-days": {"partitions": "2099-01-01"},
+    "unknown-merge-key": {"mode": "merge", "merge_keys": ["entity", "date"]},
+    "unknown-drift-baseline": {"validations": {"drift": {"baseline": "features_v0"}}},
+    "unknown-drift-column": {"validations": {"drift": {"columns": ["amount_9d"]}}},
+    "code-version": {"code_version": "v9"},
+    "empty-id": {"backfill_id": ""},
+    "nan-backoff": {"backoff": float("nan")},
+}
+
+
+@pytest.mark.parametrize("name", sorted(API_CASES))
+def test_run_backfill_refuses_before_anything_is_written(name, demo_wh):
+    from backfill_lab import demo_pipeline, run_backfill
+
+    settings = dict(API_CASES[name])
+    partitions = settings.pop("partitions", "2024-12-01..2024-12-03")
+    before = _state(demo_wh)
+    with pytest.raises(BackfillLabError) as info:
+        run_backfill(demo_pipeline(demo_wh), demo_wh, partitions, **settings)
+    assert "\n" not in str(info.value)
+    assert _state(demo_wh) == before
+
+
+def test_run_plan_refuses_a_version_mismatch_before_taking_snapshots(demo_wh):
+    from backfill_lab import run_plan
+
+    plan = GOOD_PLAN + "code_version: v9.9.9\nrollback: {strategy: snapshot}\n"
+    before = _state(demo_wh)
+    with pytest.raises(BackfillLabError, match=r"v9\.9\.9"):
+        run_plan(plan, demo_wh)
+    assert _state(demo_wh) == before
+
+
+def test_the_python_api_gives_the_right_advice_for_a_file_that_is_no_database(tmp_path):
+    from backfill_lab import Warehouse
+
+    path = _write(tmp_path / "noise.duckdb", bytes(range(256)) * 16)
+    with pytest.raises(BackfillLabError) as info:
+        Warehouse(path)
+    assert "not a DuckDB database" in str(info.value)
+    assert "close the other program" not in str(info.value)
