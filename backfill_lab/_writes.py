@@ -27,6 +27,8 @@ __all__ = [
     "as_key",
     "mark_built",
     "merge",
+    "null_columns",
+    "settle_types",
     "transaction",
     "write_many",
     "write_one",
@@ -181,6 +183,26 @@ def merge(
         return int(total)
     finally:
         run(cur, f"DROP TABLE IF EXISTS {src}")
+
+
+def null_columns(cur: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """Columns of ``table`` with no type yet (created from an empty DataFrame)."""
+    return [r[0] for r in run(cur, f"DESCRIBE {quote(table)}") if r[1] == '"NULL"']
+
+
+def settle_types(cur: duckdb.DuckDBPyConnection, table: str, source_sql: str,
+                 params: dict[str, Any] | None) -> bool:
+    """Give ``table``'s untyped columns the type ``source_sql`` has for them; True once none
+    is left untyped."""
+    untyped = null_columns(cur, table)
+    if untyped:
+        source = {r[0]: r[1] for r in run(cur, f"DESCRIBE SELECT * FROM ({source_sql}) LIMIT 0",
+                                          params)}
+        for column in untyped:
+            kind = source.get(column)
+            if kind is not None and kind != '"NULL"':
+                run(cur, f"ALTER TABLE {quote(table)} ALTER COLUMN {quote(column)} TYPE {kind}")
+    return not null_columns(cur, table)
 
 
 def as_key(value: Any, daily: bool) -> str:

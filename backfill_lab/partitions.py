@@ -245,17 +245,19 @@ class PartitionSet:
         keys: list[str] = []
         for item in items:
             keys.extend(_expand(item))
-        return cls.of(keys, spec=spec)
+        return cls.of(keys, spec=spec, canonical=True)
 
     @classmethod
     def range(cls, start: str | dt.date, end: str | dt.date) -> PartitionSet:
         """Every partition from ``start`` to ``end`` inclusive."""
-        return cls.of(key_range(parse_key(start), parse_key(end)))
+        return cls.of(key_range(parse_key(start), parse_key(end)), canonical=True)
 
     @classmethod
-    def of(cls, keys: Iterable[str], *, spec: object = None) -> PartitionSet:
-        """From keys: deduplicated, sorted, of one grain, at most ``MAX_PARTITIONS`` of them."""
-        unique = sorted({parse_key(k) for k in keys})
+    def of(cls, keys: Iterable[str], *, spec: object = None,
+           canonical: bool = False) -> PartitionSet:
+        """From keys: deduplicated, sorted, of one grain, at most ``MAX_PARTITIONS`` of them
+        (``canonical``: the keys are already canonical key strings, so not parsed again)."""
+        unique = sorted(set(keys) if canonical else {parse_key(k) for k in keys})
         if not unique:
             shown = spec if spec is not None else []
             raise PartitionError(

@@ -241,7 +241,10 @@ class BackfillRunner:
                 if all(previous.get((s.layer, p), ("",))[0] == StepStatus.SUCCESS
                        for p in s.partitions)}
         this = _Run(self, {s.key: s for s in self.steps if s.key not in done}, attempts)
-        dag = this.execute(priorities(self.steps))
+        try:
+            dag = this.execute(priorities(self.steps))
+        finally:  # the workers have ended: their cursors go with them
+            self.warehouse.release_cursors()
         outcome = {**done, **this.outcome}
         steps = [r for s in self.steps for r in outcome[s.key]]
         return BackfillResult(

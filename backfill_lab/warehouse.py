@@ -24,7 +24,16 @@ import duckdb
 import pandas as pd
 
 from ._db import bind, one, quote, run
-from ._writes import BUILT_SCHEMA, OnCommit, OnCommitMany, as_key, write_many, write_one
+from ._writes import (
+    BUILT_SCHEMA,
+    OnCommit,
+    OnCommitMany,
+    as_key,
+    null_columns,
+    settle_types,
+    write_many,
+    write_one,
+)
 from .errors import ConfigError, UnknownNameError, WarehouseOverloaded
 from .options import WRITE_MODES, WriteMode, check_mode, integer, require_merge_keys
 from .partitions import grain_of, parse_key, to_value
@@ -83,7 +92,7 @@ class Warehouse:
         self.write_latency = float(write_latency)
         self.queue_timeout = float(queue_timeout)
         self._local = threading.local()
-        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._cursors: list[tuple[threading.Thread, duckdb.DuckDBPyConnection]] = []
         self._ddl_lock = threading.Lock()
         self._cursor_lock = threading.Lock()
         self._slots = threading.Condition()
@@ -113,8 +122,26 @@ class Warehouse:
             cur = self._con.cursor()
             self._local.cursor = cur
             with self._cursor_lock:
-                self._cursors.append(cur)
+                self._cursors.append((threading.current_thread(), cur))
         return cur
+
+    def release_cursors(self) -> int:
+        """Close the cursors of threads that have ended (a backfill's workers): how many.
+
+        Each worker thread opens its own cursor; without this they would pile up, one per
+        thread a backfill ever started, for as long as the warehouse stays open.
+        """
+        with self._cursor_lock:
+            done = [(t, c) for t, c in self._cursors if not t.is_alive()]
+            self._cursors = [(t, c) for t, c in self._cursors if t.is_alive()]
+        for _, cur in done:
+            cur.close()
+        return len(done)
+
+    @property
+    def open_cursors(self) -> int:
+        """How many thread cursors are open now."""
+        return len(self._cursors)
 
     def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
         """Run a query and return a DataFrame."""
@@ -122,7 +149,7 @@ class Warehouse:
 
     def close(self) -> None:
         """Close every cursor and the connection."""
-        for cur in self._cursors:
+        for _, cur in self._cursors:
             cur.close()
         self._con.close()
 
@@ -240,27 +267,14 @@ class Warehouse:
             run(cur, f"CREATE TABLE IF NOT EXISTS {quote(table)} AS {select}",
                 bind(source_sql, params or {}))
             run(cur, "INSERT INTO _bl_tables VALUES (?, ?, ?)", [table, partition_column, grain])
-            if _null_columns(cur, table):
+            if null_columns(cur, table):
                 self._untyped.add(table)
 
     def _settle_types(self, cur: duckdb.DuckDBPyConnection, table: str, source_sql: str,
                       params: Any) -> None:
-        """Give columns still untyped (``NULL``, from an empty first write) the type this
-        source has for them, once it has one."""
+        """Type the columns an empty first write left untyped, once a source has types."""
         with self._ddl_lock:
-            untyped = _null_columns(cur, table)
-            if not untyped:
-                self._untyped.discard(table)
-                return
-            source = dict((r[0], r[1]) for r in run(
-                cur, f"DESCRIBE SELECT * FROM ({source_sql}) LIMIT 0",
-                bind(source_sql, params or {})))
-            for column in untyped:
-                kind = source.get(column)
-                if kind is not None and kind != '"NULL"':
-                    run(cur, f"ALTER TABLE {quote(table)} ALTER COLUMN {quote(column)} "
-                             f"TYPE {kind}")
-            if not _null_columns(cur, table):
+            if settle_types(cur, table, source_sql, bind(source_sql, params or {})):
                 self._untyped.discard(table)
 
     def write_partition(
@@ -422,11 +436,6 @@ class Warehouse:
         if info is None:
             raise UnknownNameError.of("table", table, self.tables())
         return info[1]
-
-
-def _null_columns(cur: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    """Columns of ``table`` with no type yet (created from an empty DataFrame)."""
-    return [r[0] for r in run(cur, f"DESCRIBE {quote(table)}") if r[1] == '"NULL"']
 
 
 def _check_rows(rows: object) -> None:

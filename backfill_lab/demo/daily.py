@@ -39,7 +39,7 @@ __all__ = [
 CODE_VERSIONS = {"v1": "v1.4.2", "v2": "v2.0.0"}
 DEMO_HISTORY = "2024-11-01..2025-01-31"
 DEMO_OUTAGE = "2024-12-01..2024-12-31"
-FIRST_DAY = "2000-01-01"
+FIRST_DAY = "1990-01-01"
 """The first day the synthetic source has events for (the last is today, UTC)."""
 CATEGORIES = ("web", "app", "store")
 
