@@ -3,7 +3,8 @@
 A successful attempt's ledger row commits in the same transaction as its partition (or batch),
 so a backfill killed at any instant and resumed with the same ``backfill_id`` reruns exactly the
 steps that had not committed. Every failed attempt gets a ledger row per partition, then a wait
-that doubles each time (``backoff``, capped at :data:`backfill_lab.options.MAX_BACKOFF`).
+that doubles each time (``backoff``, capped at :data:`backfill_lab.options.MAX_BACKOFF`),
+counted over every attempt of the step, so a resume continues the backoff, not restarts it.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ class StepEvaluator:
                     break
                 for p in step.partitions:
                     self.emit(StepEvent(step.layer, p, StepStatus.RETRYING, attempt, error=error))
-                self.sleep(self.options.wait_before(attempt - attempts_before))
+                self.sleep(self.options.wait_before(attempt))  # a resume goes on
         for p in step.partitions:
             self.emit(StepEvent(step.layer, p, StepStatus.FAILED, attempt, error=error))
         return [StepResult(step.layer, p, step.table, StepStatus.FAILED, attempt, error=error)
