@@ -156,3 +156,47 @@ def test_a_resumed_failed_validation_that_still_fails_stays_invalid(wh):
         assert result.status == "failed"
         assert [s.status for s in result.steps if s.partition == "2024-12-02"
                 and s.layer == "features"] == ["invalid"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lines", [2, 5, 9])
+def test_cli_validate_killed_and_resumed_never_reports_an_unvalidated_success(tmp_path, lines):
+    """Real SIGKILLs of ``backfill-lab backfill --validate``; after the resume every partition
+    the ledger calls a success has passing checks recorded, and none is left 'not validated'."""
+    from backfill_lab.cli.commands import main
+    from backfill_lab.evaluate import NOT_VALIDATED
+    from backfill_lab.validations import latest_validations
+
+    db = tmp_path / "lab.duckdb"
+    assert main(["demo", "--db", str(db), "--history", "2024-11-20..2024-12-10", "--outage",
+                 "2024-12-01..2024-12-06", "--entities", "30", "--events-per-day", "120"]) == 0
+    argv = [sys.executable, "-m", "backfill_lab.cli", "backfill", "--db", str(db),
+            "--partitions", "2024-12-01..2024-12-10", "--validate", "--max-parallel", "2",
+            "--backfill-id", "bf-cli-val"]
+    child = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    seen = 0
+    try:
+        assert child.stdout is not None
+        for line in child.stdout:
+            if line.split()[:1] in (["success"], ["invalid"]):
+                seen += 1
+                if seen >= lines:
+                    child.send_signal(signal.SIGKILL)
+                    break
+    finally:
+        child.wait(timeout=60)
+        if child.stdout is not None:
+            child.stdout.close()
+    assert child.returncode == -signal.SIGKILL
+    resumed = subprocess.run([*argv, "--quiet"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=120)
+    assert resumed.returncode in (0, 1), resumed.stderr
+    with Warehouse(db) as wh:
+        ledger = Ledger(wh).frame("bf-cli-val")
+        last = ledger.drop_duplicates(["layer", "partition"], keep="last")
+        assert not (last.error == NOT_VALIDATED).any()
+        checks = latest_validations(wh, "features")
+        passed = checks.groupby("partition")["passed"].all()
+        for part in last[(last.layer == "features") & (last.status == "success")].partition:
+            assert passed.get(part, False), f"{part} reported success without passing checks"
