@@ -228,7 +228,7 @@ class StepEvaluator:
             table = self.tables[dep.layer]
             keys = dep.mapping.upstream(step.partition)
             present = self.warehouse.existing_partitions(table, keys)
-            first = self.warehouse.first_partition(table)
+            first = None if len(present) == len(keys) else self.warehouse.first_partition(table)
             for key in keys:
                 if key in present:
                     read.append(f"{dep.layer}:{key}")
