@@ -54,12 +54,19 @@ def _catalog(warehouse: Warehouse) -> dict[str, str]:
 
 
 def check_tables(pipeline: Pipeline, warehouse: Warehouse, layers: Sequence[str],
-                 tables: Mapping[str, str]) -> None:
-    """Each layer writes a table of its own: its default, a new table, or one it wrote before."""
+                 tables: Mapping[str, str], partitions: PartitionSet | None = None) -> None:
+    """Each layer writes a table of its own: its default, a new table, or one it wrote before;
+    and a table that exists keeps its grain (no hourly keys into a daily table)."""
     catalog = _catalog(warehouse)
     owner = {pipeline.layer(n).default_table: n for n in pipeline.layer_names}
     for name in layers:
         table = tables[name]
+        if partitions is not None and warehouse.has_table(table):
+            grain = "hourly" if "T" in partitions.start else "daily"
+            if warehouse.grain(table) != grain:
+                raise ConfigError(f"table {table!r} of layer {name!r} has "
+                                  f"{warehouse.grain(table)} partitions; {partitions.start!r} "
+                                  f"is {grain}: one table holds one grain")
         if table == pipeline.layer(name).default_table:
             continue
         where = f"target of layer {name!r}"

@@ -139,7 +139,7 @@ class BackfillRunner:
         self.ledger = Ledger(warehouse)
         self.validations = self._validations(validations)
         # everything knowable before the first write is checked before it
-        check_tables(pipeline, warehouse, self.layers, self.tables)
+        check_tables(pipeline, warehouse, self.layers, self.tables, self.partitions)
         check_columns(pipeline, warehouse, self.options, self.layers, self.tables,
                       self.partitions, self.validations)
         self.steps = plan_steps(pipeline, self.layers, self.partitions, self.options.order,

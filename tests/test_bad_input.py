@@ -521,3 +521,25 @@ def test_the_python_api_gives_the_right_advice_for_a_file_that_is_no_database(tm
         Warehouse(path)
     assert "not a DuckDB database" in str(info.value)
     assert "close the other program" not in str(info.value)
+
+
+def test_hourly_keys_into_a_daily_table_are_refused_before_writing():
+    import datetime as dt
+
+    import pandas as pd
+
+    from backfill_lab import Layer, Pipeline, StepContext, Warehouse, run_backfill
+    from backfill_lab.partitions import to_value
+
+    def rows(ctx: StepContext) -> pd.DataFrame:
+        value = to_value(ctx.partition)
+        return pd.DataFrame({"date": [value], "n": [1]})
+
+    pipe = Pipeline("any", [Layer("t", rows)])  # no partition_check of its own
+    with Warehouse() as wh:
+        assert run_backfill(pipe, wh, "2024-12-01").ok
+        before = (wh.checksums("t"), len(wh.sql("SELECT * FROM _bl_ledger")))
+        with pytest.raises(BackfillLabError, match="has daily partitions"):
+            run_backfill(pipe, wh, "2024-12-02T05")
+        assert (wh.checksums("t"), len(wh.sql("SELECT * FROM _bl_ledger"))) == before
+        assert isinstance(to_value("2024-12-02"), dt.date)
