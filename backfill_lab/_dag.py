@@ -115,7 +115,9 @@ def run_dag(
                 on_skip(node, cause)
             todo.extend((d, node) for d in dependents.get(node, ()))
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backfill") as pool:
+    # never more threads than could ever run at once: the cap, and the nodes there are
+    threads = max(1, min(workers, len(order)))
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="backfill") as pool:
         running: dict[Future[R], K] = {}
         while pending or running:
             while ready and len(running) < workers and not stopped:

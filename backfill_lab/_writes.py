@@ -19,8 +19,20 @@ from ._db import bind, quote, run
 from .errors import ConfigError, MergeKeyError, UnknownNameError
 from .partitions import PartitionSet, grain_of, parse_key, to_value
 
-__all__ = ["OUTSIDE", "OnCommit", "OnCommitMany", "as_key", "merge", "transaction", "write_many",
-           "write_one"]
+__all__ = [
+    "BUILT_SCHEMA",
+    "OUTSIDE",
+    "OnCommit",
+    "OnCommitMany",
+    "as_key",
+    "mark_built",
+    "merge",
+    "null_columns",
+    "settle_types",
+    "transaction",
+    "write_many",
+    "write_one",
+]
 
 OnCommit = Callable[[duckdb.DuckDBPyConnection, int], None]
 """Called inside a partition's transaction with the rows written (the ledger row goes there)."""
@@ -28,6 +40,16 @@ OnCommitMany = Callable[[duckdb.DuckDBPyConnection, dict[str, int]], None]
 """Called inside a batch's transaction with the rows written per partition."""
 
 OUTSIDE = "backfill_lab: row outside its partition"
+
+BUILT_SCHEMA = "CREATE TABLE IF NOT EXISTS _bl_built (tbl VARCHAR, partition VARCHAR)"
+"""Every partition a write built, even with zero rows: a legitimately empty day is present."""
+
+
+def mark_built(cur: duckdb.DuckDBPyConnection, table: str, keys: Sequence[str]) -> None:
+    """Record, inside the write's transaction, that ``keys`` of ``table`` were built."""
+    run(cur, "DELETE FROM _bl_built WHERE tbl = ? AND list_contains(?, partition)",
+        [table, list(keys)])
+    run(cur, "INSERT INTO _bl_built SELECT ?, unnest(?)", [table, list(keys)])
 
 
 @contextmanager
@@ -75,6 +97,7 @@ def write_one(
         else:
             written = merge(cur, t, key, pcol, source_sql, params, list(merge_keys or []),
                             temp)
+        mark_built(cur, table, [key])
         if on_commit is not None:
             on_commit(cur, int(written))
     return int(written)
@@ -110,6 +133,7 @@ def write_many(
         counts = dict.fromkeys(keys, 0)
         for value, n in run(cur, counts_sql, bind(counts_sql, params_all)):
             counts[as_key(value, daily)] = int(n)
+        mark_built(cur, table, keys)
         if on_commit is not None:
             on_commit(cur, counts)
     return counts
@@ -159,6 +183,26 @@ def merge(
         return int(total)
     finally:
         run(cur, f"DROP TABLE IF EXISTS {src}")
+
+
+def null_columns(cur: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """Columns of ``table`` with no type yet (created from an empty DataFrame)."""
+    return [r[0] for r in run(cur, f"DESCRIBE {quote(table)}") if r[1] == '"NULL"']
+
+
+def settle_types(cur: duckdb.DuckDBPyConnection, table: str, source_sql: str,
+                 params: dict[str, Any] | None) -> bool:
+    """Give ``table``'s untyped columns the type ``source_sql`` has for them; True once none
+    is left untyped."""
+    untyped = null_columns(cur, table)
+    if untyped:
+        source = {r[0]: r[1] for r in run(cur, f"DESCRIBE SELECT * FROM ({source_sql}) LIMIT 0",
+                                          params)}
+        for column in untyped:
+            kind = source.get(column)
+            if kind is not None and kind != '"NULL"':
+                run(cur, f"ALTER TABLE {quote(table)} ALTER COLUMN {quote(column)} TYPE {kind}")
+    return not null_columns(cur, table)
 
 
 def as_key(value: Any, daily: bool) -> str:

@@ -7,7 +7,17 @@ import datetime as dt
 import threading
 from typing import Protocol
 
-__all__ = ["Clock", "FixedClock", "SystemClock"]
+__all__ = ["Clock", "FixedClock", "SystemClock", "utc"]
+
+
+def utc(value: dt.datetime) -> dt.datetime:
+    """``value`` as a naive UTC datetime: an aware one is converted, a naive one is UTC already.
+
+    >>> import zoneinfo
+    >>> utc(dt.datetime(2024, 10, 27, 1, 30, fold=1, tzinfo=zoneinfo.ZoneInfo("Europe/London")))
+    datetime.datetime(2024, 10, 27, 1, 30)
+    """
+    return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo is not None else value
 
 
 class Clock(Protocol):
@@ -33,6 +43,9 @@ class SystemClock:
 class FixedClock:
     """A clock that starts at ``start`` and moves ``tick`` forward on every reading.
 
+    Like every clock of the lab it reads naive UTC: an aware ``start`` (or :meth:`set` value) is
+    converted to UTC first, so a clock set in local time works everywhere a clock does.
+
     >>> clock = FixedClock("2025-01-01T02:00", tick=dt.timedelta(seconds=1))
     >>> clock.now(), clock.now()
     (datetime.datetime(2025, 1, 1, 2, 0), datetime.datetime(2025, 1, 1, 2, 0, 1))
@@ -46,7 +59,7 @@ class FixedClock:
     def __init__(
         self, start: str | dt.datetime, tick: dt.timedelta = dt.timedelta(0)
     ) -> None:
-        self._now = dt.datetime.fromisoformat(start) if isinstance(start, str) else start
+        self._now = utc(dt.datetime.fromisoformat(start) if isinstance(start, str) else start)
         self._tick = tick
         self._lock = threading.Lock()
 
@@ -65,7 +78,7 @@ class FixedClock:
     def set(self, value: dt.datetime) -> None:
         """Set the clock to ``value``."""
         with self._lock:
-            self._now = value
+            self._now = utc(value)
 
     def __repr__(self) -> str:
         return f"FixedClock({self._now.isoformat()!r}, tick={self._tick!r})"

@@ -3,7 +3,8 @@
 A successful attempt's ledger row commits in the same transaction as its partition (or batch),
 so a backfill killed at any instant and resumed with the same ``backfill_id`` reruns exactly the
 steps that had not committed. Every failed attempt gets a ledger row per partition, then a wait
-that doubles each time (``backoff``, capped at :data:`backfill_lab.options.MAX_BACKOFF`).
+that doubles each time (``backoff``, capped at :data:`backfill_lab.options.MAX_BACKOFF`),
+counted over every attempt of the step, so a resume continues the backoff, not restarts it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from ._writes import transaction
 from .clock import Clock
 from .errors import BackfillLabError, CodeVersionMismatch, ConfigError, UpstreamMissing
 from .faults import Faults
@@ -24,10 +26,15 @@ from .options import BackfillOptions
 from .partitions import PartitionSet
 from .pipeline import Layer, Pipeline, SamePartition, StepContext, union_all
 from .steps import Step, StepEvent, StepResult
+from .validations import SCHEMA as VALIDATIONS_SCHEMA
 from .validations import Validations, record_results, validate_partition
 from .warehouse import Warehouse
 
-__all__ = ["StepEvaluator", "one_line"]
+__all__ = ["NOT_VALIDATED", "StepEvaluator", "one_line"]
+
+NOT_VALIDATED = "written, not validated yet"
+"""The error of a validated layer's ledger row between its write and its validations: a step
+is done only once its checks commit, so a run killed in between reruns it on resume."""
 
 # Errors that the same attempt would hit again: retrying them only burns time.
 _PERMANENT = (UpstreamMissing, CodeVersionMismatch, ConfigError)
@@ -114,7 +121,7 @@ class StepEvaluator:
                     break
                 for p in step.partitions:
                     self.emit(StepEvent(step.layer, p, StepStatus.RETRYING, attempt, error=error))
-                self.sleep(self.options.wait_before(attempt - attempts_before))
+                self.sleep(self.options.wait_before(attempt))  # a resume goes on
         for p in step.partitions:
             self.emit(StepEvent(step.layer, p, StepStatus.FAILED, attempt, error=error))
         return [StepResult(step.layer, p, step.table, StepStatus.FAILED, attempt, error=error)
@@ -138,7 +145,7 @@ class StepEvaluator:
         counts = self._write(layer, step, attempt, started, reads)
         results = []
         for p in step.partitions:
-            failed = self._validate(step.one(p))
+            failed = self._validate(step.one(p), attempt)
             status = StepStatus.INVALID if failed else StepStatus.SUCCESS
             results.append(StepResult(step.layer, p, step.table, status, attempt,
                                       rows=counts[p], error=failed))
@@ -148,11 +155,15 @@ class StepEvaluator:
     def _write(self, layer: Layer, step: Step, attempt: int, started: dt.datetime,
                reads: Mapping[str, list[str]]) -> dict[str, int]:
         """Write the step's partitions (one, or a batch in one transaction): rows per partition."""
+        checked = self._checks(step.layer) is not None
+        status = StepStatus.INVALID if checked else StepStatus.SUCCESS
+        error = NOT_VALIDATED if checked else None
+
         def commit(cur: duckdb.DuckDBPyConnection, counts: Mapping[str, int]) -> None:
             finished = self.clock.now()
             self.ledger.record_many(
-                [self.entry(step.one(p), attempt, StepStatus.SUCCESS, counts[p], started,
-                            finished, None, reads[p]) for p in step.partitions], cur)
+                [self.entry(step.one(p), attempt, status, counts[p], started,
+                            finished, error, reads[p]) for p in step.partitions], cur)
 
         if len(step.partitions) > 1:
             source, params = self._build_batch(layer, step)
@@ -175,19 +186,35 @@ class StepEvaluator:
             return self.options.merge_keys
         return layer.merge_keys or self.options.merge_keys
 
-    def _validate(self, step: Step) -> str | None:
-        """Run the layer's checks on the partition just written; the failures, or None."""
-        checks = self.validations.get(step.layer)
-        if checks is None or not checks.enabled:
+    def _checks(self, layer: str) -> Validations | None:
+        """The enabled checks of ``layer``, or None."""
+        checks = self.validations.get(layer)
+        return checks if checks is not None and checks.enabled else None
+
+    def _validate(self, step: Step, attempt: int) -> str | None:
+        """Run the layer's checks on the partition just written; the failures, or None.
+
+        The results and the step's final ledger status (``success`` or ``invalid``) commit in
+        one transaction: until they do, the ledger holds the write as not validated, so a resume
+        reruns it, and a failed check is never mistaken for a success.
+        """
+        checks = self._checks(step.layer)
+        if checks is None:
             return None
         reference = self.pipeline.layer(step.layer).default_table
         results = validate_partition(self.warehouse, step.table, step.partition, checks,
                                      reference=reference)
-        record_results(self.warehouse, results, self.backfill_id, self.clock.now())
         failed = [r for r in results if not r.passed]
-        if not failed:
-            return None
-        return "validation failed: " + "; ".join(f"{r.check}: {r.detail}" for r in failed)
+        error = ("validation failed: " + "; ".join(f"{r.check}: {r.detail}" for r in failed)
+                 if failed else None)
+        self.warehouse.ensure("_bl_validations", VALIDATIONS_SCHEMA)
+        cur = self.warehouse.cursor()
+        with transaction(cur, "validation results"):
+            record_results(self.warehouse, results, self.backfill_id, self.clock.now())
+            self.ledger.settle(self.backfill_id, step.layer, step.partition, attempt,
+                               StepStatus.INVALID if failed else StepStatus.SUCCESS, error,
+                               NOT_VALIDATED, cur)
+        return error
 
     def _check_upstream(self, layer: Layer, step: Step) -> list[str]:
         """The upstream partitions this step reads; a hole among them is an error.
@@ -201,7 +228,7 @@ class StepEvaluator:
             table = self.tables[dep.layer]
             keys = dep.mapping.upstream(step.partition)
             present = self.warehouse.existing_partitions(table, keys)
-            first = self.warehouse.first_partition(table)
+            first = None if len(present) == len(keys) else self.warehouse.first_partition(table)
             for key in keys:
                 if key in present:
                     read.append(f"{dep.layer}:{key}")

@@ -71,7 +71,8 @@ class RunStatus(StrEnum):
 
 
 LEDGER_STATUSES: tuple[str, ...] = tuple(s.value for s in (
-    StepStatus.SUCCESS, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED))
+    StepStatus.SUCCESS, StepStatus.INVALID, StepStatus.FAILED, StepStatus.SKIPPED,
+    StepStatus.CANCELLED))
 """The statuses a ledger row can hold (one row per attempt, or per step not run)."""
 
 RUN_STATUSES: tuple[str, ...] = tuple(s.value for s in RunStatus)
@@ -170,6 +171,16 @@ class Ledger:
         run(cur or self._cursor(),
             f"INSERT INTO _bl_ledger ({', '.join(_COLUMNS)}) VALUES "
             + ", ".join(row for _ in entries), values)
+
+    def settle(self, backfill_id: str, layer: str, partition: str, attempt: int,
+               status: str, error: str | None, pending: str,
+               cur: duckdb.DuckDBPyConnection | None = None) -> None:
+        """Give a written, not yet validated attempt (error ``pending``) its final status and
+        error; pass ``cur`` to make it part of the transaction that records its checks."""
+        run(cur or self._cursor(),
+            "UPDATE _bl_ledger SET status = ?, error = ? WHERE backfill_id = ? AND layer = ? "
+            "AND partition = ? AND attempt = ? AND error = ?",
+            [status, error, backfill_id, layer, partition, attempt, pending])
 
     def start_backfill(self, record: BackfillRecord) -> None:
         """Record that a backfill started, with what identifies it."""

@@ -28,7 +28,7 @@ import pandas as pd
 
 from .errors import ConfigError, UnknownNameError
 from .options import integer
-from .partitions import parse_key, to_value, trailing_window
+from .partitions import PartitionSet, parse_key, to_value, trailing_window
 
 __all__ = [
     "CATALOG",
@@ -203,10 +203,11 @@ class Pipeline:
 
     def __init__(
         self, name: str, layers: Sequence[Layer], *, code_version: str = "v1",
-        description: str = "",
+        description: str = "", partition_check: Callable[[PartitionSet], None] | None = None,
     ) -> None:
         self.name = name
         self.description = description
+        self.partition_check = partition_check
         self._layers: dict[str, Layer] = {}
         for layer in layers:
             if layer.name in self._layers:
@@ -265,6 +266,13 @@ class Pipeline:
         except KeyError:
             what = f"layer of pipeline {self.name!r}"
             raise UnknownNameError.of(what, name, self._order) from None
+
+    def check_partitions(self, partitions: PartitionSet) -> None:
+        """Refuse partitions this pipeline cannot build (hourly keys for a daily source, days
+        its source has no data for), before anything is written; ``partition_check`` says
+        which (every partition, when the pipeline has none)."""
+        if self.partition_check is not None:
+            self.partition_check(partitions)
 
     def check_layers(self, names: Iterable[str]) -> list[str]:
         """Validate layer names; return them upstream first."""

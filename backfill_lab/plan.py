@@ -23,12 +23,12 @@ from typing import Any, cast
 import yaml
 
 from . import export
-from ._yaml import load_text
+from ._yaml import MAX_BYTES, load_text, shorten
 from .errors import ConfigError, UnknownNameError
-from .options import PLAN, check, check_batch, flag
+from .options import PLAN, check, check_batch, flag, require_merge_keys
 from .partitions import PartitionSet, PartitionsLike
 from .pipeline import CATALOG
-from .schedule import LateDataPolicy
+from .schedule import LateDataPolicy, Schedule
 from .validations import Validations
 
 __all__ = [
@@ -66,6 +66,41 @@ def _check_keys(where: str, given: Mapping[str, Any], allowed: tuple[str, ...]) 
     for key in given:
         if key not in allowed:
             raise UnknownNameError.of(f"key {where}", str(key), allowed)
+
+
+def _read_plan(path: Path) -> str:
+    """The text of a plan file, or one line saying why it is no plan file."""
+    name = shorten(str(path))
+    try:
+        if path.is_dir():
+            raise ConfigError(f"plan file {name} is a directory; give a .yaml file")
+        if not path.exists():
+            raise ConfigError(f"plan file {name} does not exist")
+        with path.open("rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read plan file {name}: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if len(data) > MAX_BYTES:  # cut mid-character: the size is what is wrong
+            raise ConfigError(f"plan file {name} is over {MAX_BYTES} bytes; a plan is a few "
+                              f"lines of YAML") from None
+        raise ConfigError(f"plan file {name} is not UTF-8 text (byte 0x{data[exc.start]:02x} "
+                          f"at offset {exc.start}); save it as UTF-8") from None
+
+
+def _check_pipeline(name: str, backfill: BackfillSpec) -> None:
+    """A catalogued pipeline's layers and partition grain, checked when the plan loads."""
+    if name not in CATALOG.names():
+        if CATALOG.names():
+            raise UnknownNameError.of("pipeline", name, CATALOG.names())
+        return
+    pipeline = CATALOG.get(name)
+    if backfill.layers:
+        pipeline.check_layers(backfill.layers)
+    if "T" in backfill.partitions.start:  # an hourly plan for a daily pipeline
+        pipeline.check_partitions(backfill.partitions)
 
 
 def _mapping(where: str, value: object) -> Mapping[str, Any]:
@@ -149,6 +184,7 @@ class BackfillSpec:
             raise ConfigError.invalid("backfill.target", "a table name", target)
         batch_size = check("batch_size", spec.get("batch_size", 1), PLAN)
         check_batch(mode, batch_size, PLAN)
+        require_merge_keys(mode, check("merge_keys", spec.get("merge_keys"), PLAN))
         return cls(partitions, order, check("layers", spec.get("layers"), PLAN), concurrency,
                    check("retries", spec.get("retries", 0), PLAN), mode,
                    check("merge_keys", spec.get("merge_keys"), PLAN),
@@ -241,10 +277,7 @@ class Plan:
             return source
         if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source
                                         and source.strip().endswith((".yaml", ".yml"))):
-            path = Path(source)
-            if not path.exists():
-                raise ConfigError(f"plan file {str(path)!r} does not exist")
-            source = path.read_text()
+            source = _read_plan(Path(source))
         data = load_text(source) if isinstance(source, str) else source
         if not isinstance(data, Mapping):
             raise ConfigError.invalid("plan", "a mapping with a 'backfill' section",
@@ -281,6 +314,9 @@ class Plan:
         schedule = data.get("schedule")
         if schedule is not None and not isinstance(schedule, str):
             raise ConfigError.invalid("schedule", "text like 'daily 02:00 UTC'", schedule)
+        if schedule is not None:
+            Schedule.parse(schedule)
+        _check_pipeline(pipeline, backfill)
         catchup = data.get("catchup")
         if catchup is not None:
             catchup = flag("catchup", catchup)

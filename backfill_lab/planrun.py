@@ -116,23 +116,25 @@ def run_plan(
     steps = len(layers) * len(b.partitions)
     out = PlanRun(plan)
     bid = backfill_id or f"plan-{b.partitions.start}"
+    checks = plan.validations if plan.validations.enabled else None
+    options = BackfillOptions(
+        layers=tuple(layers), order=b.order, concurrency=b.concurrency or steps,
+        retries=b.retries, mode=b.mode, merge_keys=b.merge_keys, target=b.target,
+        batch_size=b.batch_size, code_version=plan.code_version)
+    # built (and so checked: versions, tables, columns) before any snapshot is taken
+    runner = BackfillRunner(
+        pipeline, warehouse, b.partitions, options, backfill_id=bid, faults=faults,
+        audit_tags=plan.audit_tags, clock=clock, sleep=sleep, on_event=on_event,
+        validations={layers[-1]: checks} if checks is not None else None,
+    )
     if plan.rollback is not None and plan.rollback.strategy == "snapshot" and in_place:
         for name in layers:
             table = pipeline.layer(name).default_table
             if warehouse.has_table(table):
                 out.snapshots.append(snapshot(warehouse, table, b.partitions,
                                               snapshot_id=f"{bid}-{name}".replace("-", "_")))
-    checks = plan.validations if plan.validations.enabled else None
     try:
-        options = BackfillOptions(
-            layers=tuple(layers), order=b.order, concurrency=b.concurrency or steps,
-            retries=b.retries, mode=b.mode, merge_keys=b.merge_keys, target=b.target,
-            batch_size=b.batch_size, code_version=plan.code_version)
-        out.backfill = BackfillRunner(
-            pipeline, warehouse, b.partitions, options, backfill_id=bid, faults=faults,
-            audit_tags=plan.audit_tags, clock=clock, sleep=sleep, on_event=on_event,
-            validations={layers[-1]: checks} if checks is not None else None,
-        ).run()
+        out.backfill = runner.run()
     except BackfillLabError as exc:
         out.error = str(exc)
         return out

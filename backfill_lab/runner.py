@@ -31,6 +31,7 @@ from .ledger import BackfillRecord, BackfillStatus, Ledger, StepStatus
 from .options import BackfillOptions
 from .partitions import PartitionSet, PartitionsLike
 from .pipeline import Pipeline
+from .preflight import check_backfill_id, check_columns, check_tables
 from .steps import Step, StepEvent, StepKey, StepResult, plan_steps, priorities, start_order
 from .validations import Validations
 from .warehouse import Warehouse
@@ -128,7 +129,8 @@ class BackfillRunner:
                 f"{pipeline.name!r} runs {deployed!r}; deploy {self.code_version!r} first, "
                 f"or pin {deployed!r}"
             )
-        self.backfill_id = backfill_id or f"bf-{uuid.uuid4().hex[:8]}"
+        self.backfill_id = check_backfill_id(backfill_id) or f"bf-{uuid.uuid4().hex[:8]}"
+        pipeline.check_partitions(self.partitions)
         self.faults = faults if isinstance(faults, Faults) else Faults(faults or (), sleep=sleep)
         self.audit_tags = {str(k): str(v) for k, v in (audit_tags or {}).items()}
         self.clock: Clock = clock or SystemClock()
@@ -136,6 +138,10 @@ class BackfillRunner:
         self.on_event = on_event
         self.ledger = Ledger(warehouse)
         self.validations = self._validations(validations)
+        # everything knowable before the first write is checked before it
+        check_tables(pipeline, warehouse, self.layers, self.tables, self.partitions)
+        check_columns(pipeline, warehouse, self.options, self.layers, self.tables,
+                      self.partitions, self.validations)
         self.steps = plan_steps(pipeline, self.layers, self.partitions, self.options.order,
                                 self.options.batch_size, self.tables)
 
@@ -235,7 +241,10 @@ class BackfillRunner:
                 if all(previous.get((s.layer, p), ("",))[0] == StepStatus.SUCCESS
                        for p in s.partitions)}
         this = _Run(self, {s.key: s for s in self.steps if s.key not in done}, attempts)
-        dag = this.execute(priorities(self.steps))
+        try:
+            dag = this.execute(priorities(self.steps))
+        finally:  # the workers have ended: their cursors go with them
+            self.warehouse.release_cursors()
         outcome = {**done, **this.outcome}
         steps = [r for s in self.steps for r in outcome[s.key]]
         return BackfillResult(

@@ -9,6 +9,7 @@ notebooks/03_versioned_recompute.ipynb and notebooks/05_designing_safe_backfills
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -31,7 +32,7 @@ CHECKS: tuple[str, ...] = ("row_count", "null_rate", "unique_keys", "drift", "do
 
 
 def _number(name: str, value: object, *, minimum: float = 0.0, integer: bool = False) -> Any:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     if not isinstance(value, int | float) or not ok or value < minimum or (
             integer and not isinstance(value, int)):
         kind = "an integer" if integer else "a number"

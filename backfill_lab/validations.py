@@ -29,7 +29,7 @@ import pandas as pd
 from ._db import quote, run
 from .distributions import ks_statistic, psi
 from .errors import ConfigError, UnknownNameError
-from .partitions import PartitionSet, parse_key, to_value
+from .partitions import PartitionSet, grain_of, parse_key, to_value
 from .report import Column, PassFailReport, Row
 from .validation_config import (
     CHECKS,
@@ -44,6 +44,7 @@ from .warehouse import Warehouse
 
 __all__ = [
     "CHECKS",
+    "SCHEMA",
     "CheckResult",
     "DownstreamRead",
     "Drift",
@@ -68,6 +69,8 @@ CREATE TABLE IF NOT EXISTS _bl_validations (
     measured DOUBLE, threshold VARCHAR, passed BOOLEAN, detail VARCHAR, checked_at TIMESTAMP
 )
 """
+SCHEMA = _SCHEMA
+"""The DDL of ``_bl_validations`` (create it before a transaction that records results)."""
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -345,7 +348,11 @@ def validate(wh: Warehouse, table: str, partitions: object,
     if not validations.enabled:
         raise ConfigError("no validations enabled; configure at least one of " + ", ".join(CHECKS))
     results: list[CheckResult] = []
-    for key in PartitionSet.parse(partitions):  # type: ignore[arg-type]
+    keys = PartitionSet.parse(partitions)  # type: ignore[arg-type]
+    if wh.has_table(table) and keys.start and grain_of(keys.start) != wh.grain(table):
+        raise ConfigError(f"table {table!r} has {wh.grain(table)} partitions; "
+                          f"{keys.start!r} is {grain_of(keys.start)}")
+    for key in keys:
         results.extend(validate_partition(wh, table, key, validations, reference=reference))
     if record:
         when = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)

@@ -24,7 +24,16 @@ import duckdb
 import pandas as pd
 
 from ._db import bind, one, quote, run
-from ._writes import OnCommit, OnCommitMany, as_key, write_many, write_one
+from ._writes import (
+    BUILT_SCHEMA,
+    OnCommit,
+    OnCommitMany,
+    as_key,
+    null_columns,
+    settle_types,
+    write_many,
+    write_one,
+)
 from .errors import ConfigError, UnknownNameError, WarehouseOverloaded
 from .options import WRITE_MODES, WriteMode, check_mode, integer, require_merge_keys
 from .partitions import grain_of, parse_key, to_value
@@ -75,15 +84,15 @@ class Warehouse:
             self._con = duckdb.connect(self.path)
         except duckdb.IOException as exc:
             first = str(exc).splitlines()[0]
-            raise ConfigError(
-                f"cannot open warehouse {self.path!r}: {first}; close the other program "
-                f"(or notebook kernel) that has it open"
-            ) from None
+            advice = ("close the other program (or notebook kernel) that has it open"
+                      if "lock" in first.lower() else "it is not a DuckDB database file")
+            raise ConfigError(f"cannot open warehouse {self.path!r}: {first[:160]}; {advice}"
+                              ) from None
         self.capacity = capacity
         self.write_latency = float(write_latency)
         self.queue_timeout = float(queue_timeout)
         self._local = threading.local()
-        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._cursors: list[tuple[threading.Thread, duckdb.DuckDBPyConnection]] = []
         self._ddl_lock = threading.Lock()
         self._cursor_lock = threading.Lock()
         self._slots = threading.Condition()
@@ -93,6 +102,7 @@ class Warehouse:
         self._names = itertools.count()
         self._ensured: set[str] = set()
         self._table_info: dict[str, tuple[str, str]] = {}
+        self._untyped: set[str] = set()  # tables with columns an empty first write left untyped
         run(
             self._con,
             "CREATE TABLE IF NOT EXISTS _bl_tables ("
@@ -102,6 +112,7 @@ class Warehouse:
             self._con,
             "CREATE TABLE IF NOT EXISTS _bl_meta (key VARCHAR PRIMARY KEY, value VARCHAR)"
         )
+        run(self._con, BUILT_SCHEMA)
 
     # -- connections ---------------------------------------------------------------------
     def cursor(self) -> duckdb.DuckDBPyConnection:
@@ -111,8 +122,26 @@ class Warehouse:
             cur = self._con.cursor()
             self._local.cursor = cur
             with self._cursor_lock:
-                self._cursors.append(cur)
+                self._cursors.append((threading.current_thread(), cur))
         return cur
+
+    def release_cursors(self) -> int:
+        """Close the cursors of threads that have ended (a backfill's workers): how many.
+
+        Each worker thread opens its own cursor; without this they would pile up, one per
+        thread a backfill ever started, for as long as the warehouse stays open.
+        """
+        with self._cursor_lock:
+            done = [(t, c) for t, c in self._cursors if not t.is_alive()]
+            self._cursors = [(t, c) for t, c in self._cursors if t.is_alive()]
+        for _, cur in done:
+            cur.close()
+        return len(done)
+
+    @property
+    def open_cursors(self) -> int:
+        """How many thread cursors are open now."""
+        return len(self._cursors)
 
     def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
         """Run a query and return a DataFrame."""
@@ -120,7 +149,7 @@ class Warehouse:
 
     def close(self) -> None:
         """Close every cursor and the connection."""
-        for cur in self._cursors:
+        for _, cur in self._cursors:
             cur.close()
         self._con.close()
 
@@ -214,18 +243,39 @@ class Warehouse:
         self, cur: duckdb.DuckDBPyConnection, table: str, source_sql: str, params: Any,
         partition_column: str, grain: str,
     ) -> None:
+        """Create ``table`` from its source's columns (and register it), or settle the types
+        of columns an empty first write could not know.
+
+        The partition column's type comes from the grain (DATE or TIMESTAMP), never from the
+        first batch of rows: an empty first DataFrame has untyped (``NULL``) columns, and a
+        table created from them would refuse every later write.
+        """
         if self.has_table(table):
+            if table in self._untyped:
+                self._settle_types(cur, table, source_sql, params)
             return
         with self._ddl_lock:
             if self.has_table(table):
                 return
-            run(
-                cur,
-                f"CREATE TABLE IF NOT EXISTS {quote(table)} AS "
-                f"SELECT * FROM ({source_sql}) LIMIT 0",
-                bind(source_sql, params or {}),
-            )
+            typed = "DATE" if grain == "daily" else "TIMESTAMP"
+            pcol = quote(partition_column)
+            select = f"SELECT * FROM ({source_sql}) LIMIT 0"
+            columns = [r[0] for r in run(cur, f"DESCRIBE {select}", bind(source_sql, params or {}))]
+            if partition_column in columns:
+                select = (f"SELECT * REPLACE (CAST({pcol} AS {typed}) AS {pcol}) "
+                          f"FROM ({source_sql}) LIMIT 0")
+            run(cur, f"CREATE TABLE IF NOT EXISTS {quote(table)} AS {select}",
+                bind(source_sql, params or {}))
             run(cur, "INSERT INTO _bl_tables VALUES (?, ?, ?)", [table, partition_column, grain])
+            if null_columns(cur, table):
+                self._untyped.add(table)
+
+    def _settle_types(self, cur: duckdb.DuckDBPyConnection, table: str, source_sql: str,
+                      params: Any) -> None:
+        """Type the columns an empty first write left untyped, once a source has types."""
+        with self._ddl_lock:
+            if settle_types(cur, table, source_sql, bind(source_sql, params or {})):
+                self._untyped.discard(table)
 
     def write_partition(
         self,
@@ -324,11 +374,13 @@ class Warehouse:
         return {k: n for k, (n, _) in self._stats(table).items()}
 
     def existing_partitions(self, table: str, keys: Sequence[str]) -> set[str]:
-        """Which of ``keys`` hold at least one row (cheap: DuckDB skips row groups by min/max)."""
+        """Which of ``keys`` are present: hold at least one row, or were built with zero rows
+        (a legitimately empty day is not a hole). Cheap: DuckDB skips row groups by min/max."""
         if not keys or not self.has_table(table):
             return set()
         pcol = quote(self.partition_column(table))
-        values = sorted(to_value(parse_key(k)) for k in keys)
+        wanted = {parse_key(k) for k in keys}
+        values = sorted(to_value(k) for k in wanted)
         rows = run(
             self.cursor(),
             f"SELECT DISTINCT {pcol} FROM {quote(table)} WHERE {pcol} BETWEEN ? AND ?",
@@ -336,17 +388,27 @@ class Warehouse:
         )
         daily = self.grain(table) == "daily"
         found = {as_key(r[0], daily) for r in rows}
-        return found & {parse_key(k) for k in keys}
+        return (found | self._built(table, wanted)) & wanted
+
+    def _built(self, table: str, keys: set[str]) -> set[str]:
+        """Which of ``keys`` of ``table`` a write built, with rows or without."""
+        rows = run(self.cursor(), "SELECT partition FROM _bl_built WHERE tbl = ? AND "
+                   "list_contains(?, partition)", [table, sorted(keys)])
+        return {r[0] for r in rows}
 
     def first_partition(self, table: str) -> str | None:
-        """The oldest partition holding rows, or None for an empty or unknown table."""
+        """The oldest partition present (holding rows, or built empty), or None for an empty or
+        unknown table."""
         if not self.has_table(table):
             return None
         pcol = quote(self.partition_column(table))
         value = one(self.cursor(), f"SELECT min({pcol}) FROM {quote(table)}")
-        if value is None or value[0] is None:
-            return None
-        return as_key(value[0], self.grain(table) == "daily")
+        found = [] if value is None or value[0] is None else \
+            [as_key(value[0], self.grain(table) == "daily")]
+        built = one(self.cursor(), "SELECT min(partition) FROM _bl_built WHERE tbl = ?", [table])
+        if built is not None and built[0] is not None:
+            found.append(built[0])
+        return min(found) if found else None
 
     def checksums(self, table: str) -> dict[str, str]:
         """An order-independent checksum per partition: equal iff the rows are equal (as a bag)."""

@@ -76,6 +76,15 @@ def test_twenty_retries_never_sleep_longer_than_the_cap(wh, pipeline):
     assert max(sleeps) == MAX_BACKOFF and sum(sleeps) < 20 * MAX_BACKOFF
 
 
+def test_a_resume_continues_the_backoff_instead_of_restarting_it(wh, pipeline):
+    sleeps: list[float] = []
+    down = [Fault.fail("raw", "2024-12-01", times=50)]
+    for _ in range(2):
+        run_backfill(pipeline, wh, "2024-12-01", layers=["raw"], retries=1, backoff=1,
+                     sleep=sleeps.append, faults=down, backfill_id="bf-backoff")
+    assert sleeps == [1.0, 4.0]  # before attempts 2 and 4: the resume did not start over at 1
+
+
 def test_each_caller_gets_its_own_spelling():
     with pytest.raises(ConfigError, match=r"^'backfill.concurrency' must be an integer >= 1"):
         check("concurrency", 0, PLAN)

@@ -64,3 +64,139 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, mode):
     with Warehouse() as ref:
         run_backfill(daily_features(SMALL), ref, RANGE, **opts)
         assert all_checksums(ref) == resumed  # no duplicates, no holes
+
+
+def kill_while_validating(db: Path, writes: int) -> list[str]:
+    """SIGKILL the child right after its ``writes``-th features write committed, before that
+    partition's validations ran."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.resume_child", str(db), "validate", "bf-val"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    seen: list[str] = []
+    try:
+        assert child.stdout is not None
+        for line in child.stdout:
+            seen.append(line.strip())
+            if len([s for s in seen if s.startswith("written")]) >= writes:
+                child.send_signal(signal.SIGKILL)
+                break
+    finally:
+        child.wait(timeout=30)
+        if child.stdout is not None:
+            child.stdout.close()
+    assert child.returncode == -signal.SIGKILL, "the child finished before it was killed"
+    return [s.split()[-1] for s in seen if s.startswith("written")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("writes", [1, 3, 5])
+def test_a_kill_between_write_and_validation_is_rerun_and_validated(tmp_path, writes):
+    from backfill_lab.validations import validated_partitions
+
+    from .resume_child import CHECKS
+
+    db = tmp_path / "lab.duckdb"
+    written = kill_while_validating(db, writes)
+    unvalidated = written[-1]
+    with Warehouse(db) as wh:
+        assert unvalidated in wh.partition_counts("features")  # the write had committed
+        assert unvalidated not in validated_partitions(wh, "features")
+        result = run_backfill(daily_features(SMALL), wh, RANGE, backfill_id="bf-val",
+                              validations={"features": CHECKS})
+        assert result.ok
+        # every partition of the range is both written and validated, the killed one included
+        expected = set(run_backfill(daily_features(SMALL), wh, RANGE, dry_run=True,
+                                    layers=["features"])["partition"])
+        assert expected <= validated_partitions(wh, "features")
+        ledger = Ledger(wh).frame("bf-val")
+        last = ledger.drop_duplicates(["layer", "partition"], keep="last")
+        assert (last.status == "success").all()
+        features = ledger[(ledger.layer == "features") & (ledger.partition == unvalidated)]
+        assert len(features) == 2  # the unvalidated write was redone, not trusted
+
+
+def test_a_failed_validation_is_rebuilt_on_resume_not_reported_as_success(wh):
+    from backfill_lab import Fault
+    from backfill_lab.validations import invalid_partitions
+
+    from .resume_child import CHECKS
+
+    bad = "2024-12-03"
+    first = run_backfill(daily_features(SMALL), wh, "2024-12-01..2024-12-05",
+                         backfill_id="bf-bad", validations={"features": CHECKS},
+                         faults=[Fault.duplicates("features", bad)])
+    assert not first.ok
+    assert {(s.partition, s.status) for s in first.steps if s.layer == "features"
+            and s.status != "success"} == {(bad, "invalid")}
+    planted = wh.read_partition("features", bad)
+    assert planted.duplicated(["entity_id", "date"]).any()
+    assert Ledger(wh).last_status("bf-bad")[("features", bad)][0] == "invalid"
+
+    again = run_backfill(daily_features(SMALL), wh, "2024-12-01..2024-12-05",
+                         backfill_id="bf-bad", validations={"features": CHECKS})
+    assert again.ok
+    rebuilt = [s for s in again.steps if s.layer == "features" and s.partition == bad]
+    assert rebuilt[0].attempts == 2  # rebuilt, not carried over as a success
+    assert not wh.read_partition("features", bad).duplicated(["entity_id", "date"]).any()
+    assert bad not in invalid_partitions(wh, "features")
+
+
+def test_a_resumed_failed_validation_that_still_fails_stays_invalid(wh):
+    from backfill_lab import Fault
+
+    from .resume_child import CHECKS
+
+    faults = [Fault.nulls("features", "2024-12-02", column="amount_1d", fraction=0.5)]
+    for _ in range(2):
+        result = run_backfill(daily_features(SMALL), wh, "2024-12-01..2024-12-03",
+                              backfill_id="bf-still", validations={"features": CHECKS},
+                              faults=faults)
+        assert result.status == "failed"
+        assert [s.status for s in result.steps if s.partition == "2024-12-02"
+                and s.layer == "features"] == ["invalid"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lines", [2, 5, 9])
+def test_cli_validate_killed_and_resumed_never_reports_an_unvalidated_success(tmp_path, lines):
+    """Real SIGKILLs of ``backfill-lab backfill --validate``; after the resume every partition
+    the ledger calls a success has passing checks recorded, and none is left 'not validated'."""
+    from backfill_lab.cli.commands import main
+    from backfill_lab.evaluate import NOT_VALIDATED
+    from backfill_lab.validations import latest_validations
+
+    db = tmp_path / "lab.duckdb"
+    assert main(["demo", "--db", str(db), "--history", "2024-11-20..2024-12-10", "--outage",
+                 "2024-12-01..2024-12-06", "--entities", "30", "--events-per-day", "120"]) == 0
+    argv = [sys.executable, "-m", "backfill_lab.cli", "backfill", "--db", str(db),
+            "--partitions", "2024-12-01..2024-12-10", "--validate", "--max-parallel", "2",
+            "--backfill-id", "bf-cli-val"]
+    child = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    seen = 0
+    try:
+        assert child.stdout is not None
+        for line in child.stdout:
+            if line.split()[:1] in (["success"], ["invalid"]):
+                seen += 1
+                if seen >= lines:
+                    child.send_signal(signal.SIGKILL)
+                    break
+    finally:
+        child.wait(timeout=60)
+        if child.stdout is not None:
+            child.stdout.close()
+    assert child.returncode == -signal.SIGKILL
+    resumed = subprocess.run([*argv, "--quiet"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=120)
+    assert resumed.returncode in (0, 1), resumed.stderr
+    with Warehouse(db) as wh:
+        ledger = Ledger(wh).frame("bf-cli-val")
+        last = ledger.drop_duplicates(["layer", "partition"], keep="last")
+        assert not (last.error == NOT_VALIDATED).any()
+        checks = latest_validations(wh, "features")
+        passed = checks.groupby("partition")["passed"].all()
+        for part in last[(last.layer == "features") & (last.status == "success")].partition:
+            assert passed.get(part, False), f"{part} reported success without passing checks"

@@ -259,3 +259,62 @@ def test_scheduler_option_errors():
     with pytest.raises(ConfigError, match="run_until moves the clock"):
         Scheduler(stamp_pipeline(), wh, clock=SystemClock(), start="2025-01-01").run_until(
             "2025-01-02")
+
+
+# -- time zones: partition keys are UTC (issue 14) -----------------------------------------------
+def _london(*args: int, fold: int = 0) -> dt.datetime:
+    import zoneinfo
+
+    return dt.datetime(*args, fold=fold, tzinfo=zoneinfo.ZoneInfo("Europe/London"))
+
+
+def _hour_pipeline() -> Pipeline:
+    def stamp(ctx: StepContext) -> pd.DataFrame:
+        return pd.DataFrame({"hour": [to_value(ctx.partition)], "seen_at": [ctx.now]})
+
+    return Pipeline("hours", [Layer("hours", stamp, partition_column="hour")])
+
+
+def test_the_two_hours_of_a_dst_fall_back_are_two_utc_partitions():
+    from backfill_lab import run_backfill
+    from backfill_lab.partitions import PartitionSet, parse_key
+
+    first, second = _london(2024, 10, 27, 1, fold=0), _london(2024, 10, 27, 1, fold=1)
+    assert (parse_key(first), parse_key(second)) == ("2024-10-27T00:00", "2024-10-27T01:00")
+    wh = Warehouse()
+    result = run_backfill(_hour_pipeline(), wh, [first, second])
+    assert result.ok
+    assert list(wh.partition_counts("hours")) == ["2024-10-27T00:00", "2024-10-27T01:00"]
+    # a local day of 25 hours (its hours read off a London clock) is 25 UTC partitions
+    midnight = _london(2024, 10, 27).astimezone(dt.UTC)
+    local = [(midnight + dt.timedelta(hours=h)).astimezone(first.tzinfo) for h in range(25)]
+    assert [t.hour for t in local[:4]] == [0, 1, 1, 2]
+    keys = PartitionSet.of([parse_key(t) for t in local])
+    assert len(keys) == 25 and keys.is_contiguous
+
+
+def test_a_dst_spring_forward_skips_no_utc_partition():
+    from backfill_lab.partitions import parse_key, shift
+
+    before, after = _london(2024, 3, 31, 0), _london(2024, 3, 31, 2)  # 01:00 never happens
+    assert parse_key(before) == "2024-03-31T00:00"
+    assert parse_key(after) == "2024-03-31T01:00" == shift(parse_key(before), 1)
+
+
+def test_naive_times_are_utc_and_aware_ones_are_converted():
+    from backfill_lab.partitions import parse_key
+
+    assert parse_key(T(2024, 7, 1, 5)) == "2024-07-01T05:00"
+    assert parse_key(_london(2024, 7, 1, 6)) == "2024-07-01T05:00"  # BST is UTC+1
+    assert parse_key(dt.datetime(2024, 7, 1, 5, tzinfo=dt.UTC)) == "2024-07-01T05:00"
+
+
+def test_an_aware_fixed_clock_drives_the_scheduler():
+    clock = FixedClock(_london(2024, 10, 27, 0, 0))  # 2024-10-26T23:00 UTC
+    assert clock.now() == T(2024, 10, 26, 23, 0)
+    wh = Warehouse()
+    s = Scheduler(_hour_pipeline(), wh, "hourly :15", clock=clock, start="2024-10-27T00:00")
+    runs = s.run_until(_london(2024, 10, 27, 1, 20, fold=1))  # 01:20 GMT = 01:20 UTC
+    assert list(runs.partition) == ["2024-10-27T00:00"]
+    clock.set(_london(2024, 10, 27, 3, 0))
+    assert clock.now() == T(2024, 10, 27, 3, 0)

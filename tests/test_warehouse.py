@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 
@@ -215,3 +216,55 @@ def test_a_batch_overwrites_several_partitions_in_one_transaction(wh):
     with pytest.raises(ConfigError, match="must all belong to the batch"):
         wh.write_batch("t", [DAY, "2024-12-03"], stray)
     assert wh.checksums("t") == before  # nothing of the failed batch landed
+
+
+# -- partitions that are legitimately empty (issue 14) -------------------------------------------
+def _quiet_source(quiet_day: str):
+    """The demo pipeline over a source with no events at all on ``quiet_day``."""
+    from backfill_lab import daily_features
+    from backfill_lab.pipeline import Layer
+
+    from .conftest import SMALL
+
+    base = daily_features(SMALL)
+
+    def raw(ctx):
+        df = SMALL.events(ctx.partition)
+        return df.iloc[0:0] if ctx.partition == quiet_day else df
+
+    layers = [Layer("raw", raw, merge_keys=("event_id", "date")),
+              *[base.layer(n) for n in ("staging", "features")]]
+    return type(base)(base.name, layers, code_version=base.code_version)
+
+
+@pytest.mark.parametrize("quiet_day", ["2024-12-01", "2024-12-03"])
+def test_a_day_with_zero_events_is_present_not_a_hole(wh, quiet_day):
+    from backfill_lab import Ledger, run_backfill
+
+    result = run_backfill(_quiet_source(quiet_day), wh, "2024-12-01..2024-12-06")
+    assert result.ok, result.frame()[["layer", "partition", "status", "error"]]
+    assert quiet_day not in wh.partition_counts("raw")  # it holds no rows...
+    assert wh.existing_partitions("raw", [quiet_day]) == {quiet_day}  # ...but it was built
+    assert wh.existing_partitions("staging", [quiet_day]) == {quiet_day}
+    ledger = Ledger(wh).frame()
+    raw = ledger[(ledger.layer == "raw") & (ledger.partition == quiet_day)]
+    assert raw.status.tolist() == ["success"] and raw.rows.tolist() == [0]
+    # the table's types come from the layer's columns, not from the empty first batch
+    types = dict(wh.sql("DESCRIBE raw")[["column_name", "column_type"]].values)
+    assert types["date"] == "DATE"
+    assert '"NULL"' not in types.values()
+
+
+def test_an_empty_first_write_does_not_fix_a_null_type(wh):
+    empty = pd.DataFrame({"date": pd.Series([], dtype="object"),
+                          "note": pd.Series([], dtype="object")})
+    assert wh.write_partition("t", "2024-12-01", empty).rows == 0
+    assert wh.existing_partitions("t", ["2024-12-01", "2024-12-02"]) == {"2024-12-01"}
+    full = pd.DataFrame({"date": [dt.date(2024, 12, 2)], "note": [dt.date(2024, 1, 1)]})
+    assert wh.write_partition("t", "2024-12-02", full).rows == 1
+    types = dict(wh.sql("DESCRIBE t")[["column_name", "column_type"]].values)
+    assert types == {"date": "DATE", "note": "DATE"}
+    hourly = pd.DataFrame({"hour": pd.Series([], dtype="object")})
+    wh.write_partition("h", "2024-12-01T05", hourly, partition_column="hour")
+    assert wh.sql("DESCRIBE h")["column_type"].tolist() == ["TIMESTAMP"]
+    assert wh.first_partition("h") == "2024-12-01T05:00"

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import duckdb
+
+from .._yaml import shorten
 from ..clock import FixedClock
 from ..course.selfcheck import check
-from ..demo.daily import DEMO_HISTORY, DEMO_OUTAGE, build_demo, demo_pipeline
+from ..demo.daily import DEMO_HISTORY, DEMO_OUTAGE, build_demo, check_days, demo_pipeline
 from ..display.grid import grid_states, render_text
 from ..errors import BackfillLabError, ConfigError, SwitchoverBlocked, UnknownNameError
 from ..export import TOOLS
@@ -42,6 +46,7 @@ from ..validations import (
 )
 from ..versions import point_view, rollback_view, switch_view
 from ..warehouse import Warehouse
+from .guard import Kept, check_path, open_warehouse
 from .parse import OneLineParser, UsageError
 
 __all__ = ["main"]
@@ -67,7 +72,7 @@ def _share(name: str, upper: float | None = 1.0) -> Callable[[str], float]:
             value = float(text)
         except ValueError:
             value = -1.0
-        if value < 0 or (upper is not None and value > upper):
+        if not math.isfinite(value) or value < 0 or (upper is not None and value > upper):
             bound = f"in [0, {upper:g}]" if upper is not None else ">= 0"
             raise UsageError(f"'{name}' must be a number {bound} (got {text!r})")
         return value
@@ -83,15 +88,6 @@ def _tags(values: Sequence[str] | None) -> dict[str, str]:
             raise UsageError(f"'--audit-tag' must look like KEY=VALUE (got {item!r})")
         tags[key] = value
     return tags
-
-
-def _existing_db(path: str) -> Warehouse:
-    if not Path(path).exists():
-        raise UsageError(
-            f"warehouse {path!r} does not exist; create the demo with "
-            f"'{PROG} demo --db {path}'"
-        )
-    return Warehouse(path)
 
 
 def _parser() -> OneLineParser:
@@ -201,7 +197,13 @@ _COMMANDS = ("demo", "backfill", "validate", "switchover", "rollback", "check", 
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    path = Path(args.db)
+    path = check_path(args.db)
+    check_days(PartitionSet.parse(args.history))  # checked before any file is touched
+    if args.outage.lower() != "none":
+        PartitionSet.parse(args.outage)
+    if path.is_dir():
+        raise UsageError(f"{shorten(args.db)} is a directory; give a file such as "
+                         f"{str(path / 'lab.duckdb')!r}")
     if path.exists():
         if not args.force:
             raise UsageError(f"{args.db!r} already exists; pass --force to replace it")
@@ -238,8 +240,11 @@ def _options(args: argparse.Namespace) -> BackfillOptions:
 
 def _cmd_backfill(args: argparse.Namespace) -> int:
     options = _options(args)
+    if args.drift_baseline is not None and not args.validate:
+        raise UsageError("'--drift-baseline' sets the baseline of --validate's drift check; "
+                         "add --validate, or drop --drift-baseline")
     tags = _tags(args.audit_tag)
-    with _existing_db(args.db) as wh:
+    with open_warehouse(args.db) as wh:
         pipeline = demo_pipeline(wh, feature_version=args.feature_version)
         runner = BackfillRunner(
             pipeline, wh, args.partitions, options, backfill_id=args.backfill_id,
@@ -266,7 +271,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    with _existing_db(args.db) as wh:
+    with open_warehouse(args.db) as wh:
         if not wh.has_table(args.table):
             raise UnknownNameError.of("table", args.table, wh.tables())
         checks = Validations(
@@ -283,7 +288,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_switchover(args: argparse.Namespace) -> int:
-    with _existing_db(args.db) as wh:
+    with open_warehouse(args.db) as wh:
         if args.create:
             state = point_view(wh, args.view, args.to)
         else:
@@ -298,7 +303,7 @@ def _cmd_switchover(args: argparse.Namespace) -> int:
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
-    with _existing_db(args.db) as wh:
+    with open_warehouse(args.db) as wh:
         if args.view:
             print(f"view {rollback_view(wh, args.view)}")
         else:
@@ -309,8 +314,6 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def _plan_file(path: str) -> Plan:
-    if not Path(path).exists():
-        raise UsageError(f"plan file {path!r} does not exist")
     return Plan.load(Path(path))
 
 
@@ -323,7 +326,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     plan = _plan_file(args.plan)
-    with _existing_db(args.db) as wh:
+    with open_warehouse(args.db) as wh:
         result = run_plan(plan, wh, on_event=None if args.quiet else _print_event)
         print(result)
         return 0 if result.ok else 1
@@ -337,9 +340,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_schedule(args: argparse.Namespace) -> int:
     concurrency = BackfillOptions.parse({"concurrency": args.max_parallel}, spelling=CLI)
-    with _existing_db(args.db) as wh:
+    start = parse_key(args.start)
+    try:
+        until = dt.datetime.fromisoformat(args.until)
+    except ValueError:
+        raise UsageError(f"'until' must be a date or time like 2025-01-08 or "
+                         f"2025-01-08T03:00 (got {shorten(args.until)})") from None
+    check_days(PartitionSet.range(start, max(start, parse_key(until.date()))))
+    with open_warehouse(args.db) as wh:
         pipeline = demo_pipeline(wh)
-        start = parse_key(args.start)
         clock = FixedClock(dt.datetime.fromisoformat(start))
         scheduler = Scheduler(
             pipeline, wh, args.schedule, clock=clock, catchup=not args.no_catchup,
@@ -347,11 +356,6 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
             mode=args.write_mode, start=start, concurrency=concurrency.concurrency,
             name="cli",
         )
-        try:
-            until = dt.datetime.fromisoformat(args.until)
-        except ValueError:
-            raise UsageError(f"'until' must be a date or time like 2025-01-08 or "
-                             f"2025-01-08T03:00 (got {args.until!r})") from None
         runs = scheduler.run_until(until)
         if runs.empty:
             print("no scheduled runs were due")
@@ -362,7 +366,7 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    with _existing_db(args.db) as wh:
+    with open_warehouse(args.db) as wh:
         pipeline = demo_pipeline(wh)
         if args.partitions:
             partitions = PartitionSet.parse(args.partitions)
@@ -385,23 +389,55 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``backfill-lab``; returns the exit code."""
+    """Entry point of ``backfill-lab``; returns the exit code.
+
+    A command refused with exit code 2 leaves its ``--db`` file as it was (see
+    :mod:`backfill_lab.cli.guard`).
+    """
     try:
         args = _parser().parse_args(argv)
-        handler = {"demo": _cmd_demo, "backfill": _cmd_backfill, "validate": _cmd_validate,
-                   "switchover": _cmd_switchover, "rollback": _cmd_rollback,
-                   "check": _cmd_check, "run": _cmd_run, "export": _cmd_export,
-                   "schedule": _cmd_schedule, "status": _cmd_status}
-        return handler[args.command](args)
     except UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except BackfillLabError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+        return _refuse(exc)
+    kept = Kept(getattr(args, "db", None))
+    try:
+        code = _dispatch(args)
+        if code == 2:
+            kept.restore()
+        return code
+    finally:
+        kept.discard()
+
+
+def _refuse(exc: BaseException) -> int:
+    """Report a refusal in one line on stderr: exit code 2."""
+    if isinstance(exc, UsageError | BackfillLabError):
+        text = str(exc)
+    elif isinstance(exc, OSError):
+        where = f" {shorten(str(exc.filename))}" if exc.filename else ""
+        text = f"cannot use{where}: {exc.strerror or exc}"
+    elif isinstance(exc, RecursionError):
+        text = "input nests too deeply to read"
+    else:
+        text = f"{type(exc).__name__}: {shorten(str(exc).strip(), 300)}"
+    line = " ".join(text.split())
+    print(f"{PROG}: error: {line}", file=sys.stderr)
+    return 2
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the command; every refusal becomes one line and exit code 2, never a traceback."""
+    handler = {"demo": _cmd_demo, "backfill": _cmd_backfill, "validate": _cmd_validate,
+               "switchover": _cmd_switchover, "rollback": _cmd_rollback,
+               "check": _cmd_check, "run": _cmd_run, "export": _cmd_export,
+               "schedule": _cmd_schedule, "status": _cmd_status}
+    try:
+        return handler[args.command](args)
     except BrokenPipeError:  # e.g. piped into `head`: stop quietly, as Unix tools do
         sys.stderr.close()
         return 0
+    except (UsageError, BackfillLabError, OSError, UnicodeError, RecursionError, ValueError,
+            duckdb.Error) as exc:
+        return _refuse(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

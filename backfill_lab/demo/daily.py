@@ -39,7 +39,22 @@ __all__ = [
 CODE_VERSIONS = {"v1": "v1.4.2", "v2": "v2.0.0"}
 DEMO_HISTORY = "2024-11-01..2025-01-31"
 DEMO_OUTAGE = "2024-12-01..2024-12-31"
+FIRST_DAY = "1990-01-01"
+"""The first day the synthetic source has events for (the last is today, UTC)."""
 CATEGORIES = ("web", "app", "store")
+
+
+def check_days(partitions: PartitionSet) -> None:
+    """The demo source is daily and has events from :data:`FIRST_DAY` to today (UTC): hourly
+    keys, or days it holds no events for, are refused before a backfill writes anything."""
+    if partitions.start and "T" in partitions.start:
+        raise ConfigError(f"pipeline daily_features is daily; {partitions.start!r} is an hourly "
+                          f"key: give days like 2024-12-01")
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    if partitions.start < FIRST_DAY or partitions.end > today:
+        bad = partitions.start if partitions.start < FIRST_DAY else partitions.end
+        raise ConfigError(f"the demo source has events from {FIRST_DAY} to today ({today}), not "
+                          f"for {bad}; choose days in that span")
 
 
 @dataclass(frozen=True)
@@ -150,6 +165,7 @@ def daily_features(
         "daily_features", layers,
         code_version=code_version or CODE_VERSIONS[feature_version],
         description=f"raw -> staging -> features, feature definition {feature_version}",
+        partition_check=check_days,
     )
 
 
@@ -201,12 +217,9 @@ def build_demo(
     use a view called ``features``; the view is the caller's to create).
     """
     source = EventSource(seed, entities, events_per_day)
-    for key, value in (("demo.seed", seed), ("demo.entities", entities),
-                       ("demo.events_per_day", events_per_day), ("demo.feature_version", "v1")):
-        warehouse.set_meta(key, str(value))
-    warehouse.set_meta("demo.features_table", features_table or "features")
     pipeline = daily_features(source, features_table=features_table)
     partitions = PartitionSet.parse(history)
+    check_days(partitions)
     planted = [Fault.fail("raw", outage)] if outage else []
     if outage:
         missing = set(PartitionSet.parse(outage)) - set(partitions)
@@ -216,6 +229,10 @@ def build_demo(
                 f"(outside: {min(missing)})"
             )
     injected = Faults([*planted, *faults])
+    for key, value in (("demo.seed", seed), ("demo.entities", entities),
+                       ("demo.events_per_day", events_per_day), ("demo.feature_version", "v1")):
+        warehouse.set_meta(key, str(value))
+    warehouse.set_meta("demo.features_table", features_table or "features")
     results = []
     for day in partitions:  # one scheduled run per day, oldest first, as a nightly scheduler does
         # stamped at the run's scheduled time (02:00 the next day): the ledger reads like the
