@@ -17,7 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..display.grid import WIDGET_MIME, PartitionGrid
+from ..display.grid import PartitionGrid
+from ..display.live import WidgetFallback, with_widget
 from ..errors import BackfillLabError
 from ..faults import Faults
 from ..partitions import PartitionSet, shift
@@ -147,10 +148,7 @@ class Incident:
 
             story = ipywidgets.HTML(_story_html(self.scenario.title, self.scenario.story,
                                                 self.facts))
-            view = ipywidgets.VBox([story, self.grid.widget])
-            found = view._repr_mimebundle_().get(WIDGET_MIME)
-            if found is not None:
-                bundle[WIDGET_MIME] = found
+            bundle = with_widget(bundle, ipywidgets.VBox([story, self.grid.widget]))
         return bundle
 
 
@@ -185,7 +183,7 @@ def show_incident(exercise: str | Scenario) -> Incident:
 
 
 # -- hints ----------------------------------------------------------------------------------
-class Hints:
+class Hints(WidgetFallback):
     """An exercise's hints, revealed one at a time (a "Show next hint" button; a static render
     nests them in ``<details>`` blocks so each opens only after the one before).
 
@@ -254,15 +252,6 @@ class Hints:
         """Every hint, numbered, as plain text."""
         return "\n".join(f"Hint {i}: {t}" for i, t in enumerate(self.items, 1))
 
-    def __repr__(self) -> str:
-        return self.to_text()
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        bundle: dict[str, Any] = {"text/plain": self.to_text(), "text/html": self.to_html()}
-        view = self.widget._repr_mimebundle_().get(WIDGET_MIME)
-        if view is not None:
-            bundle[WIDGET_MIME] = view
-        return bundle
 
 
 def hints(exercise: str | Scenario) -> Hints:

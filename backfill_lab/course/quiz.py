@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from types import EllipsisType
 from typing import Any
 
-from ..display.grid import WIDGET_MIME
+from ..display.live import WidgetFallback
 from ..errors import ConfigError
 from ..report import escape
 from .answers import (
@@ -52,7 +52,7 @@ __all__ = [
 _UNSET: Any = object()
 
 
-class Quiz:
+class Quiz(WidgetFallback):
     """The quick test as a form: radio buttons per question that fill ``answers`` live.
 
     Root CSS class ``backfill-quiz``, one ``backfill-quiz-question`` per question. With a key
@@ -201,15 +201,6 @@ class Quiz:
         parts.append(f"<p>{escape(self.summary())}</p></div>")
         return "".join(parts)
 
-    def __repr__(self) -> str:
-        return self.to_text()
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        bundle: dict[str, Any] = {"text/plain": self.to_text(), "text/html": self.to_html()}
-        view = self.widget._repr_mimebundle_().get(WIDGET_MIME)
-        if view is not None:
-            bundle[WIDGET_MIME] = view
-        return bundle
 
 
 def _html_feedback(text: str) -> str:

@@ -11,9 +11,40 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .grid import PartitionGrid
 
-__all__ = ["WIDGET_MIME", "LiveGrid"]
+__all__ = ["WIDGET_MIME", "LiveGrid", "WidgetFallback", "with_widget"]
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def with_widget(bundle: dict[str, Any], widget: Any) -> dict[str, Any]:
+    """``bundle`` plus ``widget``'s view, when it has one: a front end with widgets shows the
+    live widget, anything else (nbval, a static render, the grader) the text and HTML."""
+    view = widget._repr_mimebundle_().get(WIDGET_MIME)
+    return {**bundle, WIDGET_MIME: view} if view is not None else bundle
+
+
+class WidgetFallback:
+    """Shown as its ``widget`` where widgets run, as ``to_html()``/``to_text()`` elsewhere.
+
+    A subclass supplies ``widget``, ``to_text()`` and ``to_html()``.
+    """
+
+    widget: Any
+
+    def to_text(self) -> str:
+        """The plain-text rendering (subclasses supply it)."""
+        raise NotImplementedError
+
+    def to_html(self) -> str:
+        """The HTML rendering (subclasses supply it)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return self.to_text()
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return with_widget({"text/plain": self.to_text(), "text/html": self.to_html()},
+                           self.widget)
 
 
 def _displayer() -> Any:
@@ -51,10 +82,7 @@ class LiveGrid:
         return self._handle is not None
 
     def _bundle(self) -> dict[str, Any]:
-        bundle = self.grid.picture()._repr_mimebundle_()
-        widget: Any = self.widget
-        view = widget._repr_mimebundle_().get(WIDGET_MIME)
-        return {**bundle, WIDGET_MIME: view} if view is not None else bundle
+        return with_widget(self.grid.picture()._repr_mimebundle_(), self.widget)
 
     def close(self) -> None:
         """Stop following the grid: the copy keeps the state it shows now."""
