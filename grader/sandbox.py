@@ -241,7 +241,13 @@ def _binds() -> tuple[str, ...]:
     # otherwise could not
     args = ["--unshare-all", "--unshare-user", "--uid", str(INSIDE_UID), "--gid",
             str(INSIDE_UID), "--hostname", "sandbox", "--die-with-parent", "--as-pid-1",
-            "--cap-drop", "ALL", "--ro-bind", "/usr", "/usr"]
+            "--cap-drop", "ALL"]
+    # a fresh /dev, read-only once /dev/shm is on it; /tmp and /dev/shm private and small
+    # (tmpfs pages are the host's memory, outside the kernel's address-space limit). These come
+    # first: bwrap applies its arguments in order, so a later bind shows through them
+    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMPFS_BYTES), "--tmpfs",
+             "/dev/shm", "--remount-ro", "/dev", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp",
+             "--ro-bind", "/usr", "/usr"]
     for name in ROOT_LINKS:
         path = Path("/") / name
         if path.is_symlink():
@@ -253,12 +259,8 @@ def _binds() -> tuple[str, ...]:
         if path.exists():
             args += ["--ro-bind", str(path.resolve()), str(path)]
     folders, files = _runtime_paths()
-    for runtime in folders + files:
+    for runtime in folders + files:  # after the private /tmp: a project under /tmp stays seen
         args += ["--ro-bind", runtime, runtime]
-    # a fresh /dev, read-only once /dev/shm is on it; /tmp and /dev/shm private and small
-    # (tmpfs pages are the host's memory, outside the kernel's address-space limit)
-    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMPFS_BYTES), "--tmpfs",
-             "/dev/shm", "--remount-ro", "/dev", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp"]
     return tuple(args)
 
 
