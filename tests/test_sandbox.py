@@ -222,3 +222,14 @@ def test_every_message_counts_against_the_cell_and_notebook_caps():
             "metadata": {}, "content": {"comm_id": "c", "data": {"state": {"k": "W" * 70_000}}}}
     client.process_message(comm, nb.cells[27], 27)
     assert client.widget_state == {} and 27 in client.truncated
+
+
+def test_the_private_tmp_comes_before_the_binds_so_a_project_under_tmp_is_seen():
+    """bwrap applies its arguments in order: a tmpfs on /tmp after the binds would hide a
+    project (and its venv) cloned under /tmp, and every kernel would then run unisolated."""
+    from grader.sandbox import _binds
+
+    args = list(_binds())
+    tmp = args.index("/tmp", args.index("--tmpfs", args.index("/dev/shm") + 1))
+    binds = [i for i, a in enumerate(args) if a == "--ro-bind"]
+    assert binds and tmp < min(binds)
