@@ -40,9 +40,11 @@ from ..validations import latest_validations
 from ..warehouse import Warehouse
 from .rules import RULE_COLUMNS, RuleResult, rule_rows
 from .scenarios import Scenario, Staged, truth
+from .second_run import SAME_AGAIN, may_exceed, rewrites_the_same
 
 __all__ = ["OUTCOMES", "OUTCOME_POINTS", "SimulationReport", "copy_template", "may_exceed",
-           "relation_checksums", "scratch_dir", "simulate", "staged_copy", "throttle"]
+           "relation_checksums", "rewrites_the_same", "scratch_dir", "simulate",
+           "staged_copy", "throttle"]
 
 OUTCOMES: tuple[str, ...] = ("outcome_complete", "outcome_idempotent", "outcome_untouched")
 OUTCOME_POINTS = 2.0
@@ -70,13 +72,6 @@ def throttle(wh: Warehouse, sc: Scenario, plan: Plan | None = None) -> Warehouse
         wh.write_latency = WRITE_LATENCY if plan is None or may_exceed(plan, sc) else 0.0
         wh.queue_timeout = QUEUE_TIMEOUT
     return wh
-
-
-def may_exceed(plan: Plan, sc: Scenario) -> bool:
-    """Can ``plan`` have more writes in flight than ``sc``'s warehouse takes? (A plan without
-    a concurrency runs every step at once.)"""
-    concurrency = plan.backfill.concurrency
-    return not concurrency or concurrency > sc.capacity
 
 
 def relation_checksums(wh: Warehouse, name: str, pcol: str = "date") -> dict[str, str]:
@@ -148,18 +143,26 @@ def _no_sleep(_: float) -> None:
     pass
 
 
-def simulate(plan: Plan, sc: Scenario) -> SimulationReport:
-    """Stage ``sc``, run ``plan`` on it twice, and judge the three outcomes."""
+def simulate(plan: Plan, sc: Scenario, *, replay_twice: bool = False) -> SimulationReport:
+    """Stage ``sc``, run ``plan`` on it twice, and judge the three outcomes.
+
+    The second run is replayed unless the first one proves it would change nothing (see
+    :func:`rewrites_the_same`); ``replay_twice=True`` replays it anyway.
+    """
     import time
 
     t0 = time.perf_counter()
     report = SimulationReport()
     with staged(sc, plan) as st:
-        before = _state(st)
+        before = _before(sc, st)
         runs: list[PlanRun] = []
-        states = []
+        states: list[dict[str, dict[str, str]]] = []
         invalid_after_first: set[str] = set()
         for i in (1, 2):
+            if i == 2 and not replay_twice and rewrites_the_same(plan, sc, st, runs[0]):
+                states.append(states[0])
+                report.runs.append(f"backfill sim-2: not replayed: {SAME_AGAIN}")
+                break
             try:
                 if sc.late and i == 2:
                     runs.append(_rerun_range(plan, sc, st))
@@ -173,9 +176,9 @@ def simulate(plan: Plan, sc: Scenario) -> SimulationReport:
                 report.seconds = time.perf_counter() - t0
                 return report
             states.append(_state(st))
+            report.runs.append(str(runs[-1]))
             if i == 1:
                 invalid_after_first = _invalid(plan, sc, st)
-        report.runs = [str(r) for r in runs]
         first = runs[0]
         if first.backfill is not None and not sc.late:
             report.max_in_flight = first.backfill.max_in_flight
@@ -191,6 +194,19 @@ def simulate(plan: Plan, sc: Scenario) -> SimulationReport:
         ]
     report.seconds = time.perf_counter() - t0
     return report
+
+
+# the state of each scenario's staged incident before any plan ran (every copy starts there)
+_BEFORE: dict[Scenario, dict[str, dict[str, str]]] = {}
+
+
+def _before(sc: Scenario, st: Staged) -> dict[str, dict[str, str]]:
+    known = _BEFORE.get(sc)
+    if known is None:
+        if len(_BEFORE) >= 16:  # a few scenarios per process: the oldest go first
+            del _BEFORE[next(iter(_BEFORE))]
+        known = _BEFORE[sc] = _state(st)
+    return known
 
 
 def _rerun_range(plan: Plan, sc: Scenario, st: Staged) -> PlanRun:
