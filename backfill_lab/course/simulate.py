@@ -9,6 +9,10 @@
 * ``outcome_untouched``: every partition outside the plan's range is byte-for-byte what it was.
 
 It also reports the observed maximum concurrency and whether steps started in the plan's order.
+
+Each replay runs on a private in-memory copy of the scenario's template (built once per process).
+The second run is replayed for real unless the first one proves it would write the same rows
+again (:func:`backfill_lab.course.second_run.rewrites_the_same`); then its state is the first's.
 The warehouse behaves like the one the notebooks taught (:func:`throttle`): it takes the
 scenario's capacity in concurrent writes, and a write that finds no free slot in time is
 throttled and fails. A plan within the capacity never waits, so its outcome does not depend on
@@ -311,7 +315,7 @@ _TMP_OWNER = 0
 
 
 def scratch_dir() -> Path:
-    """This process's folder for template and staging files, made on first use and removed
+    """This process's folder for template files, made on first use and removed
     when this process exits. A process that forks workers calls it first to share one folder
     with them (they never remove it: forked workers exit without atexit handlers)."""
     global _TMP, _TMP_OWNER
