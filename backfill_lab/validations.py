@@ -325,12 +325,15 @@ def record_results(wh: Warehouse, results: Sequence[CheckResult], backfill_id: s
                    when: dt.datetime) -> None:
     """Append check results to ``_bl_validations`` (the grid and switchover read them there)."""
     wh.ensure("_bl_validations", _SCHEMA)
-    cur = wh.cursor()
-    for r in results:
-        run(cur, "INSERT INTO _bl_validations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [backfill_id, r.table, r.partition, r.check,
-             None if r.measured is None or math.isnan(r.measured) else r.measured,
-             r.threshold, r.passed, r.detail, when])
+    if not results:
+        return
+    values = [v for r in results for v in (
+        backfill_id, r.table, r.partition, r.check,
+        None if r.measured is None or math.isnan(r.measured) else r.measured,
+        r.threshold, r.passed, r.detail, when)]
+    row = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"  # one statement, rows in order: one round trip
+    run(wh.cursor(), "INSERT INTO _bl_validations VALUES " + ", ".join(row for _ in results),
+        values)
 
 
 def validate(wh: Warehouse, table: str, partitions: object,
@@ -372,8 +375,12 @@ def latest_validations(wh: Warehouse, table: str) -> pd.DataFrame:
 
 def invalid_partitions(wh: Warehouse, table: str) -> set[str]:
     """Partitions of ``table`` whose latest validation has a failed check."""
-    df = latest_validations(wh, table)
-    return set(df.loc[~df["passed"].astype(bool), "partition"])
+    wh.ensure("_bl_validations", _SCHEMA)  # the verdicts of latest_validations, without pandas
+    rows = run(wh.cursor(), 'SELECT DISTINCT partition FROM (SELECT partition, '
+                            'arg_max(passed, rowid) AS passed FROM _bl_validations '
+                            'WHERE "table" = ? GROUP BY partition, "check") '
+                            "WHERE NOT coalesce(passed, false)", [table])
+    return {r[0] for r in rows}
 
 
 def validated_partitions(wh: Warehouse, table: str) -> set[str]:

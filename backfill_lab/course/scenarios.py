@@ -2,9 +2,13 @@
 
 A :class:`Scenario` says what broke (which layers and partitions), what the warehouse can take
 (its capacity), which code version is deployed, and what else will go wrong during the learner's
-backfill (transient failures). :meth:`Scenario.stage` builds it: a new in-memory warehouse loaded
-by the scheduler with the incident in it. The checklist rules read the scenario; the simulation
-runs the learner's plan on the staged warehouse.
+backfill (transient failures). :meth:`Scenario.build` builds it: a new in-memory warehouse loaded
+by the scheduler with the incident in it, one nightly run at a time (the slow part). That is done
+once per process: :meth:`Scenario.stage` hands out in-memory copies of it (milliseconds). The
+checklist rules read the scenario; the simulation runs the learner's plan on a staged copy.
+
+The reference (:func:`truth`: what every table would hold had nothing broken) is built with one
+batched backfill over the whole history, which writes the same rows as the nightly runs would.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..clock import FixedClock
-from ..demo.daily import CODE_VERSIONS, EventSource, build_demo, demo_pipeline
+from ..demo.daily import CODE_VERSIONS, EventSource, build_demo, daily_features, demo_pipeline
 from ..demo.late import LateEventSource, late_features
 from ..errors import UnknownNameError
 from ..faults import Fault
@@ -75,7 +79,15 @@ class Scenario:
         return "features_v1" if self.versioned else "features"
 
     def stage(self) -> Staged:
-        """A fresh in-memory warehouse with this incident in it."""
+        """A fresh in-memory warehouse with this incident in it: a private copy of this
+        process's staged incident (built by :meth:`build` on first use)."""
+        from .simulate import staged_copy  # simulate imports this module: resolved when called
+
+        return staged_copy(self)
+
+    def build(self) -> Staged:
+        """Build this incident for real on a new in-memory warehouse: the scheduler loads the
+        history one night at a time, with the outage, the bad data and the monitoring in it."""
         wh = Warehouse()
         if self.late:
             source = LateEventSource(self.seed, self.entities, self.events_per_day,
@@ -216,12 +228,28 @@ def remember_truth(sc: Scenario, checksums: dict[str, dict[str, str]]
 
 
 def _compute_truth(sc: Scenario) -> dict[str, dict[str, str]]:
-    clean = Scenario(**{**sc.__dict__, "outage": None, "corrupt": (), "backfill_faults": ()})
-    staged = clean.stage()
+    """The checksums of the clean history (no outage, no bad data).
+
+    A nightly scheduler builds one day at a time; here the whole history is one batched
+    backfill (a step per layer, each writing every day in one transaction). The rows are the
+    same: each day's transform reads the same upstream days either way (a trailing window
+    reaches back only to the first day of history), and nothing in a clean history fails.
+    """
+    if sc.late:
+        clean = Scenario(**{**sc.__dict__, "outage": None, "corrupt": (), "backfill_faults": ()})
+        staged = clean.build()
+        run_backfill(staged.pipeline, staged.warehouse, clean.broken,
+                     clock=FixedClock(dt.datetime(2030, 1, 1)))
+    else:
+        wh = Warehouse()
+        source = EventSource(sc.seed, sc.entities, sc.events_per_day)
+        history = PartitionSet.parse(sc.history)
+        pipeline = daily_features(source,
+                                  features_table=sc.features_table if sc.versioned else None)
+        run_backfill(pipeline, wh, history, batch_size=len(history), backfill_id="truth",
+                     clock=FixedClock(dt.datetime(2030, 1, 1)), backoff=0)
+        staged = Staged(wh, pipeline)
     try:
-        if sc.late:
-            run_backfill(staged.pipeline, staged.warehouse, clean.broken,
-                         clock=FixedClock(dt.datetime(2030, 1, 1)))
         return {t: staged.warehouse.checksums(t) for t in staged.warehouse.tables()}
     finally:
         staged.warehouse.close()

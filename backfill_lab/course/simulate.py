@@ -9,6 +9,10 @@
 * ``outcome_untouched``: every partition outside the plan's range is byte-for-byte what it was.
 
 It also reports the observed maximum concurrency and whether steps started in the plan's order.
+
+Each replay runs on a private in-memory copy of the scenario's template (built once per process).
+The second run is replayed for real unless the first one proves it would write the same rows
+again (:func:`backfill_lab.course.second_run.rewrites_the_same`); then its state is the first's.
 The warehouse behaves like the one the notebooks taught (:func:`throttle`): it takes the
 scenario's capacity in concurrent writes, and a write that finds no free slot in time is
 throttled and fails. A plan within the capacity never waits, so its outcome does not depend on
@@ -40,9 +44,11 @@ from ..validations import latest_validations
 from ..warehouse import Warehouse
 from .rules import RULE_COLUMNS, RuleResult, rule_rows
 from .scenarios import Scenario, Staged, truth
+from .second_run import SAME_AGAIN, may_exceed, rewrites_the_same
 
-__all__ = ["OUTCOMES", "OUTCOME_POINTS", "SimulationReport", "relation_checksums", "scratch_dir",
-           "simulate", "throttle"]
+__all__ = ["OUTCOMES", "OUTCOME_POINTS", "SimulationReport", "copy_template", "may_exceed",
+           "relation_checksums", "rewrites_the_same", "scratch_dir", "simulate",
+           "staged_copy", "throttle"]
 
 OUTCOMES: tuple[str, ...] = ("outcome_complete", "outcome_idempotent", "outcome_untouched")
 OUTCOME_POINTS = 2.0
@@ -55,14 +61,19 @@ WRITE_LATENCY = 0.01
 QUEUE_TIMEOUT = 0.005
 
 
-def throttle(wh: Warehouse, sc: Scenario) -> Warehouse:
+def throttle(wh: Warehouse, sc: Scenario, plan: Plan | None = None) -> Warehouse:
     """Make ``wh`` take at most ``sc.capacity`` concurrent writes, as the scenario says its
     warehouse does: more writes in flight than that are throttled and fail (after the staging,
     which a scheduler did one night at a time). Late-data scenarios run one night at a time and
-    are left as they are."""
+    are left as they are.
+
+    Given the ``plan`` about to run: a plan that never has more steps in flight than the
+    capacity never waits for a slot, so its writes need not take :data:`WRITE_LATENCY` to show
+    the limit (the same outcome, without the wait).
+    """
     if not sc.late:
         wh.capacity = sc.capacity
-        wh.write_latency = WRITE_LATENCY
+        wh.write_latency = WRITE_LATENCY if plan is None or may_exceed(plan, sc) else 0.0
         wh.queue_timeout = QUEUE_TIMEOUT
     return wh
 
@@ -138,18 +149,26 @@ def _no_sleep(_: float) -> None:
     pass
 
 
-def simulate(plan: Plan, sc: Scenario) -> SimulationReport:
-    """Stage ``sc``, run ``plan`` on it twice, and judge the three outcomes."""
+def simulate(plan: Plan, sc: Scenario, *, replay_twice: bool = False) -> SimulationReport:
+    """Stage ``sc``, run ``plan`` on it twice, and judge the three outcomes.
+
+    The second run is replayed unless the first one proves it would change nothing (see
+    :func:`rewrites_the_same`); ``replay_twice=True`` replays it anyway.
+    """
     import time
 
     t0 = time.perf_counter()
     report = SimulationReport()
-    with staged(sc) as st:
-        before = _state(st)
+    with staged(sc, plan) as st:
+        before = _before(sc, st)
         runs: list[PlanRun] = []
-        states = []
+        states: list[dict[str, dict[str, str]]] = []
         invalid_after_first: set[str] = set()
         for i in (1, 2):
+            if i == 2 and not replay_twice and rewrites_the_same(plan, sc, st, runs[0]):
+                states.append(states[0])
+                report.runs.append(f"backfill sim-2: not replayed: {SAME_AGAIN}")
+                break
             try:
                 if sc.late and i == 2:
                     runs.append(_rerun_range(plan, sc, st))
@@ -164,9 +183,9 @@ def simulate(plan: Plan, sc: Scenario) -> SimulationReport:
                 report.seconds = time.perf_counter() - t0
                 return report
             states.append(_state(st))
+            report.runs.append(str(runs[-1]))
             if i == 1:
                 invalid_after_first = _invalid(plan, sc, st)
-        report.runs = [str(r) for r in runs]
         first = runs[0]
         if first.backfill is not None and not sc.late:
             report.max_in_flight = first.backfill.max_in_flight
@@ -180,7 +199,7 @@ def simulate(plan: Plan, sc: Scenario) -> SimulationReport:
             _idempotent(states[0], states[1], _truth_of(sc, st)),
             _untouched(plan, sc, before, states[1]),
         ]
-        report.picture = _picture(plan, sc, st, before, states[-1], len(runs))
+        report.picture = _picture(plan, sc, st, before, states[-1], len(states))
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -194,6 +213,19 @@ def _picture(plan: Plan, sc: Scenario, st: Staged, before: dict[str, dict[str, s
         return replay_picture(plan, sc, st, before, after, runs)
     except Exception:  # a picture is feedback, not a verdict
         return None
+
+
+# the state of each scenario's staged incident before any plan ran (every copy starts there)
+_BEFORE: dict[Scenario, dict[str, dict[str, str]]] = {}
+
+
+def _before(sc: Scenario, st: Staged) -> dict[str, dict[str, str]]:
+    known = _BEFORE.get(sc)
+    if known is None:
+        if len(_BEFORE) >= 16:  # a few scenarios per process: the oldest go first
+            del _BEFORE[next(iter(_BEFORE))]
+        known = _BEFORE[sc] = _state(st)
+    return known
 
 
 def _rerun_range(plan: Plan, sc: Scenario, st: Staged) -> PlanRun:
@@ -298,7 +330,7 @@ _TMP_OWNER = 0
 
 
 def scratch_dir() -> Path:
-    """This process's folder for template and staging files, made on first use and removed
+    """This process's folder for template files, made on first use and removed
     when this process exits. A process that forks workers calls it first to share one folder
     with them (they never remove it: forked workers exit without atexit handlers)."""
     global _TMP, _TMP_OWNER
@@ -324,7 +356,7 @@ def template(sc: Scenario) -> Path:
     """
     path = _TEMPLATES.get(sc)
     if path is None or not path.exists():
-        built = sc.stage()
+        built = sc.build()
         # private to this process: forked workers share _TMP but never build into one file
         path = scratch_dir() / f"{sc.exercise}-{os.getpid()}-{uuid.uuid4().hex[:8]}.duckdb"
         run(built.warehouse.cursor(), f"ATTACH '{path}' AS tpl")
@@ -359,26 +391,44 @@ def adopt_template(sc: Scenario, path: Path, sha256: str) -> bool:
     return True
 
 
-class staged:
-    """A scenario staged on a private copy of a cached template warehouse file."""
+def copy_template(path: Path) -> Warehouse:
+    """A new in-memory warehouse holding everything in the template file ``path`` (read only,
+    never changed): no file to write, flush or remove per copy."""
+    wh = Warehouse()
+    cur = wh.cursor()
+    # the new warehouse made its empty system tables: the template's replace them
+    for (name,) in run(cur, "SELECT table_name FROM duckdb_tables() "
+                            "WHERE database_name = 'memory'"):
+        run(cur, f"DROP TABLE {quote(name)}")
+    literal = str(path).replace("'", "''")
+    run(cur, f"ATTACH '{literal}' AS _bl_template (READ_ONLY)")
+    try:
+        run(cur, "COPY FROM DATABASE _bl_template TO memory")
+    finally:
+        run(cur, "DETACH _bl_template")
+    return wh
 
-    def __init__(self, sc: Scenario) -> None:
+
+def staged_copy(sc: Scenario) -> Staged:
+    """``sc`` staged on a private in-memory copy of its template (what
+    :meth:`Scenario.stage` returns)."""
+    return sc.restage(copy_template(template(sc)))
+
+
+class staged:
+    """A scenario staged on a private in-memory copy of its cached template, throttled to the
+    scenario's capacity for ``plan`` (see :func:`throttle`); closed on exit."""
+
+    def __init__(self, sc: Scenario, plan: Plan | None = None) -> None:
         self.sc = sc
-        self.path: Path | None = None
+        self.plan = plan
         self.st: Staged | None = None
 
     def __enter__(self) -> Staged:
-        source = template(self.sc)
-        handle, name = tempfile.mkstemp(suffix=".duckdb", dir=scratch_dir())
-        os.close(handle)
-        self.path = Path(name)
-        shutil.copyfile(source, self.path)
-        self.st = self.sc.restage(throttle(Warehouse(self.path), self.sc))
+        self.st = staged_copy(self.sc)
+        throttle(self.st.warehouse, self.sc, self.plan)
         return self.st
 
     def __exit__(self, *exc: Any) -> None:
         if self.st is not None:
             self.st.warehouse.close()
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
-            Path(f"{self.path}.wal").unlink(missing_ok=True)

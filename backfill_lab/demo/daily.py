@@ -11,6 +11,7 @@ Everything is a pure function of the seed: the same seed gives the same rows on 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -82,22 +83,29 @@ class EventSource:
                 raise ConfigError.invalid(name, "a non-negative integer (>= 1 for counts)", value)
 
     def events(self, partition: str) -> pd.DataFrame:
-        """The events of one day: the same rows every time for the same seed and day."""
-        day = to_value(partition)
-        if isinstance(day, dt.datetime):
-            raise ConfigError(f"the demo source is daily (got hourly partition {partition!r})")
-        rng = np.random.default_rng([self.seed, day.toordinal()])
-        n = int(rng.poisson(self.events_per_day))
-        seconds = np.sort(rng.integers(0, 86_400, n))
-        midnight = pd.Timestamp(day)
-        return pd.DataFrame({
-            "date": pd.Series([day] * n, dtype="object"),
-            "event_id": day.toordinal() * 1_000_000 + np.arange(n, dtype="int64"),
-            "entity_id": rng.integers(0, self.entities, n).astype("int64"),
-            "event_time": midnight + pd.to_timedelta(seconds, unit="s"),
-            "amount": rng.lognormal(3.0, 0.6, n).round(2),
-            "category": rng.choice(np.array(CATEGORIES), n, p=[0.5, 0.3, 0.2]),
-        })
+        """The events of one day: the same rows every time for the same seed and day (drawn
+        once per process and day, then copied: a caller may change its copy)."""
+        return _day_events(self, partition).copy()
+
+
+@functools.lru_cache(maxsize=192)  # a few months of a few sources; ~0.2 MB a day
+def _day_events(source: EventSource, partition: str) -> pd.DataFrame:
+    """The events of one day of ``source`` (see :meth:`EventSource.events`)."""
+    day = to_value(partition)
+    if isinstance(day, dt.datetime):
+        raise ConfigError(f"the demo source is daily (got hourly partition {partition!r})")
+    rng = np.random.default_rng([source.seed, day.toordinal()])
+    n = int(rng.poisson(source.events_per_day))
+    seconds = np.sort(rng.integers(0, 86_400, n))
+    midnight = pd.Timestamp(day)
+    return pd.DataFrame({
+        "date": pd.Series([day] * n, dtype="object"),
+        "event_id": day.toordinal() * 1_000_000 + np.arange(n, dtype="int64"),
+        "entity_id": rng.integers(0, source.entities, n).astype("int64"),
+        "event_time": midnight + pd.to_timedelta(seconds, unit="s"),
+        "amount": rng.lognormal(3.0, 0.6, n).round(2),
+        "category": rng.choice(np.array(CATEGORIES), n, p=[0.5, 0.3, 0.2]),
+    })
 
 
 STAGING_SQL = """

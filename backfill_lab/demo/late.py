@@ -23,6 +23,7 @@ True
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -136,7 +137,11 @@ class LateEventSource:
         return EventSource(self.seed, self.entities, self.events_per_day)
 
     def events(self, partition: str) -> pd.DataFrame:
-        """Every event of ``partition`` (one day), with its arrival time: the truth."""
+        """Every event of ``partition`` (one day), with its arrival time: the truth (drawn
+        once per process and day, then copied: a caller may change its copy)."""
+        return _late_events(self, partition).copy()
+
+    def _draw(self, partition: str) -> pd.DataFrame:
         if grain_of(partition) != "daily":
             raise ConfigError(f"the late event source is daily (got partition {partition!r})")
         events = self.base.events(partition)
@@ -161,7 +166,13 @@ class LateEventSource:
         self, partition: str, as_of: str | dt.datetime | pd.Timestamp | None
     ) -> pd.DataFrame:
         """The events of ``partition`` that have arrived by ``as_of``: what a run then sees."""
-        return arrived_by(self.events(partition), as_of)
+        return arrived_by(_late_events(self, partition), as_of)  # a new frame: no copy needed
+
+
+@functools.lru_cache(maxsize=128)  # a few weeks of a few sources
+def _late_events(source: LateEventSource, partition: str) -> pd.DataFrame:
+    """The events of one day of ``source`` with their arrival times (never changed here)."""
+    return source._draw(partition)
 
 
 FEATURES_SQL = """

@@ -1,0 +1,51 @@
+"""What the outcome simulation can know without running: whether a plan can exceed the
+warehouse's capacity, and whether a second run of a plan would change anything.
+
+Both are used by :mod:`backfill_lab.course.simulate` to skip work whose result is already
+known (a wait that can never matter, a replay that can only write the same rows again), so a
+plan is judged faster with the same verdict.
+"""
+
+from __future__ import annotations
+
+from ..ledger import StepStatus
+from ..plan import Plan
+from ..planrun import PlanRun
+from .scenarios import Scenario, Staged
+
+__all__ = ["SAME_AGAIN", "may_exceed", "rewrites_the_same"]
+
+SAME_AGAIN = ("the first run rewrote every partition in place by overwrite and every step "
+              "succeeded, so a second run writes the same rows again")
+
+
+def may_exceed(plan: Plan, sc: Scenario) -> bool:
+    """Can ``plan`` have more writes in flight than ``sc``'s warehouse takes? (A plan without
+    a concurrency runs every step at once.)"""
+    concurrency = plan.backfill.concurrency
+    return not concurrency or concurrency > sc.capacity
+
+
+def rewrites_the_same(plan: Plan, sc: Scenario, st: Staged, first: PlanRun) -> bool:
+    """Would running ``plan`` again after ``first`` leave every table and view as it is?
+
+    True when ``first`` overwrote its partitions in place (no versioned target, so no view
+    switch) and every step succeeded, with nothing restored, and the scenario's backfill faults
+    only fail attempts. A second run then rebuilds each partition, upstream first, from
+    upstream partitions that hold what they held after the first run, so it writes the same
+    rows: each transform is a pure function of what it reads (and of the seed). A step that
+    fails on the second run (a fault, no retries left) rolls back and leaves its partition
+    as it was; a partition that fails its validations is written with the same rows again, and
+    a restore puts back the snapshot taken just before, which holds the same rows too.
+    Appends, merges, versioned targets, late data and any first run that did not succeed
+    everywhere are replayed for real.
+    """
+    b = plan.backfill
+    if (sc.late or b.mode != "overwrite" or first.error is not None or first.restored
+            or first.view is not None or first.backfill is None or not first.backfill.ok
+            or any(f.kind != "fail" for f in sc.backfill_faults)):
+        return False
+    layers = st.pipeline.check_layers(b.layers or st.pipeline.layer_names)
+    in_place = (b.target or st.pipeline.layer(layers[-1]).default_table) == \
+        st.pipeline.layer(layers[-1]).default_table
+    return in_place and all(s.status == StepStatus.SUCCESS for s in first.backfill.steps)

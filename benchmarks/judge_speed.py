@@ -1,0 +1,152 @@
+"""How long does judging one plan take, per exercise, and how long does a learner wait?
+
+Run from the project root with the project's venv::
+
+    python benchmarks/judge_speed.py                 # every plan exercise, 5 plans each
+    python benchmarks/judge_speed.py -n 3 --no-notebooks
+    python benchmarks/judge_speed.py --exercise ex1
+
+For each exercise with a plan (ex1, ex2, mini_challenge) it prints:
+
+* staging: building the reference truth and the incident's template, once per process (the
+  grader does it once per batch, in parallel with the first kernels);
+* judging: the checklist and the outcome simulation (stage a copy, replay the plan twice,
+  compare) of N *distinct* plans, each its own (the solution with another ticket and owner),
+  judged one after another in this process: the median and the best, wall and CPU time
+  (goal: at most 0.5 s per plan);
+* unless ``--no-notebooks``, the learner's side: the exercise's solution notebook run top to
+  bottom by nbclient in a fresh kernel, as "Run All" does (goal: under 10 s), and its
+  self-check cell (``bl.check(plan, ...)``, goal: under 1 s).
+
+Times are wall-clock on this machine as it is: the load average is printed with each line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = {"ex1": "ex1_december_backfill.ipynb", "ex2": "ex2_late_data.ipynb",
+             "mini_challenge": "mini_challenge.ipynb"}
+
+
+def solution_plan(exercise: str) -> str:
+    """The plan of the exercise's solution notebook (the text of its ``plan = ...`` cell)."""
+    nb = json.loads((ROOT / "solutions" / NOTEBOOKS[exercise]).read_text())
+    for cell in nb["cells"]:
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "code" and 'plan = """' in source:
+            return source.split('plan = """', 1)[1].split('"""', 1)[0]
+    raise SystemExit(f"no plan in the solution of {exercise}")
+
+
+def variants(exercise: str, n: int) -> list[str]:
+    """``n`` distinct plans: the solution with each learner's own ticket and owner."""
+    plan = solution_plan(exercise)
+    ticket = plan.split("ticket: ", 1)[1].split(",", 1)[0]
+    return [plan.replace(f"ticket: {ticket}", f"ticket: INC-{7000 + i}")
+                .replace("owner: data-platform", f"owner: team-{i}") for i in range(n)]
+
+
+def load() -> str:
+    """The 1-minute load average, for the record."""
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
+def judging(exercise: str, n: int) -> None:
+    """Stage the exercise once, then judge ``n`` distinct plans; print the figures."""
+    from backfill_lab.course.scenarios import scenario, truth
+    from backfill_lab.course.selfcheck import check
+    from backfill_lab.course.simulate import template
+
+    sc = scenario(exercise)
+    t0, c0 = time.perf_counter(), time.process_time()
+    truth(sc)
+    template(sc)
+    print(f"{exercise:>15} staging (truth + template, once): {time.perf_counter() - t0:5.2f} s "
+          f"wall, {time.process_time() - c0:5.2f} s CPU ({load()})", flush=True)
+    walls, cpus = [], []
+    for plan in variants(exercise, n):
+        t0, c0 = time.perf_counter(), time.process_time()
+        report = check(plan, sc, record=False)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+        if report.score != report.max_score:
+            raise SystemExit(f"INVALID: a variant of the {exercise} solution lost points: "
+                             f"{report.failed()}")
+    best = min(walls)
+    print(f"{exercise:>15} judging one plan (rules + simulation, {n} distinct plans): median "
+          f"{statistics.median(walls):5.2f} s wall ({statistics.median(cpus):5.2f} s CPU), "
+          f"best {best:5.2f} s  (goal <= 0.5 s: {'PASS' if best <= 0.5 else 'MISS'}; "
+          f"{load()})", flush=True)
+
+
+def notebook(exercise: str) -> None:
+    """Run the solution notebook as a learner's Run All does; time it and its self-check."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = ROOT / "solutions" / NOTEBOOKS[exercise]
+    nb = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
+    started: dict[int, float] = {}
+    took: dict[int, float] = {}
+
+    def before(cell: Any, cell_index: int, **_: Any) -> None:
+        started[cell_index] = time.perf_counter()
+
+    def after(cell: Any, cell_index: int, **_: Any) -> None:
+        took[cell_index] = time.perf_counter() - started[cell_index]
+
+    env_before = os.environ.pop("BACKFILL_LAB_GRADING", None)
+    progress = os.environ.get("BACKFILL_LAB_PROGRESS")
+    os.environ["BACKFILL_LAB_PROGRESS"] = os.devnull  # record nothing in anyone's progress
+    try:
+        client = NotebookClient(nb, timeout=600, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}},
+                                on_cell_execute=before, on_cell_executed=after)
+        t0 = time.perf_counter()
+        client.execute()
+        total = time.perf_counter() - t0
+    finally:
+        if env_before is not None:
+            os.environ["BACKFILL_LAB_GRADING"] = env_before
+        if progress is None:
+            os.environ.pop("BACKFILL_LAB_PROGRESS", None)
+        else:
+            os.environ["BACKFILL_LAB_PROGRESS"] = progress
+    checks = [took[i] for i, c in enumerate(nb.cells)
+              if c.cell_type == "code" and "bl.check(plan" in c.source and i in took]
+    slowest = sorted(((t, i) for i, t in took.items()), reverse=True)[:3]
+    self_check = checks[0] if checks else float("nan")
+    print(f"{exercise:>15} Run All: {total:5.1f} s (goal < 10 s: "
+          f"{'PASS' if total < 10 else 'MISS'}); self-check cell {self_check:5.2f} s (goal < 1 s: "
+          f"{'PASS' if self_check < 1 else 'MISS'}); slowest cells "
+          f"{', '.join(f'[{i}] {t:.1f} s' for t, i in slowest)} ({load()})", flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--plans", type=int, default=5, help="distinct plans per exercise")
+    parser.add_argument("--exercise", choices=sorted(NOTEBOOKS), action="append",
+                        help="only this exercise (repeatable)")
+    parser.add_argument("--no-notebooks", action="store_true", help="skip the Run All timings")
+    args = parser.parse_args()
+    os.environ.pop("BACKFILL_LAB_GRADING", None)
+    print(f"{os.cpu_count()} cores; {load()}", flush=True)
+    for exercise in args.exercise or sorted(NOTEBOOKS):
+        judging(exercise, args.plans)
+    if not args.no_notebooks:
+        for exercise in args.exercise or sorted(NOTEBOOKS):
+            notebook(exercise)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
