@@ -22,6 +22,16 @@ from grader.execute import Limits, isolation
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBMISSIONS = ROOT / "tests" / "submissions"
+# attacks on the grading host itself (fork bomb, memory hog, leftovers, the grader's terminal):
+# kept out of tests/submissions, which `make grade` and tests/test_grader.py grade as a batch
+# even where no sandbox contains them
+HOST_ATTACKS = ROOT / "tests" / "host_attacks"
+
+
+def _fixture(name: str) -> Path:
+    """The fixture notebook called ``name``, wherever it is kept."""
+    host = HOST_ATTACKS / f"{name}.ipynb"
+    return host if host.exists() else SUBMISSIONS / f"{name}.ipynb"
 pytestmark = pytest.mark.slow
 QUICK = {"cell_timeout": 10, "timeout": 60}
 
@@ -35,7 +45,7 @@ def sandboxed() -> None:
 
 def _start(name: str, limits: dict[str, Any]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.sandbox_child", str(SUBMISSIONS / f"{name}.ipynb"),
+        [sys.executable, "-m", "tests.sandbox_child", str(_fixture(name)),
          json.dumps(limits)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
 
@@ -107,7 +117,7 @@ def test_kernel_output_never_reaches_the_grader_terminal(sandboxed, tmp_path):
     assert len(res["log"]) <= 2_000
     cli = subprocess.run(
         [sys.executable, "-m", "grader", "grade",
-         str(SUBMISSIONS / "ex1_writes_grader_stdout_not_shown.ipynb"), "--out",
+         str(_fixture("ex1_writes_grader_stdout_not_shown")), "--out",
          str(tmp_path / "out"), "--cell-timeout", "10", "--timeout", "60"],
         cwd=ROOT, capture_output=True, check=False, timeout=180)
     assert cli.returncode == 0, cli.stderr[-2000:]
