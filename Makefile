@@ -79,4 +79,4 @@ orchestrators: $(STAMP)
 	$(PY) orchestrators/run.py $(TOOLS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info build dist
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info build dist
