@@ -396,6 +396,7 @@ def copy_template(path: Path) -> Warehouse:
     never changed): no file to write, flush or remove per copy."""
     wh = Warehouse()
     cur = wh.cursor()
+    run(cur, "SET threads=1")
     # the new warehouse made its empty system tables: the template's replace them
     for (name,) in run(cur, "SELECT table_name FROM duckdb_tables() "
                             "WHERE database_name = 'memory'"):
