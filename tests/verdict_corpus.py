@@ -40,10 +40,9 @@ def corpus() -> dict[str, tuple[str, str]]:
 def verdict(exercise: str, text: str) -> dict[str, Any]:
     """What the judge says of one plan: every rule's pass, points and message, the outcome
     replay's observations and its picture, as plain JSON."""
-    from backfill_lab.course.selfcheck import check
-
     from backfill_lab.course.scenarios import scenario
     from backfill_lab.course.second_run import may_exceed
+    from backfill_lab.course.selfcheck import check
     from backfill_lab.plan import Plan
 
     report = check(text, exercise, record=False)
