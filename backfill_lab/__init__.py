@@ -30,6 +30,7 @@ from .errors import (
     InjectedFault,
     MergeKeyError,
     PartitionError,
+    PinMismatch,
     SwitchoverBlocked,
     UnknownNameError,
     UpstreamMissing,
@@ -39,6 +40,7 @@ from .faults import Fault, Faults
 from .ledger import Ledger
 from .options import BackfillOptions
 from .partitions import PartitionSet, parse_partitions
+from .pins import runtime
 from .pipeline import Dependency, Layer, Pipeline, SamePartition, StepContext, TrailingWindow
 from .plan import Plan, load_plan
 from .planrun import PlanRun, run_plan
@@ -108,6 +110,7 @@ __all__ = [
     "PartitionError",
     "PartitionGrid",
     "PartitionSet",
+    "PinMismatch",
     "Pipeline",
     "Plan",
     "PlanRun",
@@ -159,6 +162,7 @@ __all__ = [
     "rollback_view",
     "run_backfill",
     "run_plan",
+    "runtime",
     "scenario",
     "simulate",
     "snapshot",

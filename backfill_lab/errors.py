@@ -17,6 +17,7 @@ __all__ = [
     "InjectedFault",
     "MergeKeyError",
     "PartitionError",
+    "PinMismatch",
     "SwitchoverBlocked",
     "UnknownNameError",
     "UpstreamMissing",
@@ -81,6 +82,12 @@ class WarehouseOverloaded(BackfillLabError, RuntimeError):
 
 class CodeVersionMismatch(BackfillLabError, RuntimeError):
     """A backfill pinned to one code version saw another: it stops instead of mixing outputs."""
+
+
+class PinMismatch(BackfillLabError, RuntimeError):
+    """A backfill pinned to a config or runtime saw another: it refuses rather than mix outputs.
+
+    Taught in notebooks/02_daily_backfill.ipynb (Step 2: freeze the code version)."""
 
 
 class SwitchoverBlocked(BackfillLabError, RuntimeError):

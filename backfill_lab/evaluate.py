@@ -82,7 +82,7 @@ class StepEvaluator:
         return LedgerEntry(
             self.backfill_id, step.layer, step.partition, step.table, self.options.mode,
             self.code_version, attempt, status, rows, started, finished, error,
-            tuple(upstream), self.audit_tags,
+            tuple(upstream), self.audit_tags, self.options.config_hash, self.options.runtime,
         )
 
     def finish_without_run(self, step: Step, status: StepStatus, error: str,

@@ -2,10 +2,10 @@
 
 Each export prints the commands first, then, as ``#`` lines, what that tool cannot express or
 does differently (a subset of layers, retries, concurrency as one run, merge models, a versioned
-target, validations, a switchover, ...): the plan is the contract, the commands are its closest
-translation, and ``make orchestrators`` runs them for real against the mirror projects in
-``orchestrators/``. ``Plan.to_airflow()`` and friends call these. Taught in
-notebooks/02_daily_backfill.ipynb and notebooks/06_practical_projects.ipynb.
+target, validations, a switchover, a pinned config and runtime, ...): the plan is the contract,
+the commands are its closest translation, and ``make orchestrators`` runs them for real against
+the mirror projects in ``orchestrators/``. ``Plan.to_airflow()`` and friends call these. Taught
+in notebooks/02_daily_backfill.ipynb and notebooks/06_practical_projects.ipynb.
 
 >>> from backfill_lab.plan import load_plan
 >>> import backfill_lab  # registers the workbook's pipelines
@@ -36,6 +36,18 @@ def _all_layers(plan: Plan) -> list[str]:
 
 def _layers(plan: Plan) -> list[str]:
     return list(plan.backfill.layers or _all_layers(plan))
+
+
+def _pins(plan: Plan, config_lives: str, runtime_lives: str) -> list[str]:
+    """The pinned config and runtime as ``#`` lines: no orchestrator checks them itself."""
+    out = []
+    if plan.config_hash:
+        out.append(f"# config_hash {plan.config_hash}: {config_lives} must hash to it for the "
+                   f"whole backfill: freeze it, and check the hash before the first run")
+    if plan.runtime:
+        out.append(f"# runtime {plan.runtime}: {runtime_lives} must have these versions: pin "
+                   f"them, and check them before the first run")
+    return out
 
 
 def to_airflow(plan: Plan) -> list[str]:
@@ -88,6 +100,8 @@ def to_airflow(plan: Plan) -> list[str]:
         cmds.append(f"# code_version {plan.code_version}: reruns keep their original run's "
                     f"DAG bundle; new runs take the deployed one: deploy "
                     f"{plan.code_version} first")
+    cmds += _pins(plan, "the config the DAG's tasks read (params, Variables)",
+                  "the workers' image")
     if b.mode != "overwrite":
         keys = f" on {list(b.merge_keys)}" if b.merge_keys else ""
         cmds.append(f"# mode {b.mode}{keys}: the DAG's tasks decide how a day is written; "
@@ -137,6 +151,8 @@ def to_dbt(plan: Plan) -> list[str]:
     if plan.code_version:
         cmds.append(f"# code_version {plan.code_version}: dbt runs the project as checked "
                     f"out: check out {plan.code_version} first")
+    cmds += _pins(plan, "the project's vars (--vars) and model configs",
+                  "the environment running dbt (dbt-core, the adapter, DuckDB)")
     if plan.validations.enabled:
         cmds.append(f"# validations: run dbt test --select {select} afterwards")
     if plan.switchover:
@@ -174,6 +190,8 @@ def to_dagster(plan: Plan) -> list[str]:
     if plan.code_version:
         cmds.append(f"# code_version {plan.code_version}: materialize runs the code "
                     f"location as loaded: deploy {plan.code_version} first")
+    cmds += _pins(plan, "the run config and resources (--config)",
+                  "the code location's environment")
     if b.mode != "overwrite":
         keys = f" on {list(b.merge_keys)}" if b.merge_keys else ""
         cmds.append(f"# mode {b.mode}{keys}: how a partition is written is the asset's code")
@@ -219,6 +237,8 @@ def to_sqlmesh(plan: Plan) -> list[str]:
     if plan.code_version:
         cmds.append(f"# code_version {plan.code_version}: plan applies the project as "
                     f"checked out: check out {plan.code_version} first")
+    cmds += _pins(plan, "the project's config.yaml and variables",
+                  "the environment running sqlmesh")
     if plan.validations.enabled:
         cmds.append("# validations: SQLMesh audits run on every batch; a failed audit "
                     "stops the plan")

@@ -85,8 +85,12 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS _bl_ledger (
     backfill_id VARCHAR, layer VARCHAR, partition VARCHAR, target VARCHAR, mode VARCHAR,
     code_version VARCHAR, attempt INTEGER, status VARCHAR, rows BIGINT,
-    started TIMESTAMP, finished TIMESTAMP, error VARCHAR, upstream VARCHAR[], audit_tags VARCHAR
+    started TIMESTAMP, finished TIMESTAMP, error VARCHAR, upstream VARCHAR[], audit_tags VARCHAR,
+    config_hash VARCHAR, runtime VARCHAR
 );
+-- a ledger written before config and runtime were pinned gets their columns (NULL in old rows)
+ALTER TABLE _bl_ledger ADD COLUMN IF NOT EXISTS config_hash VARCHAR;
+ALTER TABLE _bl_ledger ADD COLUMN IF NOT EXISTS runtime VARCHAR;
 CREATE TABLE IF NOT EXISTS _bl_backfills (
     backfill_id VARCHAR, pipeline VARCHAR, code_version VARCHAR, params VARCHAR,
     created TIMESTAMP
@@ -94,7 +98,7 @@ CREATE TABLE IF NOT EXISTS _bl_backfills (
 """
 _COLUMNS = (
     "backfill_id", "layer", "partition", "target", "mode", "code_version", "attempt", "status",
-    "rows", "started", "finished", "error", "upstream", "audit_tags",
+    "rows", "started", "finished", "error", "upstream", "audit_tags", "config_hash", "runtime",
 )
 
 
@@ -116,6 +120,8 @@ class LedgerEntry:
     error: str | None = None
     upstream: tuple[str, ...] = ()
     audit_tags: Mapping[str, str] = field(default_factory=dict)
+    config_hash: str | None = None  # the pipeline's config the attempt ran with
+    runtime: str | None = None  # what executed it (python / duckdb / backfill_lab)
 
     def values(self) -> list[Any]:
         """The row as the ledger table stores it (lists and JSON for the nested fields)."""

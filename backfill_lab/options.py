@@ -1,7 +1,8 @@
 """How a backfill runs, in one validated object: :class:`BackfillOptions`.
 
 Every rule about a backfill's settings (``layers``, ``order``, ``concurrency``, ``retries``,
-``backoff``, ``mode``, ``merge_keys``, ``target``, ``batch_size``, ``code_version``) is written
+``backoff``, ``mode``, ``merge_keys``, ``target``, ``batch_size``, ``code_version``, and the
+pins ``config_hash`` and ``runtime``, whose formats :mod:`backfill_lab.pins` defines) is applied
 once, here, with one wording and one exception class (:class:`ConfigError` or a subclass). The
 runner, the scheduler, plans, the warehouse and the command line all go through it; each only
 says how *its* caller spells a setting (:class:`Spelling`), so the message names what the user
@@ -39,6 +40,7 @@ from typing import Any, Literal
 from ._db import quote
 from .errors import ConfigError, MergeKeyError, UnknownNameError
 from .partitions import ORDERS
+from .pins import check_config_hash, check_runtime
 
 __all__ = [
     "CLI",
@@ -112,7 +114,7 @@ PLAN = Spelling("yaml")
 """A plan's ``backfill:`` section."""
 CLI = Spelling("flag", {"concurrency": "max-parallel", "mode": "write-mode",
                         "batch_size": "batch-size", "merge_keys": "merge-keys",
-                        "code_version": "code-version"})
+                        "code_version": "code-version", "config_hash": "config-hash"})
 """``backfill-lab backfill`` flags."""
 
 
@@ -233,6 +235,8 @@ _RULES: dict[str, Callable[[str, object, Spelling], Any]] = {
     "target": lambda n, v, s: _target(s.full_name(n), v),
     "batch_size": lambda n, v, s: integer(s.full_name(n), v, 1),
     "code_version": lambda n, v, s: _code_version(s.full_name(n), v),
+    "config_hash": lambda n, v, s: check_config_hash(s.full_name(n), v),
+    "runtime": lambda n, v, s: check_runtime(s.full_name(n), v),
 }
 
 
@@ -259,7 +263,8 @@ class BackfillOptions:
     doubling, never more than :data:`MAX_BACKOFF`), ``mode`` (``overwrite``, ``merge`` on
     ``merge_keys``, or ``append``), ``target`` (the table of the last layer, or ``{layer:
     table}``), ``batch_size`` (partitions per transaction, overwrite only) and
-    ``code_version`` (the version the backfill is pinned to; default: the deployed one).
+    ``code_version``, ``config_hash`` and ``runtime`` (what the backfill is pinned to; default:
+    what is deployed; see :mod:`backfill_lab.pins`).
     The notebooks pass these as keywords of ``run_backfill`` (notebooks/02_daily_backfill.ipynb,
     Step 2: freeze the code version).
     """
@@ -274,6 +279,8 @@ class BackfillOptions:
     target: Target = field(default=None, hash=False)
     batch_size: int = 1
     code_version: str | None = None
+    config_hash: str | None = None
+    runtime: str | None = None
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -18,6 +18,7 @@ same partition, or a trailing window of N partitions (e.g. "last 7 days").
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -29,6 +30,7 @@ import pandas as pd
 from .errors import ConfigError, UnknownNameError
 from .options import integer
 from .partitions import PartitionSet, parse_key, to_value, trailing_window
+from .pins import canonical_json, config_hash, runtime
 
 __all__ = [
     "CATALOG",
@@ -196,7 +198,10 @@ class Pipeline:
     """Named layers in dependency order, with the code version that is deployed right now.
 
     ``code_version`` is what the running code says it is; a backfill pins one and stops when the
-    pipeline reports another (a deploy in the middle of a backfill).
+    pipeline reports another (a deploy in the middle of a backfill). ``config`` holds the
+    settings its transforms read (JSON data: a window, a threshold, the source's seed), fixed
+    for the pipeline's life: a changed config is a new Pipeline, with another ``config_hash``.
+    A backfill pins those too, and the runtime (see :mod:`backfill_lab.pins`).
 
     Taught in notebooks/02_daily_backfill.ipynb (Bigger backfills: a batch per transaction).
     """
@@ -204,8 +209,11 @@ class Pipeline:
     def __init__(
         self, name: str, layers: Sequence[Layer], *, code_version: str = "v1",
         description: str = "", partition_check: Callable[[PartitionSet], None] | None = None,
+        config: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = name
+        self._config = canonical_json(config or {})  # checked: JSON data, or a ConfigError
+        self._config_hash = config_hash(config or {})
         self.description = description
         self.partition_check = partition_check
         self._layers: dict[str, Layer] = {}
@@ -228,6 +236,30 @@ class Pipeline:
         """The code version deployed right now."""
         with self._lock:
             return self._version
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The settings the transforms read (a copy: changing it changes nothing)."""
+        settings: dict[str, Any] = json.loads(self._config)
+        return settings
+
+    @property
+    def config_hash(self) -> str:
+        """The fingerprint of :attr:`config`, e.g. ``sha256:1a2b3c4d``: what a plan pins."""
+        return self._config_hash
+
+    @property
+    def runtime(self) -> str:
+        """What executes it here: ``python 3.11 / duckdb 2.0.1 / backfill_lab 0.1.0``."""
+        return runtime()
+
+    @property
+    def pins(self) -> dict[str, str]:
+        """What a backfill of this pipeline freezes, as a plan spells it: ``code_version``,
+        ``config_hash`` and ``runtime`` (taught in notebooks/02_daily_backfill.ipynb, Step 2:
+        freeze the code version)."""
+        return {"code_version": self.code_version, "config_hash": self.config_hash,
+                "runtime": self.runtime}
 
     def deploy(self, code_version: str) -> None:
         """Change the deployed code version (what a release does under a running backfill)."""

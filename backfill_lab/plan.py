@@ -27,6 +27,7 @@ from ._yaml import MAX_BYTES, load_text, shorten
 from .errors import ConfigError, UnknownNameError
 from .options import PLAN, check, check_batch, flag, require_merge_keys
 from .partitions import PartitionSet, PartitionsLike
+from .pins import check_config_hash, check_runtime
 from .pipeline import CATALOG
 from .schedule import LateDataPolicy, Schedule
 from .validations import Validations
@@ -54,8 +55,8 @@ def pipeline_layers(pipeline: str) -> list[str]:
     return CATALOG.layers(pipeline)
 
 
-TOP_KEYS = ("pipeline", "code_version", "schedule", "catchup", "backfill", "validations",
-            "rollback", "lineage", "switchover", "late_data")
+TOP_KEYS = ("pipeline", "code_version", "config_hash", "runtime", "schedule", "catchup",
+            "backfill", "validations", "rollback", "lineage", "switchover", "late_data")
 BACKFILL_KEYS = ("start", "end", "partitions", "order", "layers", "concurrency", "max_parallel",
                  "retries", "mode", "write_mode", "merge_keys", "target", "batch_size")
 ROLLBACK_STRATEGIES = ("snapshot", "previous_version")
@@ -268,6 +269,8 @@ class Plan:
     audit_tags: Mapping[str, str] | None = None
     switchover: SwitchoverSpec | None = None
     late_data: LateDataPolicy | None = None
+    config_hash: str | None = None  # pins besides code_version: see backfill_lab.pins
+    runtime: str | None = None
 
     # -- loading ---------------------------------------------------------------------------
     @classmethod
@@ -341,6 +344,8 @@ class Plan:
             if switchover is not None else None,
             late_data=LateDataPolicy.parse(_mapping("late_data", late))
             if late is not None else None,
+            config_hash=check_config_hash("config_hash", data.get("config_hash")),
+            runtime=check_runtime("runtime", data.get("runtime")),
         )
 
     # -- printing --------------------------------------------------------------------------
@@ -349,6 +354,8 @@ class Plan:
         out: dict[str, Any] = {"pipeline": self.pipeline}
         if self.code_version is not None:
             out["code_version"] = self.code_version
+        out.update({k: v for k, v in (("config_hash", self.config_hash),
+                                      ("runtime", self.runtime)) if v is not None})
         if self.schedule is not None:
             out["schedule"] = self.schedule
         if self.catchup is not None:

@@ -5,7 +5,8 @@ what the plan says and nothing else, in the safe order:
 
 1. with ``rollback: {strategy: snapshot}`` and an in-place write, snapshot the targeted partitions;
 2. backfill (range, order, layers, concurrency, retries, mode, merge keys, target, pinned code
-   version, audit tags), validating each partition of the last layer with the plan's checks;
+   version, config and runtime, audit tags), validating each partition of the last layer with
+   the plan's checks;
 3. with a versioned ``target`` and a ``switchover``, point the readers' view at the validated
    partitions of the target (a partial switch when only some partitions were rebuilt);
 4. partitions that failed validation after an in-place write are restored from the snapshot.
@@ -120,7 +121,8 @@ def run_plan(
     options = BackfillOptions(
         layers=tuple(layers), order=b.order, concurrency=b.concurrency or steps,
         retries=b.retries, mode=b.mode, merge_keys=b.merge_keys, target=b.target,
-        batch_size=b.batch_size, code_version=plan.code_version)
+        batch_size=b.batch_size, code_version=plan.code_version,
+        config_hash=plan.config_hash, runtime=plan.runtime)
     # built (and so checked: versions, tables, columns) before any snapshot is taken
     runner = BackfillRunner(
         pipeline, warehouse, b.partitions, options, backfill_id=bid, faults=faults,
@@ -191,7 +193,7 @@ def _run_schedule(plan: Plan, warehouse: Warehouse, pipeline: Pipeline,
             catchup=True if plan.catchup is None else plan.catchup,
             watermark_delay=plan.late_data.watermark_delay,
             reprocess_window=plan.late_data.reprocess_window, mode=b.mode,
-            code_version=plan.code_version,
+            code_version=plan.code_version, config_hash=plan.config_hash, runtime=plan.runtime,
             merge_keys=b.merge_keys or None, layers=b.layers, start=b.partitions.start,
             concurrency=b.concurrency or 4 * len(pipeline.layer_names), retries=b.retries,
             audit_tags=plan.audit_tags, faults=faults if isinstance(faults, Faults) else

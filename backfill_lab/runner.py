@@ -30,6 +30,7 @@ from .faults import Fault, Faults
 from .ledger import BackfillRecord, BackfillStatus, Ledger, StepStatus
 from .options import BackfillOptions
 from .partitions import PartitionSet, PartitionsLike
+from .pins import check_deployed, check_resume
 from .pipeline import Pipeline
 from .preflight import check_backfill_id, check_columns, check_tables
 from .steps import Step, StepEvent, StepKey, StepResult, plan_steps, priorities, start_order
@@ -95,7 +96,8 @@ class BackfillRunner:
 
     How it runs is a :class:`BackfillOptions` (``options``, and/or its settings as keywords:
     ``layers``, ``order``, ``concurrency``, ``retries``, ``backoff``, ``mode``, ``merge_keys``,
-    ``target``, ``batch_size``, ``code_version``); what the run is are the other keywords
+    ``target``, ``batch_size``, and the pins ``code_version``, ``config_hash``, ``runtime``);
+    what the run is are the other keywords
     (:data:`RUN_CONTEXT`). The notebooks call it through :func:`run_backfill`.
     """
 
@@ -129,6 +131,8 @@ class BackfillRunner:
                 f"{pipeline.name!r} runs {deployed!r}; deploy {self.code_version!r} first, "
                 f"or pin {deployed!r}"
             )
+        self.config_hash, self.runtime = check_deployed(
+            pipeline.name, pipeline.config_hash, self.options.config_hash, self.options.runtime)
         self.backfill_id = check_backfill_id(backfill_id) or f"bf-{uuid.uuid4().hex[:8]}"
         pipeline.check_partitions(self.partitions)
         self.faults = faults if isinstance(faults, Faults) else Faults(faults or (), sleep=sleep)
@@ -201,6 +205,7 @@ class BackfillRunner:
             "concurrency": o.concurrency, "retries": o.retries, "batch_size": o.batch_size,
             "audit_tags": self.audit_tags,
             "validations": {k: v.to_dict() for k, v in self.validations.items()},
+            "config_hash": self.config_hash, "runtime": self.runtime,
         }
 
     # -- running -----------------------------------------------------------------------------
@@ -221,6 +226,7 @@ class BackfillRunner:
                 f"versions; deploy {record.code_version!r} or start a new backfill id"
             )
         mine = self.params()
+        check_resume(self.backfill_id, record.params, mine)
         for key in _IDENTITY:
             if record.params.get(key) != mine[key]:
                 raise ConfigError(
@@ -259,7 +265,9 @@ class BackfillRunner:
                 self.on_event(event if event.total is not None else replace(event, total=total))
 
         return StepEvaluator(
-            self.pipeline, self.warehouse, replace(self.options, layers=tuple(self.layers)),
+            self.pipeline, self.warehouse, replace(self.options, layers=tuple(self.layers),
+                                                   config_hash=self.config_hash,
+                                                   runtime=self.runtime),
             self.tables, self.backfill_id, self.code_version, self.ledger, self.faults,
             self.clock, self.sleep, emit, self.validations, self.audit_tags)
 
@@ -359,12 +367,12 @@ def run_backfill(
 
     Keywords are :class:`BackfillOptions` settings (``layers``, ``order``, ``concurrency``,
     ``retries``, ``backoff``, ``mode``, ``merge_keys``, ``target``, ``batch_size``,
-    ``code_version``) and the run's context (``backfill_id``, ``faults``, ``audit_tags``,
-    ``clock``, ``sleep``, ``on_event``, ``validations``); an unknown name is refused with the
-    closest known one. Taught in notebooks/01_mental_model.ipynb (Backfill: refill the boxes you
-    choose), notebooks/02_daily_backfill.ipynb (Step 2: freeze the code version; Step 4: run it
-    and watch the grid) and notebooks/06_practical_projects.ipynb (Project 1: a parameterized
-    backfill job).
+    ``code_version``, ``config_hash``, ``runtime``) and the run's context (``backfill_id``,
+    ``faults``, ``audit_tags``, ``clock``, ``sleep``, ``on_event``, ``validations``); an unknown
+    name is refused with the closest known one. Taught in notebooks/01_mental_model.ipynb
+    (Backfill: refill the boxes you choose), notebooks/02_daily_backfill.ipynb (Step 2: freeze
+    the code version; Step 4: run it and watch the grid) and
+    notebooks/06_practical_projects.ipynb (Project 1: a parameterized backfill job).
     """
     runner = BackfillRunner(pipeline, warehouse, partitions, options, **settings)
     return runner.dry_run() if dry_run else runner.run()

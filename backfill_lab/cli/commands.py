@@ -120,6 +120,8 @@ def _parser() -> OneLineParser:
                     help="partitions per transaction (overwrite only; default 1)")
     bf.add_argument("--target", help="table for the last layer, e.g. features_v2")
     bf.add_argument("--code-version", help="pin this code version (default: the deployed one)")
+    bf.add_argument("--config-hash", help="pin the config, e.g. sha256:1a2b3c4d (see demo)")
+    bf.add_argument("--runtime", help="pin the runtime, e.g. 'python 3.11 / duckdb 2.0.1'")
     bf.add_argument("--feature-version", choices=["v1", "v2"],
                     help="feature definition to run (default: the demo's)")
     bf.add_argument("--backfill-id", help="name the backfill; reuse it to resume")
@@ -214,8 +216,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         pipeline, runs = build_demo(wh, history=args.history, outage=outage, seed=args.seed,
                                     entities=args.entities, events_per_day=args.events_per_day)
         print(f"built {args.db}: pipeline {pipeline.name} ({' -> '.join(pipeline.layer_names)}), "
-              f"code version {pipeline.code_version}, {len(runs)} scheduled runs, "
-              f"outage {outage or 'none'}")
+              f"code version {pipeline.code_version}, config {pipeline.config_hash}, runtime "
+              f"{pipeline.runtime}, {len(runs)} scheduled runs, outage {outage or 'none'}")
         print(render_text(grid_states(wh, pipeline.layer_names, args.history, pipeline=pipeline)))
     return 0
 
@@ -235,7 +237,8 @@ def _options(args: argparse.Namespace) -> BackfillOptions:
         "layers": args.layers, "order": args.order, "concurrency": args.max_parallel,
         "retries": args.retries, "mode": args.write_mode, "merge_keys": args.merge_keys,
         "target": args.target, "batch_size": args.batch_size,
-        "code_version": args.code_version}, spelling=CLI)
+        "code_version": args.code_version, "config_hash": args.config_hash,
+        "runtime": args.runtime}, spelling=CLI)
 
 
 def _cmd_backfill(args: argparse.Namespace) -> int:

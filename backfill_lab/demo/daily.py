@@ -143,14 +143,21 @@ _AMOUNT = {"v1": "amount", "v2": "least(amount, 60.0)"}
 
 def daily_features(
     source: EventSource | None = None, *, feature_version: str = "v1",
-    code_version: str | None = None, features_table: str | None = None,
+    code_version: str | None = None, features_table: str | None = None, window: int = 7,
 ) -> Pipeline:
     """The demo pipeline over ``source`` (a default seeded source when omitted).
 
     Taught in notebooks/01_mental_model.ipynb and notebooks/03_versioned_recompute.ipynb.
 
     ``features_table`` names the table the features layer writes by default (``features_v1``
-    where readers use a view called ``features``).
+    where readers use a view called ``features``). ``window`` is the trailing window of the
+    ``*_7d`` features, in days: part of the pipeline's config with the source's settings, so a
+    different window gives another ``config_hash``.
+
+    >>> daily_features().config
+    {'features_window': 7, 'source': {'entities': 1000, 'events_per_day': 4000, 'seed': 7}}
+    >>> daily_features().config_hash != daily_features(window=14).config_hash
+    True
     """
     if feature_version not in _AMOUNT:
         raise UnknownNameError.of("feature version", feature_version, _AMOUNT)
@@ -165,7 +172,7 @@ def daily_features(
         Layer("staging", STAGING_SQL, (Dependency.same("raw"),), merge_keys=("event_id", "date"),
               description="clean events: no null amounts or entities, one row per event"),
         Layer("features", FEATURES_SQL.format(amount=_AMOUNT[feature_version]),
-              (Dependency.window("staging", 7),), merge_keys=("entity_id", "date"),
+              (Dependency.window("staging", window),), merge_keys=("entity_id", "date"),
               description="per entity and day: 1-day and trailing 7-day purchase features",
               table=features_table),
     ]
@@ -174,10 +181,13 @@ def daily_features(
         code_version=code_version or CODE_VERSIONS[feature_version],
         description=f"raw -> staging -> features, feature definition {feature_version}",
         partition_check=check_days,
+        config={"source": {"seed": src.seed, "entities": src.entities,
+                           "events_per_day": src.events_per_day}, "features_window": window},
     )
 
 
-def demo_pipeline(warehouse: Warehouse, *, feature_version: str | None = None) -> Pipeline:
+def demo_pipeline(warehouse: Warehouse, *, feature_version: str | None = None,
+                  window: int = 7) -> Pipeline:
     """The demo pipeline with the source settings stored in ``warehouse`` by :func:`build_demo`.
 
     Taught in notebooks/05_designing_safe_backfills.ipynb and
@@ -196,7 +206,7 @@ def demo_pipeline(warehouse: Warehouse, *, feature_version: str | None = None) -
     version = feature_version or warehouse.get_meta("demo.feature_version", "v1") or "v1"
     table = warehouse.get_meta("demo.features_table", "features")
     return daily_features(source, feature_version=version,
-                          features_table=None if table == "features" else table)
+                          features_table=None if table == "features" else table, window=window)
 
 
 def build_demo(

@@ -22,6 +22,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 from collections.abc import Iterable
@@ -206,8 +207,11 @@ def late_features(source: LateSource | None = None, *, code_version: str = "v1")
               merge_keys=("entity_id", "date"),
               description="per entity and day: event count and amount sum"),
     ]
+    settings = dataclasses.asdict(src) if isinstance(src, LateEventSource) else {
+        "kind": type(src).__name__}
     return Pipeline("late_features", layers, code_version=code_version,
-                    description="raw (arrived events) -> features, for late-data scheduling")
+                    description="raw (arrived events) -> features, for late-data scheduling",
+                    config={"source": settings})
 
 
 def _processing_times(warehouse: Warehouse, raw_table: str) -> pd.DataFrame:
