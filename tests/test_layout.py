@@ -109,5 +109,5 @@ def test_no_flat_module_left_behind() -> None:
         "__init__", "errors", "clock", "partitions", "_db", "pipeline", "warehouse", "ledger",
         "faults", "validations", "snapshots", "versions", "runner", "_dag", "scheduler", "plan",
         "_yaml", "export", "planrun", "status", "report", "distributions", "validation_config",
-        "options", "steps", "evaluate", "schedule", "_writes", "preflight",
+        "options", "steps", "evaluate", "schedule", "_writes", "preflight", "pins",
     }
