@@ -34,6 +34,8 @@ GUIDE = {
         "notebooks/02_daily_backfill.ipynb", "The incident"),
     "worked example 1: frozen code version": ("notebooks/02_daily_backfill.ipynb",
                                               "Step 2: freeze the code version"),
+    "worked example 1: frozen configs (and runtime)": (
+        "notebooks/02_daily_backfill.ipynb", "Freeze the config and the runtime too"),
     "worked example 1: concurrency 2 and the warehouse": (
         "notebooks/02_daily_backfill.ipynb", "What unlimited parallelism would have done"),
     "worked example 1: the configuration snippet": (
