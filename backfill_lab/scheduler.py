@@ -327,12 +327,11 @@ class Scheduler:
 
     def _record(self, records: Sequence[ScheduledRun]) -> None:
         cur = self.warehouse.cursor()
-        row = one(cur, f"SELECT coalesce(max(seq), 0) FROM {_TABLE}")
-        seq = int(row[0]) if row else 0
-        for i, r in enumerate(records, start=1):
-            run(cur, f"INSERT INTO {_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [self.name, seq + i, r.run_time, r.executed_at, r.partition,
-                 list(r.reprocessed), r.status, r.backfill_id, r.error])
+        for r in records:  # one statement each: the next seq is read by the INSERT itself
+            run(cur, f"INSERT INTO {_TABLE} SELECT ?, (SELECT coalesce(max(seq), 0) + 1 FROM "
+                f"{_TABLE}), ?, ?, ?, ?, ?, ?, ?",
+                [self.name, r.run_time, r.executed_at, r.partition, list(r.reprocessed),
+                 r.status, r.backfill_id, r.error])
 
     def __repr__(self) -> str:
         return (

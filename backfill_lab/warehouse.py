@@ -375,26 +375,22 @@ class Warehouse:
 
     def existing_partitions(self, table: str, keys: Sequence[str]) -> set[str]:
         """Which of ``keys`` are present: hold at least one row, or were built with zero rows
-        (a legitimately empty day is not a hole). Cheap: DuckDB skips row groups by min/max."""
+        (a legitimately empty day is not a hole). One query; cheap, since DuckDB skips row
+        groups by min/max."""
         if not keys or not self.has_table(table):
             return set()
         pcol = quote(self.partition_column(table))
-        wanted = {parse_key(k) for k in keys}
-        values = sorted(to_value(k) for k in wanted)
+        wanted = sorted({parse_key(k) for k in keys})
         rows = run(
             self.cursor(),
-            f"SELECT DISTINCT {pcol} FROM {quote(table)} WHERE {pcol} BETWEEN ? AND ?",
-            [values[0], values[-1]],
+            f"SELECT DISTINCT {pcol}, NULL FROM {quote(table)} WHERE {pcol} BETWEEN $lo AND $hi "
+            f"UNION ALL SELECT NULL, partition FROM _bl_built WHERE tbl = $t AND "
+            f"list_contains($k, partition)",
+            {"lo": to_value(wanted[0]), "hi": to_value(wanted[-1]), "t": table, "k": wanted},
         )
         daily = self.grain(table) == "daily"
-        found = {as_key(r[0], daily) for r in rows}
-        return (found | self._built(table, wanted)) & wanted
-
-    def _built(self, table: str, keys: set[str]) -> set[str]:
-        """Which of ``keys`` of ``table`` a write built, with rows or without."""
-        rows = run(self.cursor(), "SELECT partition FROM _bl_built WHERE tbl = ? AND "
-                   "list_contains(?, partition)", [table, sorted(keys)])
-        return {r[0] for r in rows}
+        found = {as_key(value, daily) if built is None else built for value, built in rows}
+        return found & set(wanted)
 
     def first_partition(self, table: str) -> str | None:
         """The oldest partition present (holding rows, or built empty), or None for an empty or
