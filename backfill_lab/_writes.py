@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from ._db import bind, quote, run
+from ._db import bind, quote, run, run_rows
 from .errors import ConfigError, MergeKeyError, UnknownNameError
 from .partitions import PartitionSet, grain_of, parse_key, to_value
 
@@ -79,10 +79,11 @@ def transaction(cur: duckdb.DuckDBPyConnection, outside: str) -> Iterator[None]:
 def write_one(
     cur: duckdb.DuckDBPyConnection, table: str, key: str, pcol: str, source_sql: str,
     params: dict[str, Any], mode: str, merge_keys: Sequence[str] | None,
-    on_commit: OnCommit | None, temp: str,
+    on_commit: OnCommit | None, temp: str, frame: pd.DataFrame | None = None,
 ) -> int:
     """Write partition ``key`` of ``table`` from ``source_sql`` in ``mode``, in one
-    transaction (``temp`` names the scratch table a merge uses); the rows written."""
+    transaction (``temp`` names the scratch table a merge uses; ``frame`` is the DataFrame
+    ``source_sql`` reads as :data:`backfill_lab._db.ROWS`, if any); the rows written."""
     t = quote(table)
     value = to_value(key)
     params = {**params, "_bl_partition": value}
@@ -99,12 +100,13 @@ def write_one(
             if mode == "overwrite":
                 delete = f"DELETE FROM {t} WHERE {pcol} = $_bl_partition"
                 run(cur, delete, bind(delete, params))
-                written = run(cur, guarded, bind(guarded, params))[0][0]
+                written = run_rows(cur, guarded, bind(guarded, params), frame)[0][0]
             elif mode == "append":
-                written = run(cur, guarded, bind(guarded, params))[0][0]
+                written = run_rows(cur, guarded, bind(guarded, params), frame)[0][0]
             else:
                 written = merge(cur, t, key, pcol, source_sql, params,
-                                list(merge_keys or []), temp, one_by_one=one_by_one)
+                                list(merge_keys or []), temp, one_by_one=one_by_one,
+                                frame=frame)
             mark_built(cur, table, [key])
             if on_commit is not None:
                 on_commit(cur, int(written))
@@ -160,6 +162,7 @@ def write_many(
 def merge(
     cur: duckdb.DuckDBPyConnection, t: str, key: str, pcol: str, source_sql: str,
     params: dict[str, Any], keys: list[str], src: str, *, one_by_one: bool = False,
+    frame: pd.DataFrame | None = None,
 ) -> int:
     """Upsert partition ``key`` of table ``t`` on ``keys`` (unique, never NULL) through the
     scratch table ``src``; the rows merged.
@@ -170,7 +173,7 @@ def merge(
     with ``one_by_one``: the checks then run one at a time, the first failing one worded.
     """
     create = f"CREATE TEMP TABLE {src} AS {source_sql}"
-    run(cur, create, bind(create, params))
+    run_rows(cur, create, bind(create, params), frame)
     partition = {"_bl_partition": params["_bl_partition"]}
     if one_by_one:
         n_null, total, distinct, outside = _check_keys(cur, src, keys, pcol, partition)

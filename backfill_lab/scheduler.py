@@ -310,13 +310,16 @@ class Scheduler:
         tags = {"trigger": "schedule", "run_time": run_time.isoformat(timespec="minutes"),
                 **{str(k): str(v) for k, v in (context.pop("audit_tags", None) or {}).items()}}
         errors: list[str] = []
+        written: set[tuple[str, str]] = set()  # what the run's earlier backfills committed
         for keys, layers in self.groups:
             bid = backfill_id if len(self.groups) == 1 else f"{backfill_id}/{layers[0]}"
-            result = BackfillRunner(
+            runner = BackfillRunner(
                 self.pipeline, self.warehouse, partitions,
                 self.options.replace(layers=layers, merge_keys=keys), backfill_id=bid,
                 clock=self.clock, audit_tags=tags, **context,
-            ).run()
+            )
+            runner.written = written
+            result = runner.run()
             if not result.ok:  # later layers wait for the retry (which resumes this backfill)
                 errors = [f"{s.layer} {s.partition}: {s.error}" for s in result.steps
                           if s.status != StepStatus.SUCCESS] or [f"backfill {bid} {result.status}"]

@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from ._db import bind, one, quote, run
+from ._db import ROWS, bind, one, quote, run
 from ._writes import (
     BUILT_SCHEMA,
     OnCommit,
@@ -305,18 +305,22 @@ class Warehouse:
         cur = self.cursor()
         sql_params: dict[str, Any] = dict(params or {})
         _check_rows(rows)
-        view = None
+        view = frame = None
         source_sql = rows if isinstance(rows, str) else ""
         if isinstance(rows, pd.DataFrame):
-            view = f"_bl_df_{next(self._names)}"
-            cur.register(view, rows)
-            source_sql = f"SELECT * FROM {view}"
+            if self.has_table(table) and table not in self._untyped:
+                frame, source_sql = rows, f"SELECT * FROM {ROWS}"  # no view to register
+            else:  # the table is created (or typed) from the rows: a view DDL can read
+                view = f"_bl_df_{next(self._names)}"
+                cur.register(view, rows)
+                source_sql = f"SELECT * FROM {view}"
         try:
             self._ensure_table(cur, table, source_sql, sql_params, partition_column,
                                grain_of(key))
             with self.write_slot():
                 written = write_one(cur, table, key, pcol, source_sql, sql_params, mode,
-                                    merge_keys, on_commit, f"_bl_merge_{next(self._names)}")
+                                    merge_keys, on_commit, f"_bl_merge_{next(self._names)}",
+                                    frame)
         finally:
             if view is not None:
                 cur.unregister(view)
