@@ -13,12 +13,15 @@ import duckdb
 
 from .errors import ConfigError
 
-__all__ = ["bind", "one", "quote", "run"]
+__all__ = ["ROWS", "bind", "one", "quote", "run", "run_rows"]
 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _IDENT_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 Params = dict[str, Any] | list[Any] | None
+
+ROWS = "_bl_rows"
+"""The name a statement run by :func:`run_rows` reads its DataFrame by."""
 
 
 def quote(name: str) -> str:
@@ -51,3 +54,15 @@ def one(cur: duckdb.DuckDBPyConnection, sql: str, params: Params = None) -> tupl
     """Execute and return the first row (or None), reading the result to its end."""
     rows = cur.execute(sql, params).fetchall()
     return rows[0] if rows else None
+
+
+def run_rows(cur: duckdb.DuckDBPyConnection, sql: str, params: Params,
+             _bl_rows: Any) -> list[tuple[Any, ...]]:
+    """Execute with the DataFrame ``_bl_rows`` readable by that name (:data:`ROWS`), and read
+    every row.
+
+    DuckDB finds a name no table has among the local variables of the Python frame that runs
+    the statement (its replacement scan): this one's. That costs less than registering the
+    DataFrame as a view and removing it again, two catalog changes per write.
+    """
+    return cur.execute(sql, params).fetchall()

@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from ._db import bind, quote, run
+from ._db import bind, quote, run, run_rows
 from .errors import ConfigError, MergeKeyError, UnknownNameError
 from .partitions import PartitionSet, grain_of, parse_key, to_value
 
@@ -46,7 +46,13 @@ BUILT_SCHEMA = "CREATE TABLE IF NOT EXISTS _bl_built (tbl VARCHAR, partition VAR
 
 
 def mark_built(cur: duckdb.DuckDBPyConnection, table: str, keys: Sequence[str]) -> None:
-    """Record, inside the write's transaction, that ``keys`` of ``table`` were built."""
+    """Record, inside the write's transaction, that ``keys`` of ``table`` were built (once
+    each: a key already recorded is left as it is). One statement for one key."""
+    if len(keys) == 1:
+        run(cur, "INSERT INTO _bl_built SELECT $t, $k WHERE NOT EXISTS "
+            "(SELECT 1 FROM _bl_built WHERE tbl = $t AND partition = $k)",
+            {"t": table, "k": keys[0]})
+        return
     run(cur, "DELETE FROM _bl_built WHERE tbl = ? AND list_contains(?, partition)",
         [table, list(keys)])
     run(cur, "INSERT INTO _bl_built SELECT ?, unnest(?)", [table, list(keys)])
@@ -73,10 +79,11 @@ def transaction(cur: duckdb.DuckDBPyConnection, outside: str) -> Iterator[None]:
 def write_one(
     cur: duckdb.DuckDBPyConnection, table: str, key: str, pcol: str, source_sql: str,
     params: dict[str, Any], mode: str, merge_keys: Sequence[str] | None,
-    on_commit: OnCommit | None, temp: str,
+    on_commit: OnCommit | None, temp: str, frame: pd.DataFrame | None = None,
 ) -> int:
     """Write partition ``key`` of ``table`` from ``source_sql`` in ``mode``, in one
-    transaction (``temp`` names the scratch table a merge uses); the rows written."""
+    transaction (``temp`` names the scratch table a merge uses; ``frame`` is the DataFrame
+    ``source_sql`` reads as :data:`backfill_lab._db.ROWS`, if any); the rows written."""
     t = quote(table)
     value = to_value(key)
     params = {**params, "_bl_partition": value}
@@ -87,20 +94,33 @@ def write_one(
                f"THEN error('{OUTSIDE}') ELSE true END")
     outside = (f"rows written to partition {key} of {t} must all have {pcol} = {key} "
                f"(some rows fell in other partitions); filter the transform to its partition")
-    with transaction(cur, outside):
-        if mode == "overwrite":
-            delete = f"DELETE FROM {t} WHERE {pcol} = $_bl_partition"
-            run(cur, delete, bind(delete, params))
-            written = run(cur, guarded, bind(guarded, params))[0][0]
-        elif mode == "append":
-            written = run(cur, guarded, bind(guarded, params))[0][0]
-        else:
-            written = merge(cur, t, key, pcol, source_sql, params, list(merge_keys or []),
-                            temp)
-        mark_built(cur, table, [key])
-        if on_commit is not None:
-            on_commit(cur, int(written))
-    return int(written)
+
+    def attempt(one_by_one: bool) -> int:
+        with transaction(cur, outside):
+            if mode == "overwrite":
+                delete = f"DELETE FROM {t} WHERE {pcol} = $_bl_partition"
+                run(cur, delete, bind(delete, params))
+                written = run_rows(cur, guarded, bind(guarded, params), frame)[0][0]
+            elif mode == "append":
+                written = run_rows(cur, guarded, bind(guarded, params), frame)[0][0]
+            else:
+                written = merge(cur, t, key, pcol, source_sql, params,
+                                list(merge_keys or []), temp, one_by_one=one_by_one,
+                                frame=frame)
+            mark_built(cur, table, [key])
+            if on_commit is not None:
+                on_commit(cur, int(written))
+        return int(written)
+
+    try:
+        return attempt(False)
+    except _OneByOne:  # rolled back: the merge's checks rerun one by one, to word the error
+        return attempt(True)
+
+
+class _OneByOne(Exception):
+    """The merge's one-query key check failed to run (an unknown or odd key name): DuckDB has
+    aborted the transaction, so the write is retried with the checks one at a time."""
 
 
 def write_many(
@@ -141,48 +161,76 @@ def write_many(
 
 def merge(
     cur: duckdb.DuckDBPyConnection, t: str, key: str, pcol: str, source_sql: str,
-    params: dict[str, Any], keys: list[str], src: str,
+    params: dict[str, Any], keys: list[str], src: str, *, one_by_one: bool = False,
+    frame: pd.DataFrame | None = None,
 ) -> int:
     """Upsert partition ``key`` of table ``t`` on ``keys`` (unique, never NULL) through the
-    scratch table ``src``; the rows merged."""
+    scratch table ``src``; the rows merged.
+
+    ``src`` is created inside the write's transaction, so a rollback drops it too. Its keys
+    are checked with one query (NULL keys, duplicates, rows of other partitions); when that
+    query cannot run (a key the source lacks), :class:`_OneByOne` asks the caller to retry
+    with ``one_by_one``: the checks then run one at a time, the first failing one worded.
+    """
     create = f"CREATE TEMP TABLE {src} AS {source_sql}"
-    run(cur, create, bind(create, params))
-    try:
-        columns = [r[0] for r in run(cur, f"DESCRIBE {src}")]
-        for k in keys:
-            if k not in columns:
-                raise UnknownNameError.of("merge key", k, columns)
-        on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
-        nulls = " OR ".join(f"{quote(k)} IS NULL" for k in keys)
-        n_null = run(cur, f"SELECT count(*) FROM {src} WHERE {nulls}")[0][0]
-        if n_null:
-            raise MergeKeyError(
-                f"merge keys {keys} are NULL in {n_null} rows of partition {key}; NULL keys "
-                f"never match, so every rerun would add them again: fix the rows upstream"
-            )
-        cols = ", ".join(quote(k) for k in keys)
-        total, distinct = run(cur, f"SELECT count(*), count(DISTINCT ({cols})) FROM {src}")[0]
-        if total != distinct:
-            raise MergeKeyError(
-                f"merge keys {keys} are not unique in partition {key}: {total - distinct} "
-                f"duplicate rows (MERGE would silently keep one); dedupe upstream or "
-                f"choose keys that identify a row"
-            )
-        outside = run(
-            cur, f"SELECT count(*) FROM {src} WHERE {pcol} IS DISTINCT FROM $_bl_partition",
-            {"_bl_partition": params["_bl_partition"]},
-        )[0][0]
-        if outside:
-            raise duckdb.InvalidInputException(OUTSIDE)  # transaction() words it
-        run(
-            cur,
-            f"MERGE INTO {t} AS t USING {src} AS s ON {on} AND t.{pcol} = $_bl_partition "
-            f"WHEN MATCHED THEN UPDATE WHEN NOT MATCHED THEN INSERT",
-            {"_bl_partition": params["_bl_partition"]},
+    run_rows(cur, create, bind(create, params), frame)
+    partition = {"_bl_partition": params["_bl_partition"]}
+    if one_by_one:
+        n_null, total, distinct, outside = _check_keys(cur, src, keys, pcol, partition)
+    else:
+        try:
+            cols = ", ".join(quote(k) for k in keys)
+            nulls = " OR ".join(f"{quote(k)} IS NULL" for k in keys)
+            n_null, total, distinct, outside = run(
+                cur, f"SELECT count(*) FILTER (WHERE {nulls}), count(*), count(DISTINCT "
+                f"({cols})), count(*) FILTER (WHERE {pcol} IS DISTINCT FROM $_bl_partition) "
+                f"FROM {src}", partition)[0]
+        except (ConfigError, duckdb.Error):
+            raise _OneByOne from None
+    if n_null:
+        raise MergeKeyError(
+            f"merge keys {keys} are NULL in {n_null} rows of partition {key}; NULL keys "
+            f"never match, so every rerun would add them again: fix the rows upstream"
         )
-        return int(total)
-    finally:
-        run(cur, f"DROP TABLE IF EXISTS {src}")
+    if total != distinct:
+        raise MergeKeyError(
+            f"merge keys {keys} are not unique in partition {key}: {total - distinct} "
+            f"duplicate rows (MERGE would silently keep one); dedupe upstream or "
+            f"choose keys that identify a row"
+        )
+    if outside:
+        raise duckdb.InvalidInputException(OUTSIDE)  # transaction() words it
+    on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
+    run(
+        cur,
+        f"MERGE INTO {t} AS t USING {src} AS s ON {on} AND t.{pcol} = $_bl_partition "
+        f"WHEN MATCHED THEN UPDATE WHEN NOT MATCHED THEN INSERT",
+        partition,
+    )
+    run(cur, f"DROP TABLE {src}")
+    return int(total)
+
+
+def _check_keys(cur: duckdb.DuckDBPyConnection, src: str, keys: list[str], pcol: str,
+                partition: dict[str, Any]) -> tuple[int, int, int, int]:
+    """The merge checks one at a time, in the order their errors are reported (an unknown
+    key first): (NULL-key rows, rows, distinct keys, rows of other partitions), each read
+    only once the ones before it passed."""
+    columns = [r[0] for r in run(cur, f"DESCRIBE {src}")]
+    for k in keys:
+        if k not in columns:
+            raise UnknownNameError.of("merge key", k, columns)
+    nulls = " OR ".join(f"{quote(k)} IS NULL" for k in keys)
+    n_null = run(cur, f"SELECT count(*) FROM {src} WHERE {nulls}")[0][0]
+    if n_null:
+        return int(n_null), 0, 0, 0
+    cols = ", ".join(quote(k) for k in keys)
+    total, distinct = run(cur, f"SELECT count(*), count(DISTINCT ({cols})) FROM {src}")[0]
+    if total != distinct:
+        return 0, int(total), int(distinct), 0
+    outside = run(cur, f"SELECT count(*) FROM {src} WHERE {pcol} IS DISTINCT FROM "
+                  f"$_bl_partition", partition)[0][0]
+    return 0, int(total), int(distinct), int(outside)
 
 
 def null_columns(cur: duckdb.DuckDBPyConnection, table: str) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -68,6 +68,9 @@ class StepEvaluator:
     emit: Callable[[StepEvent], None]
     validations: Mapping[str, Validations]
     audit_tags: Mapping[str, str]
+    # (table, partition) this run wrote and committed: present for the steps that read them,
+    # with no query (a committed partition stays present: nothing in a run removes one)
+    written: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def last_layer(self) -> str:
@@ -143,6 +146,7 @@ class StepEvaluator:
             reads[p] = self._check_upstream(layer, step.one(p))
             self.faults.before_attempt(step.layer, p)
         counts = self._write(layer, step, attempt, started, reads)
+        self.written.update([(step.table, p) for p in step.partitions])
         results = []
         for p in step.partitions:
             failed = self._validate(step.one(p), attempt)
@@ -227,7 +231,10 @@ class StepEvaluator:
         for dep in layer.depends_on:
             table = self.tables[dep.layer]
             keys = dep.mapping.upstream(step.partition)
-            present = self.warehouse.existing_partitions(table, keys)
+            unknown = [k for k in keys if (table, k) not in self.written]
+            present = set(keys).difference(unknown)
+            if unknown:
+                present |= self.warehouse.existing_partitions(table, unknown)
             first = None if len(present) == len(keys) else self.warehouse.first_partition(table)
             for key in keys:
                 if key in present:

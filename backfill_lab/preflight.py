@@ -57,7 +57,7 @@ def check_tables(pipeline: Pipeline, warehouse: Warehouse, layers: Sequence[str]
                  tables: Mapping[str, str], partitions: PartitionSet | None = None) -> None:
     """Each layer writes a table of its own: its default, a new table, or one it wrote before;
     and a table that exists keeps its grain (no hourly keys into a daily table)."""
-    catalog = _catalog(warehouse)
+    catalog: dict[str, str] | None = None  # read only when a layer writes another table
     owner = {pipeline.layer(n).default_table: n for n in pipeline.layer_names}
     for name in layers:
         table = tables[name]
@@ -78,6 +78,8 @@ def check_tables(pipeline: Pipeline, warehouse: Warehouse, layers: Sequence[str]
             other = others[0] if others else owner[table]
             raise ConfigError(f"{where} {shorten(table)} is the table of layer {other!r}; "
                               f"write to a new table, e.g. {name}_v2")
+        if catalog is None:
+            catalog = _catalog(warehouse)
         kind = catalog.get(table)
         if kind == "VIEW":
             raise ConfigError(f"{where} {shorten(table)} is a view readers use; write to a new "

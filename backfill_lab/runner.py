@@ -148,6 +148,9 @@ class BackfillRunner:
                       self.partitions, self.validations)
         self.steps = plan_steps(pipeline, self.layers, self.partitions, self.options.order,
                                 self.options.batch_size, self.tables)
+        # (table, partition) committed by this run, so present without a query for the steps
+        # reading them; a caller running backfills back to back may share one set between them
+        self.written: set[tuple[str, str]] = set()
 
     # -- planning ----------------------------------------------------------------------------
     def _tables(self, target: str | Mapping[str, str] | None) -> dict[str, str]:
@@ -269,7 +272,7 @@ class BackfillRunner:
                                                    config_hash=self.config_hash,
                                                    runtime=self.runtime),
             self.tables, self.backfill_id, self.code_version, self.ledger, self.faults,
-            self.clock, self.sleep, emit, self.validations, self.audit_tags)
+            self.clock, self.sleep, emit, self.validations, self.audit_tags, self.written)
 
     def _notes(self) -> list[str]:
         """Why batches were slower than they could be: layers that cannot build a batch at once."""

@@ -310,13 +310,16 @@ class Scheduler:
         tags = {"trigger": "schedule", "run_time": run_time.isoformat(timespec="minutes"),
                 **{str(k): str(v) for k, v in (context.pop("audit_tags", None) or {}).items()}}
         errors: list[str] = []
+        written: set[tuple[str, str]] = set()  # what the run's earlier backfills committed
         for keys, layers in self.groups:
             bid = backfill_id if len(self.groups) == 1 else f"{backfill_id}/{layers[0]}"
-            result = BackfillRunner(
+            runner = BackfillRunner(
                 self.pipeline, self.warehouse, partitions,
                 self.options.replace(layers=layers, merge_keys=keys), backfill_id=bid,
                 clock=self.clock, audit_tags=tags, **context,
-            ).run()
+            )
+            runner.written = written
+            result = runner.run()
             if not result.ok:  # later layers wait for the retry (which resumes this backfill)
                 errors = [f"{s.layer} {s.partition}: {s.error}" for s in result.steps
                           if s.status != StepStatus.SUCCESS] or [f"backfill {bid} {result.status}"]
@@ -327,12 +330,11 @@ class Scheduler:
 
     def _record(self, records: Sequence[ScheduledRun]) -> None:
         cur = self.warehouse.cursor()
-        row = one(cur, f"SELECT coalesce(max(seq), 0) FROM {_TABLE}")
-        seq = int(row[0]) if row else 0
-        for i, r in enumerate(records, start=1):
-            run(cur, f"INSERT INTO {_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [self.name, seq + i, r.run_time, r.executed_at, r.partition,
-                 list(r.reprocessed), r.status, r.backfill_id, r.error])
+        for r in records:  # one statement each: the next seq is read by the INSERT itself
+            run(cur, f"INSERT INTO {_TABLE} SELECT ?, (SELECT coalesce(max(seq), 0) + 1 FROM "
+                f"{_TABLE}), ?, ?, ?, ?, ?, ?, ?",
+                [self.name, r.run_time, r.executed_at, r.partition, list(r.reprocessed),
+                 r.status, r.backfill_id, r.error])
 
     def __repr__(self) -> str:
         return (

@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from ._db import bind, one, quote, run
+from ._db import ROWS, bind, one, quote, run
 from ._writes import (
     BUILT_SCHEMA,
     OnCommit,
@@ -305,18 +305,22 @@ class Warehouse:
         cur = self.cursor()
         sql_params: dict[str, Any] = dict(params or {})
         _check_rows(rows)
-        view = None
+        view = frame = None
         source_sql = rows if isinstance(rows, str) else ""
         if isinstance(rows, pd.DataFrame):
-            view = f"_bl_df_{next(self._names)}"
-            cur.register(view, rows)
-            source_sql = f"SELECT * FROM {view}"
+            if self.has_table(table) and table not in self._untyped:
+                frame, source_sql = rows, f"SELECT * FROM {ROWS}"  # no view to register
+            else:  # the table is created (or typed) from the rows: a view DDL can read
+                view = f"_bl_df_{next(self._names)}"
+                cur.register(view, rows)
+                source_sql = f"SELECT * FROM {view}"
         try:
             self._ensure_table(cur, table, source_sql, sql_params, partition_column,
                                grain_of(key))
             with self.write_slot():
                 written = write_one(cur, table, key, pcol, source_sql, sql_params, mode,
-                                    merge_keys, on_commit, f"_bl_merge_{next(self._names)}")
+                                    merge_keys, on_commit, f"_bl_merge_{next(self._names)}",
+                                    frame)
         finally:
             if view is not None:
                 cur.unregister(view)
@@ -375,26 +379,22 @@ class Warehouse:
 
     def existing_partitions(self, table: str, keys: Sequence[str]) -> set[str]:
         """Which of ``keys`` are present: hold at least one row, or were built with zero rows
-        (a legitimately empty day is not a hole). Cheap: DuckDB skips row groups by min/max."""
+        (a legitimately empty day is not a hole). One query; cheap, since DuckDB skips row
+        groups by min/max."""
         if not keys or not self.has_table(table):
             return set()
         pcol = quote(self.partition_column(table))
-        wanted = {parse_key(k) for k in keys}
-        values = sorted(to_value(k) for k in wanted)
+        wanted = sorted({parse_key(k) for k in keys})
         rows = run(
             self.cursor(),
-            f"SELECT DISTINCT {pcol} FROM {quote(table)} WHERE {pcol} BETWEEN ? AND ?",
-            [values[0], values[-1]],
+            f"SELECT DISTINCT {pcol}, NULL FROM {quote(table)} WHERE {pcol} BETWEEN $lo AND $hi "
+            f"UNION ALL SELECT NULL, partition FROM _bl_built WHERE tbl = $t AND "
+            f"list_contains($k, partition)",
+            {"lo": to_value(wanted[0]), "hi": to_value(wanted[-1]), "t": table, "k": wanted},
         )
         daily = self.grain(table) == "daily"
-        found = {as_key(r[0], daily) for r in rows}
-        return (found | self._built(table, wanted)) & wanted
-
-    def _built(self, table: str, keys: set[str]) -> set[str]:
-        """Which of ``keys`` of ``table`` a write built, with rows or without."""
-        rows = run(self.cursor(), "SELECT partition FROM _bl_built WHERE tbl = ? AND "
-                   "list_contains(?, partition)", [table, sorted(keys)])
-        return {r[0] for r in rows}
+        found = {as_key(value, daily) if built is None else built for value, built in rows}
+        return found & set(wanted)
 
     def first_partition(self, table: str) -> str | None:
         """The oldest partition present (holding rows, or built empty), or None for an empty or

@@ -1,0 +1,101 @@
+"""How many DuckDB statements does judging one plan run, and where does its CPU time go?
+
+Run from the project root with the project's venv::
+
+    python benchmarks/statement_count.py                # ex1 and ex2
+    python benchmarks/statement_count.py ex2 --full     # every distinct statement, counted
+
+Every cursor the warehouse hands out is wrapped so each ``execute`` is counted (a string of
+several statements counts each) and timed in CPU time of its thread. Two distinct plans are
+judged after a warm-up; the figures are per plan. Statement counts do not depend on the
+machine's load, so they compare before/after changes on a busy machine; times do.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import sys
+import time
+from typing import Any
+
+from backfill_lab import warehouse as W
+
+COUNTS: collections.Counter[str] = collections.Counter()
+FULL: collections.Counter[str] = collections.Counter()
+TIMES: collections.Counter[str] = collections.Counter()
+ACTIVE = [False]
+
+
+class Counting:
+    """A cursor that counts and times what it executes."""
+
+    def __init__(self, cur: Any) -> None:
+        object.__setattr__(self, "_cur", cur)
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        """Execute on the real cursor; count and time the statements when active."""
+        # DuckDB's replacement scan reads the caller's locals: pass the write's DataFrame on
+        _bl_rows = sys._getframe(1).f_locals.get("_bl_rows")
+        if not ACTIVE[0]:
+            return self._cur.execute(sql, params)
+        keys = []
+        for stmt in [s for s in sql.split(";") if s.strip()]:
+            flat = re.sub(r"\d+", "N", re.sub(r"\s+", " ", stmt.strip()))
+            key = " ".join(flat.split(" ")[:3])[:40]
+            COUNTS[key] += 1
+            FULL[flat[:300]] += 1
+            keys.append(key)
+        t0 = time.thread_time()
+        result = self._cur.execute(sql, params)
+        TIMES["+".join(keys)] += time.thread_time() - t0
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cur, name)
+
+
+def main() -> None:
+    original = W.Warehouse.cursor
+
+    def cursor(self: W.Warehouse) -> Any:
+        cur = original(self)
+        return cur if isinstance(cur, Counting) else Counting(cur)
+
+    W.Warehouse.cursor = cursor  # type: ignore[method-assign]
+    sys.path.insert(0, "benchmarks")
+    from judge_speed import variants
+
+    from backfill_lab.course.scenarios import scenario, truth
+    from backfill_lab.course.selfcheck import check
+    from backfill_lab.course.simulate import template
+
+    for ex in [a for a in sys.argv[1:] if not a.startswith("-")] or ["ex1", "ex2"]:
+        sc = scenario(ex)
+        truth(sc)
+        template(sc)
+        plans = variants(ex, 3)
+        check(plans[0], sc, record=False)  # warm-up: caches, imports
+        for counter in (COUNTS, FULL, TIMES):
+            counter.clear()
+        ACTIVE[0] = True
+        c0, t0 = time.process_time(), time.perf_counter()
+        for plan in plans[1:]:
+            report = check(plan, sc, record=False)
+            assert report.score == report.max_score, report.failed()
+        cpu, wall = (time.process_time() - c0) / 2, (time.perf_counter() - t0) / 2
+        ACTIVE[0] = False
+        print(f"{ex}: {sum(COUNTS.values()) / 2:.0f} statements per plan; CPU {cpu:.3f} s, "
+              f"wall {wall:.3f} s")
+        for k, n in COUNTS.most_common(30):
+            print(f"   {n / 2:7.1f}  {k}")
+        print(f"  in execute (thread CPU) per plan: {sum(TIMES.values()) / 2:.3f} s; top:")
+        for k, t in TIMES.most_common(15):
+            print(f"   {t / 2 * 1e3:7.1f} ms  {k[:70]}")
+        if "--full" in sys.argv:
+            for k, n in FULL.most_common():
+                print(f"   {n / 2:6.1f}  {k}")
+
+
+if __name__ == "__main__":
+    main()
