@@ -136,17 +136,37 @@ def floor(folder: Path) -> float:
 
 
 def grade(folder: Path, jobs: int) -> tuple[float, dict[str, tuple[str, str, str]]]:
-    """Wall time of one ``backfill-grader grade`` batch and ``{name: (status, score, max)}``."""
+    """Wall time of one ``backfill-grader grade`` batch and ``{name: (status, score, max)}``;
+    prints the batch's timeline figures (:mod:`grader.timeline`)."""
+    from grader.timeline import read, summary
+
     out = Path(tempfile.mkdtemp(prefix="bench-grades-"))
+    spans = out.with_suffix(".timeline.jsonl")
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "grader", "grade", str(folder), "--out", str(out),
-                    "--jobs", str(jobs)], check=True, cwd=ROOT, capture_output=True)
+                    "--jobs", str(jobs), "--timeline", str(spans)], check=True, cwd=ROOT,
+                   capture_output=True)
     elapsed = time.perf_counter() - t0
     with (out / "gradebook.csv").open(newline="") as handle:
         rows = {r["submission"].removesuffix(".ipynb"): (r["status"], r["score"], r["max_score"])
                 for r in csv.DictReader(handle)}
     shutil.rmtree(out, ignore_errors=True)
+    print(f"  --jobs {jobs} timeline: {timeline_line(summary(read(spans)), elapsed)}", flush=True)
+    spans.unlink()
     return elapsed, rows
+
+
+def timeline_line(s: dict[str, float], elapsed: float) -> str:
+    """One line of a batch's timeline figures: where its wall time went."""
+    judged = s.get("busy_judge", 0.0)
+    beside = s["judge_beside_kernel"]
+    return (f"start-up (process, imports, until the batch began) "
+            f"{elapsed - s['end']:.1f} s, first kernel at {s['first_kernel']:.1f} s, "
+            f"kernels busy {s.get('busy_kernel', 0):.1f} s, staging {s.get('busy_stage', 0):.1f}"
+            f" s, judging busy {judged:.1f} s of which {beside:.1f} s beside a kernel "
+            f"({100 * beside / judged if judged else 0:.0f}%), writing results "
+            f"{s.get('busy_write', 0):.2f} s, class report {s.get('busy_report', 0):.1f} s, "
+            f"after the last kernel {s['end'] - s.get('last_kernel', s['end']):.1f} s")
 
 
 def problems(expected: dict[str, bool], one: dict[str, tuple[str, str, str]],
