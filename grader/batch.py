@@ -21,10 +21,12 @@ is judged again. The batch goes on, and every submission gets its row in the gra
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -40,7 +42,7 @@ from backfill_lab.course.simulate import scratch_dir
 from backfill_lab.errors import did_you_mean
 
 from . import score
-from .classreport import RUN_FILE, write_class_report
+from .classreport import RUN_FILE, warm, write_class_report
 from .execute import Limits, Sandbox, isolation
 from .grade import (
     PROJECT_ROOT,
@@ -53,11 +55,11 @@ from .grade import (
 )
 from .inputs import InputError, Submission, collect, read_regular
 from .judge import Judged, JudgeLimits, judge_limited
+from .progress import Progress
 from .report import (
     GradeResult,
     format_gradebook,
     output_name,
-    printable,
     write_gradebook,
     write_result,
 )
@@ -123,30 +125,6 @@ def _judge_one(exercise: str, plan_json: str, parts: list[dict[str, Any]]) -> Ju
     return judge_limited(exercise, plan_json, w.judging, cache=w.cache)
 
 
-class _Progress:
-    """A bar on a terminal, plain lines otherwise (names made printable: no escapes)."""
-
-    def __init__(self, total: int, stream: Any = None) -> None:
-        self.total, self.done, self.stream = total, 0, stream or sys.stderr
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
-
-    def update(self, result: GradeResult) -> None:
-        """One more submission done: show it."""
-        self.done += 1
-        line = (f"{printable(result.submission)}: {result.status} "
-                f"{result.score:g}/{result.max_score:g} ({result.duration:.1f}s)")
-        if self.tty:
-            width = 30
-            filled = width * self.done // self.total
-            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] "
-                              f"{self.done}/{self.total} {line[:60]:<60}")
-            if self.done == self.total:
-                self.stream.write("\n")
-        else:
-            self.stream.write(f"[{self.done}/{self.total}] {line}\n")
-        self.stream.flush()
-
-
 def main(*, paths: Sequence[str], out: str | Path, exercise: str | None = None,
          jobs: int | None = None, limits: Limits | None = None,
          judging: JudgeLimits | None = None, timeline: str | Path | None = None) -> int:
@@ -173,7 +151,7 @@ def main(*, paths: Sequence[str], out: str | Path, exercise: str | None = None,
                     exclude=(str(out_dir.resolve()),))
     spans = Timeline(on=timeline is not None)
     batch = _Batch(files, min(jobs or os.cpu_count() or 1, len(files)), out_dir,
-                   _Progress(len(files)), worker, spans)
+                   Progress(len(files)), worker, spans)
     started, t0 = time.time(), time.perf_counter()
     try:
         batch.run(_exercises_of(files, exercise) & set(score.PLAN_IDS),
@@ -209,7 +187,7 @@ class _Batch:
     """The scheduler of one batch (see the module's docstring)."""
 
     def __init__(self, files: Sequence[Submission], workers: int, out_dir: Path,
-                 progress: _Progress, worker: Worker, timeline: Timeline | None = None
+                 progress: Progress, worker: Worker, timeline: Timeline | None = None
                  ) -> None:
         self.todo = deque((s.path, s.name) for s in files)
         self.suspects: deque[tuple[Path, str]] = deque()  # running when a worker died
@@ -224,6 +202,7 @@ class _Batch:
         self.probed = False
         self.running: dict[Future[Any], tuple[Any, ...]] = {}
         self.began: dict[Future[Any], float] = {}  # when each running task was handed over
+        self.forked: set[str] = set()  # the pools whose workers are forked
         self.to_stage: deque[tuple[str, str]] = deque()  # (exercise, part) to build
         self.parts: dict[str, list[dict[str, Any]]] = {}  # exercise -> staged parts
         self.unstaged: dict[str, int] = {}  # exercise -> parts still being built
@@ -239,6 +218,9 @@ class _Batch:
             self.unstaged[ex] = len(score.STAGING_PARTS)
             self.to_stage.extend((ex, part) for part in score.STAGING_PARTS)
         pools = {kind: self._pool() for kind in POOLS}
+        # the class report's imports, while kernels run: started once both pools forked their
+        # workers, and joined before a pool is made again (no fork while a thread imports)
+        warming = threading.Thread(target=_warm, name="warm-class-report", daemon=True)
         try:
             self._fill(pools)  # the first submit forks the judge workers: staging starts
             t0 = self.timeline.now()
@@ -248,6 +230,8 @@ class _Batch:
             print(f"{PROG}: {self.sandbox.note}", file=sys.stderr)
             while True:
                 broken = self._fill(pools)
+                if warming.ident is None and self.forked == set(POOLS):
+                    warming.start()
                 if not self.running and not broken:
                     return
                 if not broken:
@@ -258,6 +242,8 @@ class _Batch:
                         for fut in done:
                             self._take(fut, self._pop(fut))
                         continue
+                if warming.ident is not None:
+                    warming.join()
                 for kind in sorted(broken):
                     pools[kind].shutdown(wait=True)  # every task still running in it died
                     self._recover(kind)
@@ -276,9 +262,14 @@ class _Batch:
     def _pop(self, fut: Future[Any]) -> tuple[Any, ...]:
         """Forget a finished task (its span goes on the timeline)."""
         task = self.running.pop(fut)
-        phase = "kernel" if task[0] == "run" else task[0]
-        self.timeline.add(phase, str(task[1] if task[0] == "run" else
-                                     f"{task[1]} {task[2][:40]}"), self.began.pop(fut))
+        began = self.began.pop(fut)
+        if task[0] == "run":
+            self.timeline.add("kernel", task[1], began)
+        elif task[0] == "judge":
+            first = self.waiting.get((task[1], task[2]), [(None, "?")])[0][1]
+            self.timeline.add("judge", f"{task[1]} plan of {first}", began)
+        else:
+            self.timeline.add("stage", f"{task[1]} {task[2]}", began)
         return task
 
     def _next(self, kind: str) -> tuple[tuple[Any, ...], tuple[Any, ...]] | None:
@@ -323,6 +314,7 @@ class _Batch:
                     break
                 self.running[fut] = task
                 self.began[fut] = self.timeline.now()
+                self.forked.add(kind)
         return broken
 
     def _requeue(self, task: tuple[Any, ...]) -> None:
@@ -418,6 +410,11 @@ class _Batch:
         self.timeline.add("write", name, t0)
         self.rows.append(result.row())
         self.progress.update(result)
+
+
+def _warm() -> None:
+    with contextlib.suppress(Exception):  # the report imports them itself if this failed
+        warm()
 
 
 def _exercises_of(files: Sequence[Submission], override: str | None) -> set[str]:
