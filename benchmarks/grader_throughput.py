@@ -21,6 +21,10 @@ plans. It measures, in one run:
   simulation of each plan in the grader's processes;
 * with ``--identical``, the same for K identical copies of the solution (one plan judged once).
 
+Each grader run also writes its timeline (``--timeline``, :mod:`grader.timeline`): the benchmark
+prints where its wall time went (start-up, kernels, staging, judging and how much of it ran
+beside a kernel, results, class report) and a chart of the phases over time.
+
 It prints the wall times, the grader over the floor (goal: at most 1.25x at ``--jobs 1``), the
 throughput of two jobs over one (goal: at least 1.7x on a 2-core machine), the load average
 before each run, and checks that both grader runs gave every submission the same score, full
@@ -138,7 +142,7 @@ def floor(folder: Path) -> float:
 def grade(folder: Path, jobs: int) -> tuple[float, dict[str, tuple[str, str, str]]]:
     """Wall time of one ``backfill-grader grade`` batch and ``{name: (status, score, max)}``;
     prints the batch's timeline figures (:mod:`grader.timeline`)."""
-    from grader.timeline import read, summary
+    from grader.timeline import chart, read, summary
 
     out = Path(tempfile.mkdtemp(prefix="bench-grades-"))
     spans = out.with_suffix(".timeline.jsonl")
@@ -151,7 +155,12 @@ def grade(folder: Path, jobs: int) -> tuple[float, dict[str, tuple[str, str, str
         rows = {r["submission"].removesuffix(".ipynb"): (r["status"], r["score"], r["max_score"])
                 for r in csv.DictReader(handle)}
     shutil.rmtree(out, ignore_errors=True)
-    print(f"  --jobs {jobs} timeline: {timeline_line(summary(read(spans)), elapsed)}", flush=True)
+    found = read(spans)
+    figures = summary(found)
+    step = max(1.0, figures["end"] / 100)
+    print(f"  --jobs {jobs} timeline: {timeline_line(figures, elapsed)}; one character per "
+          f"{step:g} s, the number of spans running:", flush=True)
+    print("\n".join(f"    {line}" for line in chart(found, step).splitlines()), flush=True)
     spans.unlink()
     return elapsed, rows
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Timeline", "overlap", "read", "summary"]
+__all__ = ["Timeline", "chart", "overlap", "read", "summary"]
 
 
 class Timeline:
@@ -94,3 +94,27 @@ def summary(spans: list[dict[str, Any]]) -> dict[str, float]:
     out["last_kernel"] = max((e for _, e in by.get("kernel", [])), default=0.0)
     out["end"] = max((e for found in by.values() for _, e in found), default=0.0)
     return out
+
+
+def chart(spans: list[dict[str, Any]], step: float = 1.0,
+          phases: tuple[str, ...] = ("probe", "stage", "kernel", "judge", "report")) -> str:
+    """The spans as text: a line per phase, a character per ``step`` seconds, saying how many
+    spans of that phase were running at its middle (``.`` none, then ``1`` to ``9``).
+
+    >>> print(chart([{"phase": "kernel", "start": 0, "end": 4},
+    ...              {"phase": "judge", "start": 2, "end": 5}], phases=("kernel", "judge")))
+    kernel 1111.
+    judge  ..111
+    """
+    end = max((float(s["end"]) for s in spans), default=0.0)
+    width = max(len(p) for p in phases)
+    lines = []
+    for phase in phases:
+        mine = [(float(s["start"]), float(s["end"])) for s in spans if s["phase"] == phase]
+        cells = []
+        for i in range(int(end / step + 0.999)):
+            middle = (i + 0.5) * step
+            n = sum(1 for a, b in mine if a <= middle < b)
+            cells.append("." if n == 0 else str(min(n, 9)))
+        lines.append(f"{phase.ljust(width)} {''.join(cells)}")
+    return "\n".join(lines)
