@@ -21,6 +21,10 @@ plans. It measures, in one run:
   simulation of each plan in the grader's processes;
 * with ``--identical``, the same for K identical copies of the solution (one plan judged once).
 
+Each grader run also writes its timeline (``--timeline``, :mod:`grader.timeline`): the benchmark
+prints where its wall time went (start-up, kernels, staging, judging and how much of it ran
+beside a kernel, results, class report) and a chart of the phases over time.
+
 It prints the wall times, the grader over the floor (goal: at most 1.25x at ``--jobs 1``), the
 throughput of two jobs over one (goal: at least 1.7x on a 2-core machine), the load average
 before each run, and checks that both grader runs gave every submission the same score, full
@@ -136,17 +140,42 @@ def floor(folder: Path) -> float:
 
 
 def grade(folder: Path, jobs: int) -> tuple[float, dict[str, tuple[str, str, str]]]:
-    """Wall time of one ``backfill-grader grade`` batch and ``{name: (status, score, max)}``."""
+    """Wall time of one ``backfill-grader grade`` batch and ``{name: (status, score, max)}``;
+    prints the batch's timeline figures (:mod:`grader.timeline`)."""
+    from grader.timeline import chart, read, summary
+
     out = Path(tempfile.mkdtemp(prefix="bench-grades-"))
+    spans = out.with_suffix(".timeline.jsonl")
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "grader", "grade", str(folder), "--out", str(out),
-                    "--jobs", str(jobs)], check=True, cwd=ROOT, capture_output=True)
+                    "--jobs", str(jobs), "--timeline", str(spans)], check=True, cwd=ROOT,
+                   capture_output=True)
     elapsed = time.perf_counter() - t0
     with (out / "gradebook.csv").open(newline="") as handle:
         rows = {r["submission"].removesuffix(".ipynb"): (r["status"], r["score"], r["max_score"])
                 for r in csv.DictReader(handle)}
     shutil.rmtree(out, ignore_errors=True)
+    found = read(spans)
+    figures = summary(found)
+    step = max(1.0, figures["end"] / 100)
+    print(f"  --jobs {jobs} timeline: {timeline_line(figures, elapsed)}; one character per "
+          f"{step:g} s, the number of spans running:", flush=True)
+    print("\n".join(f"    {line}" for line in chart(found, step).splitlines()), flush=True)
+    spans.unlink()
     return elapsed, rows
+
+
+def timeline_line(s: dict[str, float], elapsed: float) -> str:
+    """One line of a batch's timeline figures: where its wall time went."""
+    judged = s.get("busy_judge", 0.0)
+    beside = s["judge_beside_kernel"]
+    return (f"start-up (process, imports, until the batch began) "
+            f"{elapsed - s['end']:.1f} s, first kernel at {s['first_kernel']:.1f} s, "
+            f"kernels busy {s.get('busy_kernel', 0):.1f} s, staging {s.get('busy_stage', 0):.1f}"
+            f" s, judging busy {judged:.1f} s of which {beside:.1f} s beside a kernel "
+            f"({100 * beside / judged if judged else 0:.0f}%), writing results "
+            f"{s.get('busy_write', 0):.2f} s, class report {s.get('busy_report', 0):.1f} s, "
+            f"after the last kernel {s['end'] - s.get('last_kernel', s['end']):.1f} s")
 
 
 def problems(expected: dict[str, bool], one: dict[str, tuple[str, str, str]],

@@ -1,26 +1,32 @@
-"""Grading a batch: notebooks run in a pool of worker processes, each distinct plan judged once.
+"""Grading a batch: kernels run in one pool of worker processes, judges in another beside it.
 
-:func:`main` is what ``backfill-grader grade`` calls. The pool starts at once and its first tasks
-build what judging needs (each exercise's reference truth and its staged incident, two
-independent tasks), while the sandbox probe runs here; kernels start as soon as the probe is
-done and a worker is free. A kernel's result comes back with its plan still to judge: each
-distinct plan is judged once, by the next free worker (ahead of further kernels, so results
-are not held back), under the judge's time and memory limits, and every submission with that
-plan gets the verdict, or the same error when judging it failed.
+:func:`main` is what ``backfill-grader grade`` calls. Two pools start at once, ``jobs`` workers
+each: kernel workers run the notebooks (at most ``jobs`` kernels at a time), judge workers build
+what judging needs (each exercise's reference truth and its staged incident, two independent
+tasks), then judge plans. The judges' pool starts staging while the sandbox probe runs here;
+kernels start as soon as the probe is done. A kernel's result comes back with its plan still to
+judge: each distinct plan is judged once, by the next free judge worker (in a child it forks,
+which inherits what that worker staged), under the judge's time and memory limits, while the
+kernel workers already run the next notebooks; every submission with that plan gets the
+verdict, or the same error when judging it failed.
 
-A worker that dies (a submission run without a sandbox can kill it) breaks the pool: a new one
-takes over, the submissions that were running are run again one at a time, and one that breaks
-the pool while running alone is recorded as an error; a plan whose judging was cut short twice
-is recorded as an error for its submissions. The batch goes on, and every submission gets its
-row in the gradebook.
+A worker that dies (a submission run without a sandbox can kill it) breaks its pool only: a new
+one takes over, and what was running in it is run again one at a time: a submission that breaks
+the kernels' pool while running alone is recorded as an error, and so is a plan that breaks the
+judges' pool while judged alone (for each of its submissions); a staging part cut short twice is
+built where it is needed. So a plan's verdict never depends on what else its batch holds: a
+kernel never shares a process with a judge, and a plan judged beside one that kills its worker
+is judged again. The batch goes on, and every submission gets its row in the gradebook.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -36,7 +42,7 @@ from backfill_lab.course.simulate import scratch_dir
 from backfill_lab.errors import did_you_mean
 
 from . import score
-from .classreport import RUN_FILE, write_class_report
+from .classreport import RUN_FILE, warm, write_class_report
 from .execute import Limits, Sandbox, isolation
 from .grade import (
     PROJECT_ROOT,
@@ -49,19 +55,22 @@ from .grade import (
 )
 from .inputs import InputError, Submission, collect, read_regular
 from .judge import Judged, JudgeLimits, judge_limited
+from .progress import Progress
 from .report import (
     GradeResult,
     format_gradebook,
     output_name,
-    printable,
     write_gradebook,
     write_result,
 )
 from .score import VerdictCache, load_key
+from .timeline import Timeline
 
 __all__ = ["Worker", "main"]
 
 PROG = "backfill-grader"
+#: The two pools of a batch: kernels run in one, staging and judging in the other.
+POOLS = ("judge", "kernel")
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,11 @@ def _run_one(path: str, name: str, sandbox: Sandbox) -> tuple[GradeResult, str |
                         sandbox=sandbox, guard=_guard, name=name)
 
 
+def _pool_of(task: tuple[Any, ...]) -> str:
+    """Which pool runs ``task``: a submission's kernel, or staging and judging."""
+    return "kernel" if task[0] == "run" else "judge"
+
+
 def _stage_one(exercise: str, part: str) -> dict[str, Any]:
     return score.stage(exercise, part)
 
@@ -111,36 +125,14 @@ def _judge_one(exercise: str, plan_json: str, parts: list[dict[str, Any]]) -> Ju
     return judge_limited(exercise, plan_json, w.judging, cache=w.cache)
 
 
-class _Progress:
-    """A bar on a terminal, plain lines otherwise (names made printable: no escapes)."""
-
-    def __init__(self, total: int, stream: Any = None) -> None:
-        self.total, self.done, self.stream = total, 0, stream or sys.stderr
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
-
-    def update(self, result: GradeResult) -> None:
-        """One more submission done: show it."""
-        self.done += 1
-        line = (f"{printable(result.submission)}: {result.status} "
-                f"{result.score:g}/{result.max_score:g} ({result.duration:.1f}s)")
-        if self.tty:
-            width = 30
-            filled = width * self.done // self.total
-            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] "
-                              f"{self.done}/{self.total} {line[:60]:<60}")
-            if self.done == self.total:
-                self.stream.write("\n")
-        else:
-            self.stream.write(f"[{self.done}/{self.total}] {line}\n")
-        self.stream.flush()
-
-
 def main(*, paths: Sequence[str], out: str | Path, exercise: str | None = None,
          jobs: int | None = None, limits: Limits | None = None,
-         judging: JudgeLimits | None = None) -> int:
-    """Grade every notebook under ``paths`` on ``jobs`` workers (default: one per core); write
-    each result and ``gradebook.csv`` into ``out``. ``limits`` bound each kernel, ``judging``
-    each plan's judge (their defaults are theirs). 0 when every submission got its row."""
+         judging: JudgeLimits | None = None, timeline: str | Path | None = None) -> int:
+    """Grade every notebook under ``paths``, at most ``jobs`` kernels at once (default: one
+    per core), each plan judged beside them (by at most ``jobs`` judges at once); write each
+    result and ``gradebook.csv`` into ``out``. ``limits`` bound each kernel, ``judging`` each
+    plan's judge (their defaults are theirs); ``timeline`` is a file for the batch's spans
+    (:mod:`grader.timeline`). 0 when every submission got its row."""
     if exercise is not None and exercise not in registry.IDS:
         raise UsageError(f"unknown exercise {exercise!r}; known: {', '.join(registry.IDS)}."
                          f"{did_you_mean(exercise, registry.IDS)}")
@@ -157,8 +149,9 @@ def main(*, paths: Sequence[str], out: str | Path, exercise: str | None = None,
     cache = VerdictCache.create()
     worker = Worker(exercise, limits or Limits(), judging or JudgeLimits(), key, cache,
                     exclude=(str(out_dir.resolve()),))
+    spans = Timeline(on=timeline is not None)
     batch = _Batch(files, min(jobs or os.cpu_count() or 1, len(files)), out_dir,
-                   _Progress(len(files)), worker)
+                   Progress(len(files)), worker, spans)
     started, t0 = time.time(), time.perf_counter()
     try:
         batch.run(_exercises_of(files, exercise) & set(score.PLAN_IDS),
@@ -169,7 +162,12 @@ def main(*, paths: Sequence[str], out: str | Path, exercise: str | None = None,
     print(format_gradebook(path))
     write_run(out_dir, started=started, seconds=time.perf_counter() - t0, jobs=batch.workers,
               submissions=len(files), sandbox=batch.sandbox)
-    print(f"class report: {write_class_report([out_dir], out_dir)}")
+    begun = spans.now()
+    report = write_class_report([out_dir], out_dir)
+    spans.add("report", "class report", begun)
+    print(f"class report: {report}")
+    if timeline is not None:
+        spans.write(Path(timeline))
     return 0
 
 
@@ -189,105 +187,153 @@ class _Batch:
     """The scheduler of one batch (see the module's docstring)."""
 
     def __init__(self, files: Sequence[Submission], workers: int, out_dir: Path,
-                 progress: _Progress, worker: Worker) -> None:
+                 progress: Progress, worker: Worker, timeline: Timeline | None = None
+                 ) -> None:
         self.todo = deque((s.path, s.name) for s in files)
         self.suspects: deque[tuple[Path, str]] = deque()  # running when a worker died
-        self.workers = workers
+        self.workers = workers  # kernels at once, and judges at once beside them
         self.out_dir = out_dir
         self.progress = progress
         self.worker = worker
+        self.timeline = timeline or Timeline(on=False)
         self.rows: list[dict[str, Any]] = []
         self.taken: set[str] = set()  # result file names in out_dir
         self.sandbox = Sandbox("none", "")
         self.probed = False
         self.running: dict[Future[Any], tuple[Any, ...]] = {}
+        self.began: dict[Future[Any], float] = {}  # when each running task was handed over
+        self.forked: set[str] = set()  # the pools whose workers are forked
         self.to_stage: deque[tuple[str, str]] = deque()  # (exercise, part) to build
         self.parts: dict[str, list[dict[str, Any]]] = {}  # exercise -> staged parts
         self.unstaged: dict[str, int] = {}  # exercise -> parts still being built
         self.verdicts: dict[tuple[str, str], Judged] = {}
         self.waiting: dict[tuple[str, str], list[tuple[GradeResult, str]]] = {}
         self.to_judge: deque[tuple[str, str]] = deque()  # plans whose staging is complete
-        self.lost: dict[tuple[Any, ...], int] = {}  # stage/judge task -> times cut short
+        self.plan_suspects: deque[tuple[str, str]] = deque()  # judged when a judge died
+        self.lost: dict[tuple[Any, ...], int] = {}  # stage task -> times cut short
 
     def run(self, exercises: set[str], probe: Callable[[], Sandbox]) -> None:
         """Run every task of the batch to its end."""
         for ex in sorted(exercises):
             self.unstaged[ex] = len(score.STAGING_PARTS)
             self.to_stage.extend((ex, part) for part in score.STAGING_PARTS)
-        pool = self._pool()
+        pools = {kind: self._pool() for kind in POOLS}
+        # the class report's imports, while kernels run: started once both pools forked their
+        # workers, and joined before a pool is made again (no fork while a thread imports)
+        warming = threading.Thread(target=_warm, name="warm-class-report", daemon=True)
         try:
-            self._fill(pool)  # the first submit forks every worker (before any thread here)
-            self.sandbox = probe()  # a subprocess: the workers stage meanwhile
+            self._fill(pools)  # the first submit forks the judge workers: staging starts
+            t0 = self.timeline.now()
+            self.sandbox = probe()  # a subprocess: the judge workers stage meanwhile
+            self.timeline.add("probe", "sandbox", t0)
             self.probed = True
             print(f"{PROG}: {self.sandbox.note}", file=sys.stderr)
             while True:
-                broken = not self._fill(pool)
-                if not self.running:
-                    if not broken:
-                        return
-                else:
+                broken = self._fill(pools)
+                if warming.ident is None and self.forked == set(POOLS):
+                    warming.start()
+                if not self.running and not broken:
+                    return
+                if not broken:
                     done, _ = wait(self.running, return_when=FIRST_COMPLETED)
-                    broken = any(isinstance(f.exception(), BrokenProcessPool) for f in done)
+                    broken = {_pool_of(self.running[f]) for f in done
+                              if isinstance(f.exception(), BrokenProcessPool)}
                     if not broken:
                         for fut in done:
-                            self._take(fut, self.running.pop(fut))
+                            self._take(fut, self._pop(fut))
                         continue
-                pool.shutdown(wait=True)  # every task still running died with it
-                self._recover()
-                pool = self._pool()
+                if warming.ident is not None:
+                    warming.join()
+                for kind in sorted(broken):
+                    pools[kind].shutdown(wait=True)  # every task still running in it died
+                    self._recover(kind)
+                    pools[kind] = self._pool()
         finally:
-            pool.shutdown(wait=True)
+            for pool in pools.values():
+                pool.shutdown(wait=True)
 
     def _pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.workers, initializer=_init_worker,
                                    initargs=(self.worker,))
 
-    def _fill(self, pool: ProcessPoolExecutor) -> bool:
-        """Keep every worker busy: staging, then judging (a queued kernel would only wait
-        behind it), then kernels once the sandbox is known; a suspect runs only alone.
-        False when the pool turned out broken (the task is queued again)."""
-        while len(self.running) < self.workers:
+    def _busy(self, kind: str) -> int:
+        return sum(1 for task in self.running.values() if _pool_of(task) == kind)
+
+    def _pop(self, fut: Future[Any]) -> tuple[Any, ...]:
+        """Forget a finished task (its span goes on the timeline)."""
+        task = self.running.pop(fut)
+        began = self.began.pop(fut)
+        if task[0] == "run":
+            self.timeline.add("kernel", task[1], began)
+        elif task[0] == "judge":
+            first = self.waiting.get((task[1], task[2]), [(None, "?")])[0][1]
+            self.timeline.add("judge", f"{task[1]} plan of {first}", began)
+        else:
+            self.timeline.add("stage", f"{task[1]} {task[2]}", began)
+        return task
+
+    def _next(self, kind: str) -> tuple[tuple[Any, ...], tuple[Any, ...]] | None:
+        """The next task for a free worker of pool ``kind`` and the call that runs it: for a
+        judge worker staging, then a suspect plan alone, or the next plan; for a kernel worker
+        (once the sandbox is known) a suspect submission alone, or the next submission."""
+        if kind == "judge":
             if self.to_stage:
                 ex, part = self.to_stage.popleft()
-                task: tuple[Any, ...] = ("stage", ex, part)
-                call: tuple[Any, ...] = (_stage_one, ex, part)
-            elif self.to_judge:
-                ex, plan_json = self.to_judge.popleft()
-                task = ("judge", ex, plan_json)
-                call = (_judge_one, ex, plan_json, self.parts.get(ex, []))
-            elif not self.probed:
-                return True
-            elif self.suspects and not self.running:
-                path, name = self.suspects.popleft()
-                task = ("run", name, path, True)
-                call = (_run_one, str(path), name, self.sandbox)
-            elif self.todo and not self.suspects:
-                path, name = self.todo.popleft()
-                task = ("run", name, path, False)
-                call = (_run_one, str(path), name, self.sandbox)
-            else:
-                return True
-            try:
-                self.running[pool.submit(*call)] = task
-            except BrokenProcessPool:
-                self._requeue(task)
-                return False
-        return True
+                return ("stage", ex, part), (_stage_one, ex, part)
+            alone = bool(self.plan_suspects) and not self._busy("judge")
+            if alone or (self.to_judge and not self.plan_suspects):
+                ex, plan_json = (self.plan_suspects if alone else self.to_judge).popleft()
+                return ("judge", ex, plan_json, alone), (_judge_one, ex, plan_json,
+                                                         self.parts.get(ex, []))
+            return None
+        if not self.probed:
+            return None
+        if self.suspects and not self._busy("kernel"):
+            path, name = self.suspects.popleft()
+            return ("run", name, path, True), (_run_one, str(path), name, self.sandbox)
+        if self.todo and not self.suspects:
+            path, name = self.todo.popleft()
+            return ("run", name, path, False), (_run_one, str(path), name, self.sandbox)
+        return None
+
+    def _fill(self, pools: dict[str, ProcessPoolExecutor]) -> set[str]:
+        """Keep every worker of both pools busy; the pools found broken (their task is queued
+        again)."""
+        broken = set()
+        for kind in POOLS:
+            while self._busy(kind) < self.workers:
+                found = self._next(kind)
+                if found is None:
+                    break
+                task, call = found
+                try:
+                    fut = pools[kind].submit(*call)
+                except BrokenProcessPool:
+                    self._requeue(task)
+                    broken.add(kind)
+                    break
+                self.running[fut] = task
+                self.began[fut] = self.timeline.now()
+                self.forked.add(kind)
+        return broken
 
     def _requeue(self, task: tuple[Any, ...]) -> None:
         """Put a task that never ran back at the front of its queue."""
         if task[0] == "stage":
             self.to_stage.appendleft((task[1], task[2]))
         elif task[0] == "judge":
-            self.to_judge.appendleft((task[1], task[2]))
+            (self.plan_suspects if task[3] else self.to_judge).appendleft((task[1], task[2]))
         else:
             (self.suspects if task[3] else self.todo).appendleft((task[2], task[1]))
 
-    def _recover(self) -> None:
-        """After a worker died: keep what finished, queue again what was cut short (a stage
-        or judge task once; a submission alone, and it is the culprit if it breaks it again)."""
+    def _recover(self, kind: str) -> None:
+        """After a worker of pool ``kind`` died: keep what finished, queue again what was cut
+        short (a stage or judge task once; a submission alone, and it is the culprit if it
+        breaks it again)."""
         for fut, task in list(self.running.items()):
-            del self.running[fut]
+            if _pool_of(task) != kind:
+                continue
+            self._pop(fut)
             if not isinstance(fut.exception(), BrokenProcessPool):
                 self._take(fut, task)
             elif task[0] == "run" and task[3]:  # it ran alone: it is what killed the worker
@@ -295,12 +341,14 @@ class _Batch:
                                          key=self.worker.key, name=task[1]), task[1])
             elif task[0] == "run":
                 self.suspects.append((task[2], task[1]))
+            elif task[0] == "judge" and task[3]:  # cut short again, alone: its own doing
+                self._verdict((task[1], task[2]), Judged((), 0.0, "the process judging "
+                                                         "this plan died twice"))
+            elif task[0] == "judge":  # judged again alone: another plan may have done it
+                self.plan_suspects.append((task[1], task[2]))
             elif self.lost.setdefault(task, 0) < 1:
                 self.lost[task] += 1
                 self._requeue(task)
-            elif task[0] == "judge":  # cut short twice: its submissions get an error
-                self._verdict((task[1], task[2]), Judged((), 0.0, "the process judging "
-                                                         "this plan died twice"))
             else:
                 self._staged(task[1], None)
 
@@ -357,9 +405,16 @@ class _Batch:
     def _finish(self, result: GradeResult, name: str) -> None:
         if not self.sandbox.isolated:
             result.notes.append(self.sandbox.note)
+        t0 = self.timeline.now()
         write_result(result, self.out_dir, output_name(name, self.taken))
+        self.timeline.add("write", name, t0)
         self.rows.append(result.row())
         self.progress.update(result)
+
+
+def _warm() -> None:
+    with contextlib.suppress(Exception):  # the report imports them itself if this failed
+        warm()
 
 
 def _exercises_of(files: Sequence[Submission], override: str | None) -> set[str]:

@@ -145,6 +145,13 @@ def _svg(fig: Any) -> str:
     return text[text.index("<svg"):]
 
 
+def warm() -> None:
+    """Import what drawing the charts needs (matplotlib, about a second), ahead of the report:
+    a batch does it on a thread while its kernels run, not after the last one."""
+    import matplotlib.backends.backend_svg
+    import matplotlib.figure  # noqa: F401
+
+
 def _figure(width: float, height: float) -> Any:
     from matplotlib.figure import Figure
 

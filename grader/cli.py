@@ -1,7 +1,7 @@
 """``backfill-grader`` (also ``python -m grader``): parses a command line and forwards it.
 
-    backfill-grader grade PATH... --out DIR [--exercise ID] [--jobs N] [--cell-timeout S]
-                                           [--timeout S] [--judge-seconds S] ...
+    backfill-grader grade PATH... --out DIR [--exercise ID] [--jobs N] [--timeline FILE]
+                                           [--cell-timeout S] [--timeout S] [--judge-seconds S] ...
     backfill-grader merge DIR... --out DIR
     backfill-grader report DIR... [--out DIR]
     backfill-grader assign [--check]
@@ -77,7 +77,11 @@ def _parser() -> OneLineParser:
     g.add_argument("--out", required=True, help="folder for results and gradebook.csv")
     g.add_argument("--exercise", help=f"override the notebooks' exercise id "
                                       f"({', '.join(registry.IDS)})")
-    g.add_argument("--jobs", type=_jobs, help="worker processes (default: one per core)")
+    g.add_argument("--jobs", type=_jobs,
+                   help="kernels run at once (default: one per core); as many judges run "
+                        "beside them, so a plan is judged while the next notebooks run")
+    g.add_argument("--timeline", metavar="FILE",
+                   help="write when each phase of the batch ran to FILE (JSON lines)")
     for cls, prefix in LIMITS:
         for f in dataclasses.fields(cls):
             option = f"{prefix}{f.name.replace('_', '-')}"
@@ -132,7 +136,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
             return grade_main(paths=args.paths, out=args.out, exercise=args.exercise,
                               jobs=args.jobs, limits=_limits(args, Limits),
-                              judging=_limits(args, JudgeLimits))
+                              judging=_limits(args, JudgeLimits), timeline=args.timeline)
         if args.command == "merge":
             from .merge import main as merge_main
 

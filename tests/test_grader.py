@@ -233,3 +233,33 @@ def test_learner_text_in_the_feedback_is_inert(graded):
     assert sum(line.startswith("- score:") for line in lines) == 1
     assert sum(line.startswith("## ") for line in lines) == len(set(lines) & {
         "## Cells that raised", "## What to fix", "## Checks passed"})  # only the grader's
+
+
+SAME_GRADE = ("ex1_solution_full_marks", "ex1_mistake_append_on_rerun", "ex1_untouched_zero",
+              "ex2_mistake_d0_watermark", "quick_test_half_right")
+
+
+def _verdict(res: dict) -> tuple:
+    """What a grade is, without how long it took to get."""
+    return (res["status"], res["score"], res["max_score"], res["reason"], res["tests"],
+            res.get("replay"))
+
+
+def test_a_submission_gets_the_same_grade_at_any_jobs_and_in_any_batch(graded, tmp_path,
+                                                                       capsys):
+    """A few submissions graded again at --jobs 1 (each plan judged while the next notebook
+    runs) get exactly the grade the full --jobs 2 batch gave them, and so does one graded on
+    its own with the library call (no batch, no overlap)."""
+    subset = tmp_path / "subset"
+    subset.mkdir()
+    for name in SAME_GRADE:
+        (subset / f"{name}.ipynb").write_bytes((SUBMISSIONS / f"{name}.ipynb").read_bytes())
+    out = tmp_path / "out"
+    assert main(["grade", str(subset), "--out", str(out), "--jobs", "1",
+                 "--cell-timeout", "4", "--timeout", "25"]) == 0
+    for name in SAME_GRADE:
+        assert _verdict(result(out, name)) == _verdict(result(graded, name)), name
+    alone = grade_notebook(subset / "ex1_mistake_append_on_rerun.ipynb",
+                           limits=Limits(cell_timeout=4, timeout=25), sandbox=isolation())
+    assert _verdict(alone.to_json()) == _verdict(result(graded, "ex1_mistake_append_on_rerun"))
+    capsys.readouterr()
