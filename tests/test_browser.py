@@ -345,6 +345,16 @@ def test_daily_backfill_shows_the_abort_where_it_happens(
     assert 0 < _states(after_abort)["failed"] < 13  # half a week is back
     _shots(page, pictures, lab_root.parent, "02-picture")
     _shots(page, live, lab_root.parent, "02-live")
+    # the pins (issue 13): the ledger shows the config and runtime each row ran with, and a
+    # plan pinned to the old config is refused, in the cells that say so
+    ledger = panel.locator(".jp-OutputArea-output table").filter(has_text="config_hash")
+    sync_api.expect(ledger).to_have_count(1)
+    sync_api.expect(ledger).to_contain_text("sha256:")
+    refused = panel.locator(".jp-OutputArea-output").filter(
+        has_text="refused: backfill pinned to config")
+    sync_api.expect(refused).to_have_count(1)
+    _shots(page, ledger, lab_root.parent, "02-pins-ledger")
+    _shots(page, refused, lab_root.parent, "02-pins-refused")
     page.close()
 
 
