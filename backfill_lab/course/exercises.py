@@ -28,7 +28,7 @@ from . import registry
 from .progress import grading
 from .progress import record as record_progress
 from .quiz import QuizReport, load_key, quiz_progress, score_answers
-from .scenarios import Scenario, Staged, scenario
+from .scenarios import Scenario, Staged, scenario, truth
 from .selfcheck import CheckReport
 from .selfcheck import check as judge_plan
 from .simulate import throttle
@@ -172,6 +172,8 @@ def incident_facts(sc: Scenario, st: Staged) -> list[str]:
 def show_incident(exercise: str | Scenario) -> Incident:
     """Stage the exercise's incident on a fresh in-memory warehouse and show it on a grid.
 
+    It also prepares what the self-check compares a plan with (the reference truth, repaired
+    from the incident just staged), so that ``bl.check`` later only judges the plan.
     While grading, nothing is staged (the grader stages its own copy): only the story shows.
     """
     sc = scenario(exercise)
@@ -179,6 +181,7 @@ def show_incident(exercise: str | Scenario) -> Incident:
         return Incident(sc, None, None, ["staging skipped while grading: the grader stages "
                                          "its own copy of the incident"])
     st = sc.stage()
+    truth(sc)  # computed once per process, from the template stage() just built
     return Incident(sc, st, incident_grid(sc, st), incident_facts(sc, st))
 
 
@@ -344,7 +347,9 @@ def run_and_show(plan: Any, exercise: str | Scenario) -> RunOutcome | Note:
     sc = scenario(exercise)
     t0 = time.perf_counter()
     st = sc.stage()
-    throttle(st.warehouse, sc)  # the warehouse the notebooks taught: excess writes fail
+    # the warehouse the notebooks taught, as the grader's replay has it: excess writes are
+    # throttled and fail; a plan that never has more in flight than it takes never waits
+    throttle(st.warehouse, sc, loaded)
     # a versioned target is where the plan writes: follow it on the grid
     last = (loaded.backfill.layers or sc.layers)[-1]
     tables = {last: loaded.backfill.target} if loaded.backfill.target else {}
