@@ -29,7 +29,7 @@ from .progress import grading
 from .progress import record as record_progress
 from .quiz import QuizReport, load_key, quiz_progress, score_answers
 from .scenarios import Scenario, Staged, scenario, truth
-from .selfcheck import CheckReport
+from .selfcheck import CheckReport, simulate_ahead
 from .selfcheck import check as judge_plan
 from .simulate import throttle
 
@@ -334,7 +334,10 @@ def run_and_show(plan: Any, exercise: str | Scenario) -> RunOutcome | Note:
     """Run ``plan`` on a freshly staged copy of the exercise's incident, with the same transient
     faults the grader injects, and show the grid filling and what readers now see.
 
-    Never raises for the learner's plan: a missing or broken plan comes back as a :class:`Note`.
+    In a notebook it also starts the self-check's replay of the plan in the background
+    (:func:`~backfill_lab.course.selfcheck.simulate_ahead`), for ``bl.check`` of the same plan
+    to take. Never raises for the learner's plan: a missing or broken plan comes back as a
+    :class:`Note`.
     """
     if grading():
         return Note(SKIPPED, "skipped")
@@ -360,6 +363,8 @@ def run_and_show(plan: Any, exercise: str | Scenario) -> RunOutcome | Note:
     except BackfillLabError as exc:
         return Note(f"the plan could not run: {exc}", "error")
     view = grid.live()  # the grid fills in this cell while the plan runs
+    if view.shown:  # in a notebook: the self-check's replay starts while the learner watches
+        simulate_ahead(loaded, sc)
     try:
         run = run_plan(loaded, st.warehouse, st.pipeline, faults=Faults(sc.backfill_faults),
                        sleep=_no_sleep, on_event=grid.on_event,
