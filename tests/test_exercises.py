@@ -24,7 +24,7 @@ from backfill_lab.course.progress import Attempt, load, progress, progress_path,
 from backfill_lab.course.scenarios import SCENARIOS as EXERCISES
 from backfill_lab.course.selfcheck import check
 from backfill_lab.errors import ConfigError, UnknownNameError
-from tests.plans import PERFECT_EX2
+from tests.plans import PERFECT_EX2, PERFECT_MINI
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -95,10 +95,25 @@ def test_show_incident_stages_the_scenario_with_its_facts_and_grid():
     assert "backfill-incident" in bundle["text/html"]
 
 
-def test_show_incident_while_grading_stages_nothing(grading):
+def test_show_incident_while_grading_stages_nothing(grading, monkeypatch):
+    from backfill_lab.course import scenarios
+
+    monkeypatch.setattr(scenarios, "_TRUTHS", {})
     incident = show_incident("mini_challenge")
     assert incident.staged is None and incident.grid is None
     assert "skipped while grading" in repr(incident)
+    assert not scenarios._TRUTHS  # nor is the truth computed: the grader has its own
+
+
+def test_show_incident_prepares_the_truth_the_self_check_compares_with(monkeypatch):
+    """Shown the incident, the learner reads and plans; the self-check then only judges."""
+    from backfill_lab.course import scenarios
+
+    monkeypatch.setattr(scenarios, "_TRUTHS", {})
+    show_incident("mini_challenge")
+    assert EXERCISES["mini_challenge"] in scenarios._TRUTHS
+    monkeypatch.setattr(scenarios, "_compute_truth", lambda sc: pytest.fail("computed again"))
+    assert self_check(PERFECT_MINI, "mini_challenge", record=False).score > 0
 
 
 # -- running the learner's plan -----------------------------------------------------------------
@@ -129,6 +144,25 @@ def test_run_and_show_runs_the_plan_on_the_incident_and_shows_what_readers_see()
     assert (outcome.grid.states.loc["features", "2024-12-01":"2024-12-14"] == "ok").all()
     assert "missed" in str(outcome) and not outcome.shown_live
     assert "legend:" in str(outcome)  # no live display outside a notebook: the grid is in it
+
+
+def test_run_and_show_throttles_the_warehouse_as_the_graders_replay_does(monkeypatch):
+    """The scenario's capacity always; the wait for a slot only for a plan that can exceed it
+    (within it, a plan never waits, so the wait would change nothing but the time)."""
+    import backfill_lab.course.exercises as exercises
+
+    seen, real = [], exercises.throttle
+
+    def spy(wh, sc, plan=None):
+        seen.append(real(wh, sc, plan))
+        return seen[-1]
+
+    monkeypatch.setattr(exercises, "throttle", spy)
+    within = run_and_show(PERFECT_MINI, "mini_challenge")
+    above = run_and_show(PERFECT_MINI.replace("concurrency: 2", "concurrency: 8"),
+                         "mini_challenge")
+    assert within.run.ok and above.run is not None
+    assert [(wh.capacity, wh.write_latency > 0) for wh in seen] == [(4, False), (4, True)]
 
 
 # -- self-check and progress ----------------------------------------------------------------------

@@ -28,8 +28,8 @@ from . import registry
 from .progress import grading
 from .progress import record as record_progress
 from .quiz import QuizReport, load_key, quiz_progress, score_answers
-from .scenarios import Scenario, Staged, scenario
-from .selfcheck import CheckReport
+from .scenarios import Scenario, Staged, scenario, truth
+from .selfcheck import CheckReport, simulate_ahead
 from .selfcheck import check as judge_plan
 from .simulate import throttle
 
@@ -172,6 +172,8 @@ def incident_facts(sc: Scenario, st: Staged) -> list[str]:
 def show_incident(exercise: str | Scenario) -> Incident:
     """Stage the exercise's incident on a fresh in-memory warehouse and show it on a grid.
 
+    It also prepares what the self-check compares a plan with (the reference truth, repaired
+    from the incident just staged), so that ``bl.check`` later only judges the plan.
     While grading, nothing is staged (the grader stages its own copy): only the story shows.
     """
     sc = scenario(exercise)
@@ -179,6 +181,7 @@ def show_incident(exercise: str | Scenario) -> Incident:
         return Incident(sc, None, None, ["staging skipped while grading: the grader stages "
                                          "its own copy of the incident"])
     st = sc.stage()
+    truth(sc)  # computed once per process, from the template stage() just built
     return Incident(sc, st, incident_grid(sc, st), incident_facts(sc, st))
 
 
@@ -331,7 +334,10 @@ def run_and_show(plan: Any, exercise: str | Scenario) -> RunOutcome | Note:
     """Run ``plan`` on a freshly staged copy of the exercise's incident, with the same transient
     faults the grader injects, and show the grid filling and what readers now see.
 
-    Never raises for the learner's plan: a missing or broken plan comes back as a :class:`Note`.
+    In a notebook it also starts the self-check's replay of the plan in the background
+    (:func:`~backfill_lab.course.selfcheck.simulate_ahead`), for ``bl.check`` of the same plan
+    to take. Never raises for the learner's plan: a missing or broken plan comes back as a
+    :class:`Note`.
     """
     if grading():
         return Note(SKIPPED, "skipped")
@@ -344,7 +350,9 @@ def run_and_show(plan: Any, exercise: str | Scenario) -> RunOutcome | Note:
     sc = scenario(exercise)
     t0 = time.perf_counter()
     st = sc.stage()
-    throttle(st.warehouse, sc)  # the warehouse the notebooks taught: excess writes fail
+    # the warehouse the notebooks taught, as the grader's replay has it: excess writes are
+    # throttled and fail; a plan that never has more in flight than it takes never waits
+    throttle(st.warehouse, sc, loaded)
     # a versioned target is where the plan writes: follow it on the grid
     last = (loaded.backfill.layers or sc.layers)[-1]
     tables = {last: loaded.backfill.target} if loaded.backfill.target else {}
@@ -355,6 +363,8 @@ def run_and_show(plan: Any, exercise: str | Scenario) -> RunOutcome | Note:
     except BackfillLabError as exc:
         return Note(f"the plan could not run: {exc}", "error")
     view = grid.live()  # the grid fills in this cell while the plan runs
+    if view.shown:  # in a notebook: the self-check's replay starts while the learner watches
+        simulate_ahead(loaded, sc)
     try:
         run = run_plan(loaded, st.warehouse, st.pipeline, faults=Faults(sc.backfill_faults),
                        sleep=_no_sleep, on_event=grid.on_event,

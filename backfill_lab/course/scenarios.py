@@ -7,14 +7,19 @@ by the scheduler with the incident in it, one nightly run at a time (the slow pa
 once per process: :meth:`Scenario.stage` hands out in-memory copies of it (milliseconds). The
 checklist rules read the scenario; the simulation runs the learner's plan on a staged copy.
 
-The reference (:func:`truth`: what every table would hold had nothing broken) is built with one
-batched backfill over the whole history, which writes the same rows as the nightly runs would.
+The reference (:func:`truth`: what every table would hold had nothing broken) comes from a
+correct backfill, never from a learner's plan: when this process has the incident staged
+already, only its damaged boxes are rebuilt, by one batched backfill on a copy of it (everything
+else the nightly runs wrote is what a clean history holds); otherwise the whole clean history is
+one batched backfill, which writes the same rows as the nightly runs would. Both ways give the
+same checksums (``tests/test_staging.py`` checks the exercises, the drills and more).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..clock import FixedClock
@@ -228,7 +233,19 @@ def remember_truth(sc: Scenario, checksums: dict[str, dict[str, str]]
 
 
 def _compute_truth(sc: Scenario) -> dict[str, dict[str, str]]:
-    """The checksums of the clean history (no outage, no bad data).
+    """The checksums of the clean history: repaired from the staged incident when this process
+    has built it already (:func:`_repaired_truth`, the cheap way), else rebuilt whole
+    (:func:`_clean_truth`). Both give the same checksums (``tests/test_staging.py``)."""
+    from .simulate import built_template  # simulate imports this module: resolved when called
+
+    path = built_template(sc)
+    if path is not None and (sc.late or _damage(sc) is not None):
+        return _repaired_truth(sc, path)
+    return _clean_truth(sc)
+
+
+def _clean_truth(sc: Scenario) -> dict[str, dict[str, str]]:
+    """The checksums of the clean history (no outage, no bad data), built from nothing.
 
     A nightly scheduler builds one day at a time; here the whole history is one batched
     backfill (a step per layer, each writing every day in one transaction). The rows are the
@@ -238,8 +255,7 @@ def _compute_truth(sc: Scenario) -> dict[str, dict[str, str]]:
     if sc.late:
         clean = Scenario(**{**sc.__dict__, "outage": None, "corrupt": (), "backfill_faults": ()})
         staged = clean.build()
-        run_backfill(staged.pipeline, staged.warehouse, clean.broken,
-                     clock=FixedClock(dt.datetime(2030, 1, 1)))
+        _late_truth_run(sc, staged)
     else:
         wh = Warehouse()
         source = EventSource(sc.seed, sc.entities, sc.events_per_day)
@@ -249,7 +265,81 @@ def _compute_truth(sc: Scenario) -> dict[str, dict[str, str]]:
         run_backfill(pipeline, wh, history, batch_size=len(history), backfill_id="truth",
                      clock=FixedClock(dt.datetime(2030, 1, 1)), backoff=0)
         staged = Staged(wh, pipeline)
+    return _checksums_and_close(staged)
+
+
+def _late_truth_run(sc: Scenario, staged: Staged) -> None:
+    """Late data: the range processed once every event has long arrived."""
+    run_backfill(staged.pipeline, staged.warehouse, sc.broken,
+                 clock=FixedClock(dt.datetime(2030, 1, 1)))
+
+
+def _checksums_and_close(staged: Staged) -> dict[str, dict[str, str]]:
     try:
         return {t: staged.warehouse.checksums(t) for t in staged.warehouse.tables()}
     finally:
         staged.warehouse.close()
+
+
+def _damage(sc: Scenario) -> tuple[tuple[str, ...], PartitionSet] | None:
+    """The boxes of a (not late) scenario's staged incident that may differ from the clean
+    history: the layers from the first damaged one down, on the damaged days, and, below a
+    layer that others read (a window reads days back), every later day of the history too.
+    None when the incident is not one this can tell (then the truth is rebuilt whole).
+
+    >>> for layers, days in map(_damage, map(scenario, ["ex1", "mini_challenge"])):
+    ...     print(layers, days)
+    ('raw', 'staging', 'features') 2024-12-01..2024-12-31
+    ('features',) 2025-01-10..2025-01-14
+    """
+    names = ("raw", "staging", "features")  # daily_features, the only non-late pipeline
+    history = PartitionSet.parse(sc.history)
+    damaged: dict[str, set[str]] = {}
+    if sc.outage:  # raw failed, everything below it was skipped (or refused: a hole upstream)
+        damaged["raw"] = set(PartitionSet.parse(sc.outage))
+    for fault in sc.corrupt:
+        if fault.kind == "slow":
+            continue  # late, not wrong
+        if fault.layer not in names:
+            return None
+        hit = set(history) if fault.partitions is None else set(fault.partitions)
+        damaged.setdefault(fault.layer, set()).update(hit)
+    damaged = {layer: hit & set(history) for layer, hit in damaged.items()}
+    damaged = {layer: hit for layer, hit in damaged.items() if hit}
+    if not damaged:
+        return None
+    first = min(names.index(layer) for layer in damaged)
+    days: set[str] = set()
+    for layer, hit in damaged.items():
+        if layer == names[-1]:  # nothing reads it: only its own days differ
+            days |= hit
+        else:
+            days |= {d for d in history if d >= min(hit)}
+    return names[first:], PartitionSet.of(sorted(days))
+
+
+def _repaired_truth(sc: Scenario, template: Path) -> dict[str, dict[str, str]]:
+    """The clean history's checksums from a copy of the staged incident (the file
+    ``template``, never changed): the damaged boxes (:func:`_damage`) rebuilt by one batched
+    backfill, everything else as the nightly runs left it (the same rows as a clean history:
+    only the incident made them differ). Late data: the range processed as in
+    :func:`_clean_truth`, on a copy of the history instead of a new one."""
+    from .simulate import copy_template
+
+    staged = sc.restage(copy_template(template))
+    if sc.late:
+        _late_truth_run(sc, staged)
+        return _checksums_and_close(staged)
+    damage = _damage(sc)
+    assert damage is not None  # the caller checked
+    layers, days = damage
+    pipeline = daily_features(EventSource(sc.seed, sc.entities, sc.events_per_day),
+                              features_table=sc.features_table if sc.versioned else None)
+    try:
+        run_backfill(pipeline, staged.warehouse, days, layers=list(layers),
+                     batch_size=len(days), backfill_id="truth",
+                     clock=FixedClock(dt.datetime(2030, 1, 1)), backoff=0)
+    except BaseException:
+        staged.warehouse.close()
+        raise
+    return _checksums_and_close(staged)

@@ -2,21 +2,31 @@
 
 It never raises for a bad plan: a plan that does not load, or is not written yet, comes back as a
 report that says so. The report renders as an HTML table in JupyterLab and as text elsewhere.
+
+In a learner's notebook the outcome replay can be started ahead (:func:`simulate_ahead`: the cell
+that runs the plan for the learner to watch starts it too, in a background thread); a self-check
+of the same plan on the same exercise then takes that replay's report instead of replaying it
+again. Only a plan whose outcome cannot depend on timing is replayed ahead, so the report is the
+one a replay in the foreground gives; never while grading.
 """
 
 from __future__ import annotations
 
+import copy
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import BackfillLabError
 from ..plan import Plan
+from .progress import grading
 from .progress import record as record_progress
 from .rules import RuleResult, ScoredReport, judge, rule_names
 from .scenarios import Scenario, scenario
-from .simulate import OUTCOME_POINTS, OUTCOMES, SimulationReport, simulate
+from .simulate import OUTCOME_POINTS, OUTCOMES, SimulationReport, may_exceed, simulate
 
-__all__ = ["CheckReport", "check"]
+__all__ = ["CheckReport", "check", "simulate_ahead"]
 
 
 @dataclass(repr=False)
@@ -73,8 +83,59 @@ def check(plan: Any, exercise: str | Scenario = "ex1", *,
     results = judge(loaded, sc)
     report = CheckReport(exercise, results)
     if simulate_outcomes:
-        report.simulation = simulate(loaded, sc)
+        report.simulation = _simulated(loaded, sc)
         report.results = results + report.simulation.results
     if record:
         record_progress(report)
     return report
+
+
+# replays started ahead (simulate_ahead), each taken by the first self-check of its plan: a few
+_AHEAD: list[tuple[Scenario, Plan, Future[SimulationReport]]] = []
+_AHEAD_SLOTS = 4
+_AHEAD_LOCK = threading.Lock()
+
+
+def simulate_ahead(plan: Plan, sc: Scenario) -> bool:
+    """Start replaying ``plan`` on ``sc`` in a background thread, for the next self-check of the
+    same plan on the same exercise to take (True when started).
+
+    Nothing starts while grading, for a plan already being replayed ahead, or for a plan that can
+    have more writes in flight than the warehouse takes: its throttled writes fail depending on
+    timing, and a replay beside other work would time them differently. Otherwise the replay is
+    a pure function of the plan and the scenario, wherever and whenever it runs (its private
+    copy of the incident, its own faults), so the report is the one the self-check would get.
+    """
+    if grading() or may_exceed(plan, sc):
+        return False
+    own = copy.deepcopy(plan)  # the learner's objects may change; this replay's plan may not
+    future: Future[SimulationReport] = Future()
+    with _AHEAD_LOCK:
+        if any(s == sc and p == own for s, p, _ in _AHEAD):
+            return False
+        _AHEAD.append((sc, own, future))
+        del _AHEAD[:-_AHEAD_SLOTS]
+
+    def work() -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(simulate(own, sc))
+        except BaseException as exc:  # handed to the self-check, which replays it again
+            future.set_exception(exc)
+
+    threading.Thread(target=work, name="backfill-lab-replay-ahead", daemon=True).start()
+    return True
+
+
+def _simulated(plan: Plan, sc: Scenario) -> SimulationReport:
+    """The replay of ``plan`` on ``sc``: the one started ahead for it, if any (waiting for it to
+    finish), else replayed now."""
+    with _AHEAD_LOCK:
+        found = next((i for i, (s, p, _) in enumerate(_AHEAD) if s == sc and p == plan), None)
+        future = _AHEAD.pop(found)[2] if found is not None else None
+    if future is not None and not grading():
+        try:
+            return future.result()
+        except Exception:  # the replay ahead failed: replay it here
+            pass
+    return simulate(plan, sc)

@@ -46,8 +46,8 @@ from .rules import RULE_COLUMNS, RuleResult, rule_rows
 from .scenarios import Scenario, Staged, truth
 from .second_run import SAME_AGAIN, may_exceed, rewrites_the_same
 
-__all__ = ["OUTCOMES", "OUTCOME_POINTS", "SimulationReport", "copy_template", "may_exceed",
-           "relation_checksums", "rewrites_the_same", "scratch_dir", "simulate",
+__all__ = ["OUTCOMES", "OUTCOME_POINTS", "SimulationReport", "built_template", "copy_template",
+           "may_exceed", "relation_checksums", "rewrites_the_same", "scratch_dir", "simulate",
            "staged_copy", "throttle"]
 
 OUTCOMES: tuple[str, ...] = ("outcome_complete", "outcome_idempotent", "outcome_untouched")
@@ -365,6 +365,13 @@ def template(sc: Scenario) -> Path:
         built.warehouse.close()
         _TEMPLATES[sc] = path
     return path
+
+
+def built_template(sc: Scenario) -> Path | None:
+    """The file of ``sc``'s staged incident if this process has it already (built or
+    adopted), else None: nothing is built."""
+    path = _TEMPLATES.get(sc)
+    return path if path is not None and path.exists() else None
 
 
 def file_digest(path: Path) -> str:
