@@ -140,6 +140,16 @@ class Rows:
         cur, sql, params = self.query
         return cur.execute(sql, params).df()[column].to_numpy()  # type: ignore[no-any-return]
 
+    def split(self, flag: str) -> tuple[Rows, Rows] | None:
+        """The rows where the boolean column ``flag`` is true, and the others, without ``flag``;
+        None if a column shares its name (then the arrays were renamed)."""
+        if list(self.arrays) != list(self.types) or flag not in self.types:
+            return None
+        mask = np.ma.filled(self.arrays[flag], False).astype(bool)
+        types = {c: t for c, t in self.types.items() if c != flag}
+        return (Rows(types, {c: self.arrays[c][mask] for c in types}),
+                Rows(types, {c: self.arrays[c][~mask] for c in types}))
+
     def missing(self, column: str) -> npt.NDArray[np.bool_]:
         """Which values pandas' ``isna`` calls missing: NULL, and NaN or NaT."""
         array = self.arrays[column]

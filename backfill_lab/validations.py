@@ -150,6 +150,17 @@ def _partition(wh: Warehouse, table: str, key: str, columns: str = "*") -> Rows:
                      [to_value(key)])
 
 
+def _with_history(wh: Warehouse, table: str, key: str, earlier: list[str]
+                  ) -> tuple[Rows, Rows] | None:
+    """Partition ``key`` of ``table`` and its history ``earlier`` (of the same table) in one read,
+    or None when that cannot tell them apart (a column named like the flag)."""
+    pcol = quote(wh.partition_column(table))
+    both = Rows.read(wh.cursor(), f'SELECT {pcol} = $key AS "_bl this?", * FROM {quote(table)} '
+                                  f"WHERE {pcol} IN (SELECT unnest($k))",
+                     {"key": to_value(key), "k": [to_value(k) for k in [key, *earlier]]})
+    return both.split("_bl this?")
+
+
 def _trusted_before(wh: Warehouse, reference: str, key: str, n: int) -> list[str]:
     """The ``n`` newest partitions of ``reference`` before ``key`` that hold rows and whose latest
     validation did not fail: the history a new partition is compared with.
@@ -236,8 +247,10 @@ def _unique(table: str, key: str, rows: Rows, cfg: UniqueKeys) -> CheckResult:
 
 
 def _drift(wh: Warehouse, table: str, key: str, rows: Rows, cfg: Drift, skip: Sequence[str],
-           reference: str, earlier: list[str]) -> CheckResult:
-    if cfg.baseline is not None:
+           reference: str, earlier: list[str], history: Rows | None) -> CheckResult:
+    if history is not None:  # read with the partition
+        base, source = history, f"previous {cfg.reference_window} partitions of {reference}"
+    elif cfg.baseline is not None:
         if not wh.has_table(cfg.baseline):
             raise UnknownNameError.of("baseline table in validations.drift", cfg.baseline,
                                       wh.tables())
@@ -305,14 +318,18 @@ def validate_partition(wh: Warehouse, table: str, partition: str, validations: V
     """
     key = parse_key(partition)
     reference = reference or table
-    rows = _partition(wh, table, key) if wh.has_table(table) else Rows()
-    skip = [wh.partition_column(table)] if wh.has_table(table) else []
-    if validations.unique_keys is not None:
-        skip += [k for k in validations.unique_keys.keys if k not in skip]
     count, drift = validations.row_count, validations.drift
     windows = [count.window] if count is not None and count.relative is not None else []
     windows += [drift.reference_window] if drift is not None and drift.baseline is None else []
     earlier = _trusted_before(wh, reference, key, max(windows)) if windows else []
+    both = None  # the partition and the drift's history in one read, when they are one table's
+    if drift is not None and drift.baseline is None and drift.columns is None and \
+            reference == table and earlier[:drift.reference_window]:
+        both = _with_history(wh, table, key, earlier[:drift.reference_window])
+    rows = both[0] if both else _partition(wh, table, key) if wh.has_table(table) else Rows()
+    skip = [wh.partition_column(table)] if wh.has_table(table) else []
+    if validations.unique_keys is not None:
+        skip += [k for k in validations.unique_keys.keys if k not in skip]
     out: list[CheckResult] = []
     if validations.row_count is not None:
         out.append(_row_count(wh, table, key, len(rows), validations.row_count, reference,
@@ -323,7 +340,7 @@ def validate_partition(wh: Warehouse, table: str, partition: str, validations: V
         out.append(_unique(table, key, rows, validations.unique_keys))
     if validations.drift is not None:
         out.append(_drift(wh, table, key, rows, validations.drift, skip, reference,
-                          earlier[:validations.drift.reference_window]))
+                          earlier[:validations.drift.reference_window], both and both[1]))
     if validations.downstream_read is not None:
         out.append(_downstream(wh, table, key, validations.downstream_read))
     return out

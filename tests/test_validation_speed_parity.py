@@ -248,3 +248,13 @@ def test_measures_equal_the_old_ones_float_for_float():
                 assert [repr(x) for x in new] == [repr(x) for x in old] == [repr(x) for x in alone]
             with np.errstate(invalid="ignore"):
                 assert repr(psi(list(e), list(a))) == repr(legacy.psi(list(e), list(a)))
+
+
+def test_a_column_named_like_the_read_flag(wh):
+    """The partition and its history are read together, told apart by a flag column; a table
+    with a column of that name is read the other way, with the same results."""
+    for p, day in enumerate(DAYS[:5]):
+        wh.write_partition("odd", day, f'SELECT DATE \'{day}\' AS date, range % 7 + {p} AS x, '
+                                       f'range % 3 = 0 AS "_bl this?" FROM range(50)')
+    for day in DAYS[:6]:
+        same(wh, "odd", day, Validations(null_rate=NullRate(), drift=Drift(max_ks=0.5)))
