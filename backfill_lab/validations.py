@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ._db import quote, run
@@ -150,36 +151,47 @@ def _partition(wh: Warehouse, table: str, key: str, columns: str = "*") -> Rows:
                      [to_value(key)])
 
 
-def _with_history(wh: Warehouse, table: str, key: str, earlier: list[str]
+def _with_history(wh: Warehouse, table: str, key: str, earlier: list[str], span: bool
                   ) -> tuple[Rows, Rows] | None:
     """Partition ``key`` of ``table`` and its history ``earlier`` (of the same table) in one read,
-    or None when that cannot tell them apart (a column named like the flag)."""
-    pcol = quote(wh.partition_column(table))
-    both = Rows.read(wh.cursor(), f'SELECT {pcol} = $key AS "_bl this?", * FROM {quote(table)} '
-                                  f"WHERE {pcol} IN (SELECT unnest($k))",
-                     {"key": to_value(key), "k": [to_value(k) for k in [key, *earlier]]})
+    or None when that cannot tell them apart (a column named like the flag). ``span``: nothing
+    lies between them, so a range selects them (cheaper), if the rows say it still does."""
+    pcol, values = wh.partition_column(table), [to_value(k) for k in [key, *earlier]]
+    where = "BETWEEN $lo AND $key" if span else "IN (SELECT unnest($k))"
+    both = Rows.read(wh.cursor(), f'SELECT {quote(pcol)} = $key AS "_bl this?", * FROM '
+                                  f"{quote(table)} WHERE {quote(pcol)} {where}",
+                     {"key": values[0], "lo": values[-1]} if span else
+                     {"key": values[0], "k": values})
+    got = np.ma.getdata(both.arrays.get(pcol, np.array([])))
+    if span and not (got.dtype.kind == "M" and np.isin(got, np.array(values, got.dtype)).all()):
+        return _with_history(wh, table, key, earlier, False)  # another partition came in between
     return both.split("_bl this?")
 
 
-def _trusted_before(wh: Warehouse, reference: str, key: str, n: int) -> list[str]:
+def _trusted_before(wh: Warehouse, reference: str, key: str, n: int) -> tuple[list[str], int]:
     """The ``n`` newest partitions of ``reference`` before ``key`` that hold rows and whose latest
-    validation did not fail: the history a new partition is compared with.
+    validation did not fail: the history a new partition is compared with; and how many of the
+    first are the newest partitions of all (no failed one between), their values keys exactly.
 
     Counting existing partitions (not calendar days) keeps the comparison the same whether the
     days just before are already rebuilt or still in flight in a parallel backfill.
     """
     if not wh.has_table(reference):
-        return []
+        return [], 0
     wh.ensure("_bl_validations", _SCHEMA)  # no failed verdict at all (the usual): none is bad
     failed = run(wh.cursor(), 'SELECT 1 FROM _bl_validations WHERE "table" = ? '
                               "AND NOT coalesce(passed, false) LIMIT 1", [reference])
     bad = invalid_partitions(wh, reference) if failed else set()
     pcol = quote(wh.partition_column(reference))
     daily = wh.grain(reference) == "daily"
-    rows = run(wh.cursor(), f"SELECT DISTINCT {pcol} FROM {quote(reference)} WHERE {pcol} < ? "
-                            f"ORDER BY {pcol} DESC LIMIT ?", [to_value(key), n + len(bad)])
-    keys = [parse_key(r[0].date() if daily and hasattr(r[0], "hour") else r[0]) for r in rows]
-    return [k for k in keys if k not in bad][:n]
+    found = [r[0] for r in run(
+        wh.cursor(), f"SELECT DISTINCT {pcol} FROM {quote(reference)} WHERE {pcol} < ? "
+                     f"ORDER BY {pcol} DESC LIMIT ?", [to_value(key), n + len(bad)])]
+    keys = [parse_key(v.date() if daily and hasattr(v, "hour") else v) for v in found]
+    trusted = [k for k in keys if k not in bad][:n]
+    plain = next((i for i, (k, v) in enumerate(zip(keys, found, strict=True)) if k in bad
+                  or type(to_value(k)) is not type(v) or to_value(k) != v), len(keys))
+    return trusted, min(plain, len(trusted))
 
 
 # -- running checks --------------------------------------------------------------------------
@@ -324,11 +336,12 @@ def validate_partition(wh: Warehouse, table: str, partition: str, validations: V
     count, drift = validations.row_count, validations.drift
     windows = [count.window] if count is not None and count.relative is not None else []
     windows += [drift.reference_window] if drift is not None and drift.baseline is None else []
-    earlier = _trusted_before(wh, reference, key, max(windows)) if windows else []
+    earlier, plain = _trusted_before(wh, reference, key, max(windows)) if windows else ([], 0)
     both = None  # the partition and the drift's history in one read, when they are one table's
     if drift is not None and drift.baseline is None and drift.columns is None and \
             reference == table and earlier[:drift.reference_window]:
-        both = _with_history(wh, table, key, earlier[:drift.reference_window])
+        both = _with_history(wh, table, key, earlier[:drift.reference_window],
+                             plain >= min(drift.reference_window, len(earlier)))
     rows = both[0] if both else _partition(wh, table, key) if wh.has_table(table) else Rows()
     skip = [wh.partition_column(table)] if wh.has_table(table) else []
     if validations.unique_keys is not None:

@@ -258,3 +258,36 @@ def test_a_column_named_like_the_read_flag(wh):
                                        f'range % 3 = 0 AS "_bl this?" FROM range(50)')
     for day in DAYS[:6]:
         same(wh, "odd", day, Validations(null_rate=NullRate(), drift=Drift(max_ks=0.5)))
+
+
+def test_hourly_and_timestamp_partitions(wh):
+    """Hourly partitions, and daily ones held in a TIMESTAMP column: judged the same."""
+    for h in range(12):
+        hour = f"2024-03-01T{h:02d}:00"
+        wh.write_partition("clicks", hour, f"SELECT TIMESTAMP '2024-03-01 {h:02d}:00' AS ts, "
+                                           f"range % (5 + {h}) AS n, range * 1.5 AS v "
+                                           f"FROM range({40 + h * 3})", partition_column="ts")
+    for d, day in enumerate(DAYS):
+        wh.write_partition("stamped", day, f"SELECT TIMESTAMP '{day}' AS date, range % 9 + {d} "
+                                           f"AS n FROM range(60)")
+    checks = Validations(row_count=RowCount(relative=0.5, window=4), drift=Drift(max_ks=0.3,
+                                                                                reference_window=3))
+    for h in range(13):
+        same(wh, "clicks", f"2024-03-01T{h:02d}:00", checks)
+    for day in DAYS:
+        same(wh, "stamped", day, checks)
+
+
+def test_a_range_read_that_would_take_in_another_partition(demo):
+    """History read as a range is checked against the partitions it was meant to hold: one
+    written in between (here: a history that skips a day) is read the exact way instead."""
+    from backfill_lab import validations
+
+    earlier = ["2024-12-10", "2024-12-08"]  # skips 2024-12-09
+    as_range = validations._with_history(demo, "features", "2024-12-11", earlier, True)
+    exact = validations._with_history(demo, "features", "2024-12-11", earlier, False)
+    assert as_range is not None and exact is not None
+    for got, want in zip(as_range, exact, strict=True):
+        assert len(got) == len(want) and got.columns == want.columns
+        for c in got.columns:
+            assert sorted(got.arrays[c].tolist()) == sorted(want.arrays[c].tolist())
