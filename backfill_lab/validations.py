@@ -145,9 +145,9 @@ class ValidationReport(PassFailReport):
 
 
 # -- reading partitions --------------------------------------------------------------------
-def _partition(wh: Warehouse, table: str, key: str, columns: str = "*") -> Rows:
+def _partition(wh: Warehouse, table: str, key: str) -> Rows:
     pcol = quote(wh.partition_column(table))
-    return Rows.read(wh.cursor(), f"SELECT {columns} FROM {quote(table)} WHERE {pcol} = ?",
+    return Rows.read(wh.cursor(), f"SELECT * FROM {quote(table)} WHERE {pcol} = ?",
                      [to_value(key)])
 
 
@@ -279,8 +279,9 @@ def _drift(wh: Warehouse, table: str, key: str, rows: Rows, cfg: Drift, skip: Se
                              "(SELECT unnest($k))", {"k": [to_value(k) for k in earlier]}) \
             if earlier else Rows()
         source = f"previous {cfg.reference_window} partitions of {reference}"
+    skipped = set(skip)
     columns = list(cfg.columns) if cfg.columns else \
-        [c for c in rows.columns if c not in set(skip) and rows.numeric(c)]
+        [c for c in rows.columns if c not in skipped and rows.numeric(c)]
     limits = []
     if cfg.max_psi is not None:
         limits.append(f"PSI <= {cfg.max_psi:g}")
