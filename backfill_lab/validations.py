@@ -151,21 +151,24 @@ def _partition(wh: Warehouse, table: str, key: str) -> Rows:
                      [to_value(key)])
 
 
-def _with_history(wh: Warehouse, table: str, key: str, earlier: list[str], span: bool
-                  ) -> tuple[Rows, Rows] | None:
-    """Partition ``key`` of ``table`` and its history ``earlier`` (of the same table) in one read,
-    or None when that cannot tell them apart (a column named like the flag). ``span``: nothing
-    lies between them, so a range selects them (cheaper), if the rows say it still does."""
-    pcol, values = wh.partition_column(table), [to_value(k) for k in [key, *earlier]]
-    where = "BETWEEN $lo AND $key" if span else "IN (SELECT unnest($k))"
-    both = Rows.read(wh.cursor(), f'SELECT {quote(pcol)} = $key AS "_bl this?", * FROM '
-                                  f"{quote(table)} WHERE {quote(pcol)} {where}",
-                     {"key": values[0], "lo": values[-1]} if span else
-                     {"key": values[0], "k": values})
-    got = np.ma.getdata(both.arrays.get(pcol, np.array([])))
+_THIS = "_bl this?"  # the flag column of a read of a partition together with its history
+
+
+def _read_keys(wh: Warehouse, table: str, keys: list[str], span: bool, this: str | None = None
+               ) -> Rows:
+    """The rows of partitions ``keys`` (newest first) of ``table``; with ``this``, a first column
+    ``_THIS`` flags the rows of that partition. ``span``: no other partition lies between them,
+    so a range selects them (cheaper), if the rows say it still does."""
+    pcol, values = wh.partition_column(table), [to_value(k) for k in keys]
+    flag = f'{quote(pcol)} = $this AS "{_THIS}", ' if this else ""
+    where = "BETWEEN $lo AND $hi" if span else "IN (SELECT unnest($k))"
+    params = {"lo": values[-1], "hi": values[0]} if span else {"k": values}
+    rows = Rows.read(wh.cursor(), f"SELECT {flag}* FROM {quote(table)} WHERE {quote(pcol)} {where}",
+                     {**params, "this": to_value(this)} if this else params)
+    got = np.ma.getdata(rows.arrays.get(pcol, np.array([])))
     if span and not (got.dtype.kind == "M" and np.isin(got, np.array(values, got.dtype)).all()):
-        return _with_history(wh, table, key, earlier, False)  # another partition came in between
-    return both.split("_bl this?")
+        return _read_keys(wh, table, keys, False, this)  # another partition came in between
+    return rows
 
 
 def _trusted_before(wh: Warehouse, reference: str, key: str, n: int) -> tuple[list[str], int]:
@@ -262,10 +265,8 @@ def _unique(table: str, key: str, rows: Rows, cfg: UniqueKeys) -> CheckResult:
 
 
 def _drift(wh: Warehouse, table: str, key: str, rows: Rows, cfg: Drift, skip: Sequence[str],
-           reference: str, earlier: list[str], history: Rows | None) -> CheckResult:
-    if history is not None:  # read with the partition
-        base, source = history, f"previous {cfg.reference_window} partitions of {reference}"
-    elif cfg.baseline is not None:
+           reference: str, history: Rows | None) -> CheckResult:
+    if cfg.baseline is not None:
         if not wh.has_table(cfg.baseline):
             raise UnknownNameError.of("baseline table in validations.drift", cfg.baseline,
                                       wh.tables())
@@ -274,10 +275,7 @@ def _drift(wh: Warehouse, table: str, key: str, rows: Rows, cfg: Drift, skip: Se
     else:
         # the reference is what readers trust: earlier partitions of the table they read,
         # minus any whose latest validation failed (known-bad data is no baseline)
-        pcol = quote(wh.partition_column(reference)) if earlier else ""
-        base = Rows.read(wh.cursor(), f"SELECT * FROM {quote(reference)} WHERE {pcol} IN "
-                             "(SELECT unnest($k))", {"k": [to_value(k) for k in earlier]}) \
-            if earlier else Rows()
+        base = Rows() if history is None else history
         source = f"previous {cfg.reference_window} partitions of {reference}"
     skipped = set(skip)
     columns = list(cfg.columns) if cfg.columns else \
@@ -338,12 +336,18 @@ def validate_partition(wh: Warehouse, table: str, partition: str, validations: V
     windows = [count.window] if count is not None and count.relative is not None else []
     windows += [drift.reference_window] if drift is not None and drift.baseline is None else []
     earlier, plain = _trusted_before(wh, reference, key, max(windows)) if windows else ([], 0)
-    both = None  # the partition and the drift's history in one read, when they are one table's
-    if drift is not None and drift.baseline is None and drift.columns is None and \
-            reference == table and earlier[:drift.reference_window]:
-        both = _with_history(wh, table, key, earlier[:drift.reference_window],
-                             plain >= min(drift.reference_window, len(earlier)))
-    rows = both[0] if both else _partition(wh, table, key) if wh.has_table(table) else Rows()
+    rows: Rows | None = None
+    history: Rows | None = None  # the drift's, without a baseline
+    if drift is not None and drift.baseline is None and earlier[:drift.reference_window]:
+        refs = earlier[:drift.reference_window]
+        span = plain >= len(refs)  # the history is a range of partitions: read it as one
+        if reference == table and drift.columns is None:  # and with the partition, in one read
+            both = _read_keys(wh, table, [key, *refs], span, this=key).split(_THIS)
+            rows, history = both if both is not None else (None, None)
+        if history is None:
+            history = _read_keys(wh, reference, refs, span)
+    if rows is None:
+        rows = _partition(wh, table, key) if wh.has_table(table) else Rows()
     skip = [wh.partition_column(table)] if wh.has_table(table) else []
     if validations.unique_keys is not None:
         skip += [k for k in validations.unique_keys.keys if k not in skip]
@@ -356,8 +360,7 @@ def validate_partition(wh: Warehouse, table: str, partition: str, validations: V
     if validations.unique_keys is not None:
         out.append(_unique(table, key, rows, validations.unique_keys))
     if validations.drift is not None:
-        out.append(_drift(wh, table, key, rows, validations.drift, skip, reference,
-                          earlier[:validations.drift.reference_window], both and both[1]))
+        out.append(_drift(wh, table, key, rows, validations.drift, skip, reference, history))
     if validations.downstream_read is not None:
         out.append(_downstream(wh, table, key, validations.downstream_read))
     return out
