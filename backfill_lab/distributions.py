@@ -169,5 +169,10 @@ class Rows:
         for c in columns:
             found, _ = pd.factorize(np.ma.getdata(self.arrays[c]))  # NaN, NaT, None: -1
             found[np.ma.getmaskarray(self.arrays[c])] = -1
-            codes.append(found)
+            codes.append(found.astype(np.int64) + 1)
+        if (len(self) + 1) ** len(codes) < 2 ** 62:  # each row's codes as one number: it fits
+            row = np.zeros(len(self), dtype=np.int64)
+            for found in codes:
+                row = row * (len(self) + 1) + found
+            return len(self) - len(np.unique(row))
         return len(self) - len(np.unique(np.stack(codes, axis=1), axis=0))

@@ -188,6 +188,8 @@ TYPED_CHECKS = {
     "keys_float": Validations(unique_keys=UniqueKeys(("fk",))),
     "keys_mixed": Validations(unique_keys=UniqueKeys(("big", "mood", "b"))),
     "keys_ts": Validations(unique_keys=UniqueKeys(("ts", "u16", "date"))),
+    "keys_many": Validations(unique_keys=UniqueKeys(("fk", "s", "big", "mood", "b", "ts", "date",
+                                                     "i8", "u16"))),
     "drift_ks": Validations(drift=Drift(max_psi=None, max_ks=0.2, reference_window=4)),
     "drift_numbers": Validations(drift=Drift(columns=NUMBERS, max_psi=0.05, reference_window=2)),
     "drift_numbers_ks": Validations(drift=Drift(columns=NUMBERS, max_psi=None, max_ks=0.1)),
@@ -228,7 +230,8 @@ def test_rows_see_what_pandas_sees(typed):
             if rows.numeric(c):
                 assert np.array_equal(rows.sample(c), np.asarray(df[c].to_numpy(), "float64"),
                                       equal_nan=True), (day, c)
-        for keys in (["fk"], ["fk", "s"], ["big", "mood", "b"], ["ts", "date"], ["const"]):
+        many = ["fk", "s", "big", "mood", "b", "ts", "date", "i8", "u16"]  # codes too wide to pack
+        for keys in (["fk"], ["fk", "s"], ["big", "mood", "b"], ["ts", "date"], ["const"], many):
             assert rows.duplicates(keys) == int(df.duplicated(keys).sum()), (day, keys)
 
 
