@@ -43,19 +43,22 @@ def _psi_sorted(e: npt.NDArray[np.float64], a: npt.NDArray[np.float64], bins: in
     return 0.0 if abs(value) < 1e-12 else value
 
 
-def _distinct(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """The distinct values of a sorted array (where a CDF steps)."""
-    return x[np.concatenate(([True], x[1:] != x[:-1]))] if len(x) else x
+def _steps(x: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]:
+    """Where the CDF of a non-empty sorted array steps: its distinct values, and how many values
+    are at or below each (what ``searchsorted(x, value, side="right")`` would say)."""
+    ends = np.flatnonzero(x[1:] != x[:-1])
+    return x[np.append(ends, len(x) - 1)], np.append(ends + 1, len(x))
 
 
 def _ks_sorted(e: npt.NDArray[np.float64], a: npt.NDArray[np.float64]) -> float:
     if len(e) == 0 or len(a) == 0:
         return float("nan")
     # both CDFs only step at sample values: the gap is widest at one of the distinct ones
-    grid = np.concatenate([_distinct(e), _distinct(a)])
-    cdf_e = np.searchsorted(e, grid, side="right") / len(e)
-    cdf_a = np.searchsorted(a, grid, side="right") / len(a)
-    return float(np.max(np.abs(cdf_e - cdf_a)))
+    ue, at_e = _steps(e)
+    ua, at_a = _steps(a)
+    gap_e = np.abs(at_e / len(e) - np.searchsorted(a, ue, side="right") / len(a))
+    gap_a = np.abs(np.searchsorted(e, ua, side="right") / len(e) - at_a / len(a))
+    return float(max(gap_e.max(), gap_a.max()))
 
 
 def psi(expected: Sample, actual: Sample, *, bins: int = 10) -> float:
