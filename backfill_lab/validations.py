@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ._db import quote, run
-from .distributions import ks_statistic, psi
+from .distributions import Rows, drift_measures, ks_statistic, psi
 from .errors import ConfigError, UnknownNameError
 from .partitions import PartitionSet, grain_of, parse_key, to_value
 from .report import Column, PassFailReport, Row
@@ -71,6 +72,10 @@ CREATE TABLE IF NOT EXISTS _bl_validations (
 """
 SCHEMA = _SCHEMA
 """The DDL of ``_bl_validations`` (create it before a transaction that records results)."""
+# the partitions of $table whose latest verdict of some check is a failure
+_INVALID = ('SELECT DISTINCT partition FROM (SELECT partition, arg_max(passed, rowid) AS passed '
+            'FROM _bl_validations WHERE "table" = $table GROUP BY partition, "check") '
+            "WHERE NOT coalesce(passed, false)")
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -139,40 +144,62 @@ class ValidationReport(PassFailReport):
                 + (f"; invalid partitions: {', '.join(bad)}" if bad else ""))
 
 
-# -- running checks --------------------------------------------------------------------------
-def _numeric_columns(df: pd.DataFrame, skip: Iterable[str]) -> list[str]:
-    skip = set(skip)
-    return [c for c in df.columns if c not in skip and df[c].dtype.kind in "if"]
-
-
-def _read(wh: Warehouse, table: str, keys: Sequence[str]) -> pd.DataFrame:
+# -- reading partitions --------------------------------------------------------------------
+def _partition(wh: Warehouse, table: str, key: str) -> Rows:
     pcol = quote(wh.partition_column(table))
-    values = [to_value(k) for k in keys]
-    return wh.sql(f"SELECT * FROM {quote(table)} WHERE {pcol} IN (SELECT unnest($k))",
-                  {"k": values})
+    return Rows.read(wh.cursor(), f"SELECT * FROM {quote(table)} WHERE {pcol} = ?",
+                     [to_value(key)])
 
 
-def _trusted_before(wh: Warehouse, reference: str, key: str, n: int) -> list[str]:
+_THIS = "_bl this?"  # the flag column of a read of a partition together with its history
+
+
+def _read_keys(wh: Warehouse, table: str, keys: list[str], span: bool, this: str | None = None
+               ) -> Rows:
+    """The rows of partitions ``keys`` (newest first) of ``table``; with ``this``, a first column
+    ``_THIS`` flags the rows of that partition. ``span``: no other partition lies between them,
+    so a range selects them (cheaper), if the rows say it still does."""
+    pcol, values = wh.partition_column(table), [to_value(k) for k in keys]
+    flag = f'{quote(pcol)} = $this AS "{_THIS}", ' if this else ""
+    where = "BETWEEN $lo AND $hi" if span else "IN (SELECT unnest($k))"
+    params = {"lo": values[-1], "hi": values[0]} if span else {"k": values}
+    rows = Rows.read(wh.cursor(), f"SELECT {flag}* FROM {quote(table)} WHERE {quote(pcol)} {where}",
+                     {**params, "this": to_value(this)} if this else params)
+    got = np.ma.getdata(rows.arrays.get(pcol, np.array([])))
+    if span and not (got.dtype.kind == "M" and np.isin(got, np.array(values, got.dtype)).all()):
+        return _read_keys(wh, table, keys, False, this)  # another partition came in between
+    return rows
+
+
+def _trusted_before(wh: Warehouse, reference: str, key: str, n: int) -> tuple[list[str], int]:
     """The ``n`` newest partitions of ``reference`` before ``key`` that hold rows and whose latest
-    validation did not fail: the history a new partition is compared with.
+    validation did not fail: the history a new partition is compared with; and how many of the
+    first are the newest partitions of all (no failed one between), their values keys exactly.
 
     Counting existing partitions (not calendar days) keeps the comparison the same whether the
     days just before are already rebuilt or still in flight in a parallel backfill.
     """
     if not wh.has_table(reference):
-        return []
-    bad = invalid_partitions(wh, reference)
+        return [], 0
+    wh.ensure("_bl_validations", _SCHEMA)  # no failed verdict at all (the usual): none is bad
+    failed = run(wh.cursor(), 'SELECT 1 FROM _bl_validations WHERE "table" = ? '
+                              "AND NOT coalesce(passed, false) LIMIT 1", [reference])
+    bad = invalid_partitions(wh, reference) if failed else set()
     pcol = quote(wh.partition_column(reference))
     daily = wh.grain(reference) == "daily"
-    rows = run(wh.cursor(), f"SELECT DISTINCT {pcol} FROM {quote(reference)} WHERE {pcol} < ? "
-                            f"ORDER BY {pcol} DESC LIMIT ?", [to_value(key), n + len(bad)])
-    keys = [parse_key(r[0].date() if daily and hasattr(r[0], "hour") else r[0]) for r in rows]
-    return [k for k in keys if k not in bad][:n]
+    found = [r[0] for r in run(
+        wh.cursor(), f"SELECT DISTINCT {pcol} FROM {quote(reference)} WHERE {pcol} < ? "
+                     f"ORDER BY {pcol} DESC LIMIT ?", [to_value(key), n + len(bad)])]
+    keys = [parse_key(v.date() if daily and hasattr(v, "hour") else v) for v in found]
+    trusted = [k for k in keys if k not in bad][:n]
+    plain = next((i for i, (k, v) in enumerate(zip(keys, found, strict=True)) if k in bad
+                  or type(to_value(k)) is not type(v) or to_value(k) != v), len(keys))
+    return trusted, min(plain, len(trusted))
 
 
-def _row_count(wh: Warehouse, table: str, key: str, df: pd.DataFrame, cfg: RowCount,
-               reference: str) -> CheckResult:
-    n = len(df)
+# -- running checks --------------------------------------------------------------------------
+def _row_count(wh: Warehouse, table: str, key: str, n: int, cfg: RowCount, reference: str,
+               earlier: list[str]) -> CheckResult:
     problems, limits = [], []
     if cfg.min is not None:
         limits.append(f">= {cfg.min}")
@@ -183,7 +210,6 @@ def _row_count(wh: Warehouse, table: str, key: str, df: pd.DataFrame, cfg: RowCo
         if n > cfg.max:
             problems.append(f"{n} rows > max {cfg.max}")
     if cfg.relative is not None:
-        earlier = _trusted_before(wh, reference, key, cfg.window)
         counts: dict[Any, int] = {}
         if earlier:
             pcol = quote(wh.partition_column(reference))
@@ -209,12 +235,14 @@ def _row_count(wh: Warehouse, table: str, key: str, df: pd.DataFrame, cfg: RowCo
                        not problems, detail)
 
 
-def _null_rate(table: str, key: str, df: pd.DataFrame, cfg: NullRate) -> CheckResult:
-    columns = list(cfg.columns) if cfg.columns else list(df.columns)
+def _null_rate(table: str, key: str, rows: Rows, cfg: NullRate) -> CheckResult:
+    columns = list(cfg.columns) if cfg.columns else rows.columns
     for c in columns:
-        if c not in df.columns:
-            raise UnknownNameError.of(f"column of {table} in validations.null_rate", c, df.columns)
-    rates = {c: float(df[c].isna().mean()) if len(df) else 0.0 for c in columns}
+        if c not in rows.types:
+            raise UnknownNameError.of(f"column of {table} in validations.null_rate", c,
+                                      rows.columns)
+    n = len(rows)
+    rates = {c: int(rows.missing(c).sum()) / n if n else 0.0 for c in columns}
     worst = max(rates, key=lambda c: rates[c]) if rates else ""
     rate = rates.get(worst, 0.0)
     ok = rate <= cfg.max
@@ -225,46 +253,46 @@ def _null_rate(table: str, key: str, df: pd.DataFrame, cfg: NullRate) -> CheckRe
     return CheckResult("null_rate", table, key, rate, f"<= {cfg.max:.2%} per column", ok, detail)
 
 
-def _unique(table: str, key: str, df: pd.DataFrame, cfg: UniqueKeys) -> CheckResult:
+def _unique(table: str, key: str, rows: Rows, cfg: UniqueKeys) -> CheckResult:
     for c in cfg.keys:
-        if c not in df.columns:
+        if c not in rows.types:
             raise UnknownNameError.of(f"column of {table} in validations.unique_keys", c,
-                                      df.columns)
-    dups = int(df.duplicated(list(cfg.keys)).sum())
+                                      rows.columns)
+    dups = rows.duplicates(cfg.keys)
     detail = f"{dups} duplicate rows on ({', '.join(cfg.keys)})" if dups else \
-        f"({', '.join(cfg.keys)}) unique over {len(df)} rows"
+        f"({', '.join(cfg.keys)}) unique over {len(rows)} rows"
     return CheckResult("unique_keys", table, key, float(dups), "0 duplicates", dups == 0, detail)
 
 
-def _drift(wh: Warehouse, table: str, key: str, df: pd.DataFrame, cfg: Drift,
-           skip: Sequence[str], reference: str) -> CheckResult:
+def _drift(wh: Warehouse, table: str, key: str, rows: Rows, cfg: Drift, skip: Sequence[str],
+           reference: str, history: Rows | None) -> CheckResult:
     if cfg.baseline is not None:
         if not wh.has_table(cfg.baseline):
             raise UnknownNameError.of("baseline table in validations.drift", cfg.baseline,
                                       wh.tables())
-        base = _read(wh, cfg.baseline, [key])
+        base = _partition(wh, cfg.baseline, key)
         source = f"{cfg.baseline} {key}"
     else:
         # the reference is what readers trust: earlier partitions of the table they read,
         # minus any whose latest validation failed (known-bad data is no baseline)
-        earlier = _trusted_before(wh, reference, key, cfg.reference_window)
-        base = _read(wh, reference, earlier) if earlier else pd.DataFrame()
+        base = Rows() if history is None else history
         source = f"previous {cfg.reference_window} partitions of {reference}"
-    columns = list(cfg.columns) if cfg.columns else _numeric_columns(df, skip)
+    skipped = set(skip)
+    columns = list(cfg.columns) if cfg.columns else \
+        [c for c in rows.columns if c not in skipped and rows.numeric(c)]
     limits = []
     if cfg.max_psi is not None:
         limits.append(f"PSI <= {cfg.max_psi:g}")
     if cfg.max_ks is not None:
         limits.append(f"KS <= {cfg.max_ks:g}")
-    if base.empty:
+    if not len(base):
         return CheckResult("drift", table, key, None, ", ".join(limits), False,
                            f"no baseline rows in {source}: cannot show the distribution held")
     worst_col, worst_psi, worst_ks, failed = "", 0.0, 0.0, False
     for c in columns:
-        if c not in df.columns or c not in base.columns:
-            raise UnknownNameError.of(f"column of {table} in validations.drift", c, df.columns)
-        p = psi(base[c].to_numpy(), df[c].to_numpy())
-        k = ks_statistic(base[c].to_numpy(), df[c].to_numpy())
+        if c not in rows.types or c not in base.types:
+            raise UnknownNameError.of(f"column of {table} in validations.drift", c, rows.columns)
+        p, k = drift_measures(base.sample(c), rows.sample(c))
         bad = (cfg.max_psi is not None and not p <= cfg.max_psi) or \
               (cfg.max_ks is not None and not k <= cfg.max_ks)
         score = p if cfg.max_psi is not None else k
@@ -300,22 +328,39 @@ def validate_partition(wh: Warehouse, table: str, partition: str, validations: V
     Checks that compare with earlier partitions (the row count's trailing mean, drift without a
     baseline) read them from ``reference`` (default: ``table``): when a backfill writes
     ``features_v2`` beside ``features_v1``, the history readers trust is in ``features_v1``.
+    The partition is read once, into numpy; the history is found once, for both checks.
     """
     key = parse_key(partition)
     reference = reference or table
-    df = _read(wh, table, [key]) if wh.has_table(table) else pd.DataFrame()
+    count, drift = validations.row_count, validations.drift
+    windows = [count.window] if count is not None and count.relative is not None else []
+    windows += [drift.reference_window] if drift is not None and drift.baseline is None else []
+    earlier, plain = _trusted_before(wh, reference, key, max(windows)) if windows else ([], 0)
+    rows: Rows | None = None
+    history: Rows | None = None  # the drift's, without a baseline
+    if drift is not None and drift.baseline is None and earlier[:drift.reference_window]:
+        refs = earlier[:drift.reference_window]
+        span = plain >= len(refs)  # the history is a range of partitions: read it as one
+        if reference == table and drift.columns is None:  # and with the partition, in one read
+            both = _read_keys(wh, table, [key, *refs], span, this=key).split(_THIS)
+            rows, history = both if both is not None else (None, None)
+        if history is None:
+            history = _read_keys(wh, reference, refs, span)
+    if rows is None:
+        rows = _partition(wh, table, key) if wh.has_table(table) else Rows()
     skip = [wh.partition_column(table)] if wh.has_table(table) else []
     if validations.unique_keys is not None:
         skip += [k for k in validations.unique_keys.keys if k not in skip]
     out: list[CheckResult] = []
     if validations.row_count is not None:
-        out.append(_row_count(wh, table, key, df, validations.row_count, reference))
+        out.append(_row_count(wh, table, key, len(rows), validations.row_count, reference,
+                              earlier[:validations.row_count.window]))
     if validations.null_rate is not None:
-        out.append(_null_rate(table, key, df, validations.null_rate))
+        out.append(_null_rate(table, key, rows, validations.null_rate))
     if validations.unique_keys is not None:
-        out.append(_unique(table, key, df, validations.unique_keys))
+        out.append(_unique(table, key, rows, validations.unique_keys))
     if validations.drift is not None:
-        out.append(_drift(wh, table, key, df, validations.drift, skip, reference))
+        out.append(_drift(wh, table, key, rows, validations.drift, skip, reference, history))
     if validations.downstream_read is not None:
         out.append(_downstream(wh, table, key, validations.downstream_read))
     return out
@@ -376,10 +421,7 @@ def latest_validations(wh: Warehouse, table: str) -> pd.DataFrame:
 def invalid_partitions(wh: Warehouse, table: str) -> set[str]:
     """Partitions of ``table`` whose latest validation has a failed check."""
     wh.ensure("_bl_validations", _SCHEMA)  # the verdicts of latest_validations, without pandas
-    rows = run(wh.cursor(), 'SELECT DISTINCT partition FROM (SELECT partition, '
-                            'arg_max(passed, rowid) AS passed FROM _bl_validations '
-                            'WHERE "table" = ? GROUP BY partition, "check") '
-                            "WHERE NOT coalesce(passed, false)", [table])
+    rows = run(wh.cursor(), _INVALID, {"table": table})
     return {r[0] for r in rows}
 
 
