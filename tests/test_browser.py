@@ -400,3 +400,27 @@ def test_quiz_clicks_fill_answers_in_the_kernel(browser: BrowserContext, lab: st
     sync_api.expect(printed).to_have_text(str(sorted({first: right, second: wrong}.items())))
     _screenshot(page, new_cell, lab_root.parent / "quick_test_answers.png")
     page.close()
+
+
+def test_exercise_run_then_self_check_in_the_browser(
+        browser: BrowserContext, lab: str, lab_root: Path, budget: Budget) -> None:
+    """The learner's path through an exercise (issue 15): Run All on the solution of exercise 1
+    shows the incident, the plan's live replay filled to the end, and a self-check with full
+    marks (the self-check takes the replay started beside the live one)."""
+    page, panel = _open(browser, lab, "solutions/ex1_december_backfill.ipynb", budget)
+    prompts = _run_all(page, panel, budget)
+    _assert_clean_run(page, panel, lab_root / "solutions" / "ex1_december_backfill.ipynb",
+                      prompts)
+    live = panel.locator(".backfill-grid").filter(has_text="steps done")
+    sync_api.expect(live).to_have_count(1)
+    sync_api.expect(live).to_have_class(re.compile(r"\bjupyter-widgets\b"))
+    sync_api.expect(live).to_contain_text("93/93 steps done")
+    _shots(page, panel.locator(".backfill-grid, .backfill-grid-static"), lab_root.parent,
+           "ex1-grid")
+    check = panel.locator(".backfill-report").filter(has_text="Self-check ex1:").first
+    sync_api.expect(check).to_be_visible()
+    title = re.search(r"Self-check ex1: (\d+) / (\d+) points", check.inner_text())
+    assert title is not None and title.group(1) == title.group(2), check.inner_text()[:200]
+    _shots(page, live, lab_root.parent, "ex1-live")
+    _shots(page, check, lab_root.parent, "ex1-check")
+    page.close()
