@@ -80,13 +80,11 @@ def tracking_pipeline(seconds: float = 0.05) -> tuple[Pipeline, dict[str, int]]:
 @pytest.mark.parametrize("cap", [1, 3])
 def test_never_more_in_flight_than_the_cap_and_really_parallel(wh, cap):
     pipeline, stats = tracking_pipeline()
-    start = time.perf_counter()
     result = run_backfill(pipeline, wh, "2024-12-01..2024-12-12", concurrency=cap)
-    elapsed = time.perf_counter() - start
     assert result.ok
+    # the transforms themselves saw ``cap`` of them running at once (no timing involved)
     assert stats["peak"] == cap  # reached: the steps really ran in parallel ...
     assert result.max_in_flight == cap  # ... and never beyond the cap
-    assert elapsed < 12 * 0.05 / cap + 0.5
 
 
 def test_transient_failures_recover_with_retries(wh, pipeline):
