@@ -415,6 +415,12 @@ def test_exercise_run_then_self_check_in_the_browser(
     sync_api.expect(live).to_have_count(1)
     sync_api.expect(live).to_have_class(re.compile(r"\bjupyter-widgets\b"))
     sync_api.expect(live).to_contain_text("93/93 steps done")
+    incident = panel.locator(".backfill-incident + .backfill-grid-static, "
+                             ".backfill-grid-static").first
+    # the incident as staged, frozen: every December box of raw failed, of the layers below
+    # missing (no run follows that copy, so no progress bar waits under it)
+    assert _states(incident)["failed"] == 31 and _states(incident)["missing"] == 62
+    assert "waiting for the first step" not in panel.inner_text()
     _shots(page, panel.locator(".backfill-grid, .backfill-grid-static"), lab_root.parent,
            "ex1-grid")
     check = panel.locator(".backfill-report").filter(has_text="Self-check ex1:").first

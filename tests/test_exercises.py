@@ -91,8 +91,12 @@ def test_show_incident_stages_the_scenario_with_its_facts_and_grid():
     assert (states.loc["raw", "2024-12-01":"2024-12-14"] == "missing").all()
     assert (states.loc["raw", "2024-11-27":"2024-11-30"] == "ok").all()
     bundle = incident._repr_mimebundle_()
-    assert "application/vnd.jupyter.widget-view+json" in bundle
+    # a frozen picture of the incident as staged: no run follows this copy, so no live widget
+    # (and no progress bar waiting for a backfill that never comes)
+    assert "application/vnd.jupyter.widget-view+json" not in bundle
     assert "backfill-incident" in bundle["text/html"]
+    assert "backfill-grid-static" in bundle["text/html"]
+    assert "waiting for the first step" not in bundle["text/html"]
 
 
 def test_show_incident_while_grading_stages_nothing(grading, monkeypatch):

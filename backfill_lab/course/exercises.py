@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ..display.grid import PartitionGrid
-from ..display.live import WidgetFallback, with_widget
+from ..display.live import WidgetFallback
 from ..errors import BackfillLabError
 from ..faults import Faults
 from ..partitions import PartitionSet, shift
@@ -142,14 +142,9 @@ class Incident:
         return self.to_text()
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        bundle: dict[str, Any] = {"text/plain": self.to_text(), "text/html": self.to_html()}
-        if self.grid is not None:
-            import ipywidgets
-
-            story = ipywidgets.HTML(_story_html(self.scenario.title, self.scenario.story,
-                                                self.facts))
-            bundle = with_widget(bundle, ipywidgets.VBox([story, self.grid.widget]))
-        return bundle
+        """A frozen picture of the incident as staged (no run ever follows this copy: the
+        learner's plan runs on a fresh one), so no progress bar waits under it."""
+        return {"text/plain": self.to_text(), "text/html": self.to_html()}
 
 
 def incident_facts(sc: Scenario, st: Staged) -> list[str]:
