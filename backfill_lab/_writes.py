@@ -21,10 +21,12 @@ from .partitions import PartitionSet, grain_of, parse_key, to_value
 
 __all__ = [
     "BUILT_SCHEMA",
+    "MERGE_CHECK",
     "OUTSIDE",
     "OnCommit",
     "OnCommitMany",
     "as_key",
+    "frame_keys_plain",
     "mark_built",
     "merge",
     "null_columns",
@@ -42,12 +44,17 @@ OnCommitMany = Callable[[duckdb.DuckDBPyConnection, dict[str, int]], None]
 OUTSIDE = "backfill_lab: row outside its partition"
 
 BUILT_SCHEMA = "CREATE TABLE IF NOT EXISTS _bl_built (tbl VARCHAR, partition VARCHAR)"
-"""Every partition a write built, even with zero rows: a legitimately empty day is present."""
+"""Every partition a write built with zero rows: a legitimately empty day is present though
+no row says so (a partition that holds rows is present by its rows)."""
+
+MERGE_CHECK = "backfill_lab: merge keys need a closer look"
+"""The error a merge's one-statement guard raises: the write is retried with the checks one
+at a time, so the first failing one is worded."""
 
 
 def mark_built(cur: duckdb.DuckDBPyConnection, table: str, keys: Sequence[str]) -> None:
-    """Record, inside the write's transaction, that ``keys`` of ``table`` were built (once
-    each: a key already recorded is left as it is). One statement for one key."""
+    """Record, inside the write's transaction, that ``keys`` of ``table`` were built empty
+    (once each: a key already recorded is left as it is). One statement for one key."""
     if len(keys) == 1:
         run(cur, "INSERT INTO _bl_built SELECT $t, $k WHERE NOT EXISTS "
             "(SELECT 1 FROM _bl_built WHERE tbl = $t AND partition = $k)",
@@ -107,7 +114,8 @@ def write_one(
                 written = merge(cur, t, key, pcol, source_sql, params,
                                 list(merge_keys or []), temp, one_by_one=one_by_one,
                                 frame=frame)
-            mark_built(cur, table, [key])
+            if not written:  # a partition with rows is present by its rows
+                mark_built(cur, table, [key])
             if on_commit is not None:
                 on_commit(cur, int(written))
         return int(written)
@@ -153,7 +161,9 @@ def write_many(
         counts = dict.fromkeys(keys, 0)
         for value, n in run(cur, counts_sql, bind(counts_sql, params_all)):
             counts[as_key(value, daily)] = int(n)
-        mark_built(cur, table, keys)
+        empty = [k for k in keys if not counts[k]]
+        if empty:
+            mark_built(cur, table, empty)
         if on_commit is not None:
             on_commit(cur, counts)
     return counts
@@ -164,17 +174,37 @@ def merge(
     params: dict[str, Any], keys: list[str], src: str, *, one_by_one: bool = False,
     frame: pd.DataFrame | None = None,
 ) -> int:
-    """Upsert partition ``key`` of table ``t`` on ``keys`` (unique, never NULL) through the
-    scratch table ``src``; the rows merged.
+    """Upsert partition ``key`` of table ``t`` on ``keys`` (unique, never NULL); the rows
+    merged.
 
-    ``src`` is created inside the write's transaction, so a rollback drops it too. Its keys
-    are checked with one query (NULL keys, duplicates, rows of other partitions); when that
-    query cannot run (a key the source lacks), :class:`_OneByOne` asks the caller to retry
-    with ``one_by_one``: the checks then run one at a time, the first failing one worded.
+    A DataFrame whose keys are plainly fine (:func:`frame_keys_plain`) is merged in one
+    statement that also refuses rows of other partitions. Any other source goes through the
+    scratch table ``src``, created inside the write's transaction (so a rollback drops it too),
+    whose keys are checked with one query (NULL keys, duplicates, rows of other partitions).
+    When a check fails in the one statement, or the query cannot run (a key the source lacks),
+    :class:`_OneByOne` asks the caller to retry with ``one_by_one``: the checks then run one at
+    a time on the scratch table, the first failing one worded.
     """
+    partition = {"_bl_partition": params["_bl_partition"]}
+
+    def upsert(source: str) -> str:
+        on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
+        return (f"MERGE INTO {t} AS t USING {source} AS s ON {on} AND t.{pcol} = "
+                f"$_bl_partition WHEN MATCHED THEN UPDATE WHEN NOT MATCHED THEN INSERT")
+
+    if frame is not None and not one_by_one and frame_keys_plain(frame, keys):
+        # keys checked in memory, the rows' partition by the MERGE itself: one statement
+        sql = upsert(f"(SELECT * FROM ({source_sql}) AS _bl_src WHERE CASE WHEN _bl_src.{pcol} "
+                     f"IS DISTINCT FROM $_bl_partition THEN error('{MERGE_CHECK}') ELSE true END)")
+        try:
+            run_rows(cur, sql, bind(sql, params), frame)
+        except duckdb.Error as exc:
+            if MERGE_CHECK in str(exc):  # DuckDB aborted the transaction: retry, one by one
+                raise _OneByOne from None
+            raise
+        return len(frame)
     create = f"CREATE TEMP TABLE {src} AS {source_sql}"
     run_rows(cur, create, bind(create, params), frame)
-    partition = {"_bl_partition": params["_bl_partition"]}
     if one_by_one:
         n_null, total, distinct, outside = _check_keys(cur, src, keys, pcol, partition)
     else:
@@ -200,15 +230,39 @@ def merge(
         )
     if outside:
         raise duckdb.InvalidInputException(OUTSIDE)  # transaction() words it
-    on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
-    run(
-        cur,
-        f"MERGE INTO {t} AS t USING {src} AS s ON {on} AND t.{pcol} = $_bl_partition "
-        f"WHEN MATCHED THEN UPDATE WHEN NOT MATCHED THEN INSERT",
-        partition,
-    )
+    run(cur, upsert(src), partition)
     run(cur, f"DROP TABLE {src}")
     return int(total)
+
+
+def frame_keys_plain(frame: pd.DataFrame, keys: Sequence[str]) -> bool:
+    """True when merge ``keys`` of ``frame`` are certainly unique and never NULL as DuckDB
+    reads them: present once each, with values that convert one to one (integers, booleans,
+    whole-microsecond timestamps, text or dates of one type). False only means DuckDB's own
+    check must decide.
+
+    >>> f = pd.DataFrame({"k": [1, 2], "date": ["2024-12-01"] * 2})
+    >>> frame_keys_plain(f, ["k", "date"]), frame_keys_plain(f, ["date"])
+    (True, False)
+    """
+    columns = list(frame.columns)
+    if not keys or any(columns.count(k) != 1 for k in keys):
+        return False
+    for k in keys:
+        values = frame[k]
+        kind = values.dtype.kind
+        if kind == "M":
+            if getattr(values.dtype, "unit", "ns") == "ns" and \
+                    (values.to_numpy().view("i8") % 1000).any():
+                return False  # DuckDB keeps microseconds: two values could become one
+        elif kind == "O":
+            if pd.api.types.infer_dtype(values, skipna=False) not in ("string", "date",
+                                                                      "integer"):
+                return False
+        elif kind not in "iub" or isinstance(values.dtype, pd.CategoricalDtype):
+            return False
+    subset = frame[list(keys)]
+    return not subset.isna().to_numpy().any() and not subset.duplicated().any()
 
 
 def _check_keys(cur: duckdb.DuckDBPyConnection, src: str, keys: list[str], pcol: str,
