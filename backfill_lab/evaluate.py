@@ -42,6 +42,13 @@ _PERMANENT = (UpstreamMissing, CodeVersionMismatch, ConfigError)
 Source = pd.DataFrame | tuple[str, dict[str, Any]]
 
 
+def _in_transaction(checks: Validations) -> bool:
+    """Whether ``checks`` can run inside a write's transaction: every query they run is the
+    lab's own, on tables that exist, so none fails and aborts it (a consumer's own
+    ``downstream_read`` query may)."""
+    return checks.downstream_read is None or checks.downstream_read.query is None
+
+
 def one_line(exc: BaseException) -> str:
     """An error as one line: the lab's own messages as they are, others with their type."""
     text = str(exc).strip().splitlines()
@@ -140,16 +147,17 @@ class StepEvaluator:
     def _once(self, step: Step, attempt: int, started: dt.datetime,
               reads: dict[str, list[str]]) -> list[StepResult]:
         """One attempt: build the rows, write them and their ledger rows in one transaction,
-        then validate each partition written."""
+        validating each partition written in that transaction when its checks allow it (see
+        :meth:`_write`), else right after it."""
         layer = self.pipeline.layer(step.layer)
         for p in step.partitions:
             reads[p] = self._check_upstream(layer, step.one(p))
             self.faults.before_attempt(step.layer, p)
-        counts = self._write(layer, step, attempt, started, reads)
+        counts, verdicts = self._write(layer, step, attempt, started, reads)
         self.written.update([(step.table, p) for p in step.partitions])
         results = []
         for p in step.partitions:
-            failed = self._validate(step.one(p), attempt)
+            failed = verdicts[p] if p in verdicts else self._validate(step.one(p), attempt)
             status = StepStatus.INVALID if failed else StepStatus.SUCCESS
             results.append(StepResult(step.layer, p, step.table, status, attempt,
                                       rows=counts[p], error=failed))
@@ -157,31 +165,58 @@ class StepEvaluator:
         return results
 
     def _write(self, layer: Layer, step: Step, attempt: int, started: dt.datetime,
-               reads: Mapping[str, list[str]]) -> dict[str, int]:
-        """Write the step's partitions (one, or a batch in one transaction): rows per partition."""
-        checked = self._checks(step.layer) is not None
-        status = StepStatus.INVALID if checked else StepStatus.SUCCESS
-        error = NOT_VALIDATED if checked else None
+               reads: Mapping[str, list[str]]) -> tuple[dict[str, int], dict[str, str | None]]:
+        """Write the step's partitions (one, or a batch in one transaction): rows per partition,
+        and the verdict of each partition validated inside that transaction.
+
+        Checks whose queries are all the lab's own (:func:`_in_transaction`) run inside the
+        write's transaction, which sees its own rows: the results and the final ledger status
+        commit with the data, in one go. A check that raises leaves the write committed as not
+        validated (as when checks run after it), and the error is raised once it committed.
+        """
+        checks = self._checks(step.layer)
+        inside = checks is not None and _in_transaction(checks)
+        status = StepStatus.INVALID if checks is not None else StepStatus.SUCCESS
+        error = NOT_VALIDATED if checks is not None else None
+        verdicts: dict[str, str | None] = {}
+        raised: list[Exception] = []
+        if inside:
+            self.warehouse.ensure("_bl_validations", VALIDATIONS_SCHEMA)  # no DDL inside
 
         def commit(cur: duckdb.DuckDBPyConnection, counts: Mapping[str, int]) -> None:
             finished = self.clock.now()
+            final = {p: (status, error) for p in step.partitions}
+            if inside and checks is not None:
+                try:
+                    for p in step.partitions:
+                        failed = self._verdict(step.one(p), checks)
+                        final[p] = (StepStatus.INVALID if failed else StepStatus.SUCCESS, failed)
+                        verdicts[p] = failed
+                except Exception as exc:  # the write commits, not validated; raised after
+                    raised.append(exc)
+                    verdicts.clear()
+                    final = {p: (status, error) for p in step.partitions}
             self.ledger.record_many(
-                [self.entry(step.one(p), attempt, status, counts[p], started,
-                            finished, error, reads[p]) for p in step.partitions], cur)
+                [self.entry(step.one(p), attempt, final[p][0], counts[p], started,
+                            finished, final[p][1], reads[p]) for p in step.partitions], cur)
 
         if len(step.partitions) > 1:
             source, params = self._build_batch(layer, step)
-            return self.warehouse.write_batch(
+            counts = self.warehouse.write_batch(
                 step.table, step.partitions, source, params=params,
                 partition_column=layer.partition_column, on_commit=commit)
-        built = self._build(layer, step)
-        rows, params = built if isinstance(built, tuple) else (built, {})
-        result = self.warehouse.write_partition(
-            step.table, step.partition, rows, self.options.mode,
-            merge_keys=self._merge_keys(layer), params=params,
-            partition_column=layer.partition_column,
-            on_commit=lambda cur, rows: commit(cur, {step.partition: rows}))
-        return {step.partition: result.rows}
+        else:
+            built = self._build(layer, step)
+            rows, params = built if isinstance(built, tuple) else (built, {})
+            result = self.warehouse.write_partition(
+                step.table, step.partition, rows, self.options.mode,
+                merge_keys=self._merge_keys(layer), params=params,
+                partition_column=layer.partition_column,
+                on_commit=lambda cur, rows: commit(cur, {step.partition: rows}))
+            counts = {step.partition: result.rows}
+        if raised:
+            raise raised[0]
+        return counts, verdicts
 
     def _merge_keys(self, layer: Layer) -> tuple[str, ...]:
         """The backfill's merge keys apply to its last layer (the output the plan names); an
@@ -195,12 +230,25 @@ class StepEvaluator:
         checks = self.validations.get(layer)
         return checks if checks is not None and checks.enabled else None
 
+    def _verdict(self, step: Step, checks: Validations) -> str | None:
+        """Run ``checks`` on the partition of ``step`` and record their results (on this
+        thread's cursor, so inside its open transaction if any): the failures, or None."""
+        reference = self.pipeline.layer(step.layer).default_table
+        results = validate_partition(self.warehouse, step.table, step.partition, checks,
+                                     reference=reference)
+        failed = [r for r in results if not r.passed]
+        record_results(self.warehouse, results, self.backfill_id, self.clock.now())
+        return ("validation failed: " + "; ".join(f"{r.check}: {r.detail}" for r in failed)
+                if failed else None)
+
     def _validate(self, step: Step, attempt: int) -> str | None:
         """Run the layer's checks on the partition just written; the failures, or None.
 
-        The results and the step's final ledger status (``success`` or ``invalid``) commit in
-        one transaction: until they do, the ledger holds the write as not validated, so a resume
-        reruns it, and a failed check is never mistaken for a success.
+        For checks that run a query of the plan's own (a consumer's ``downstream_read``, which
+        may fail, and a failed statement aborts a DuckDB transaction): the results and the
+        step's final ledger status commit in one transaction of their own. Until they do, the
+        ledger holds the write as not validated, so a resume reruns it, and a failed check is
+        never mistaken for a success.
         """
         checks = self._checks(step.layer)
         if checks is None:

@@ -66,11 +66,11 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, mode):
         assert all_checksums(ref) == resumed  # no duplicates, no holes
 
 
-def kill_while_validating(db: Path, writes: int) -> list[str]:
+def kill_while_validating(db: Path, writes: int, mode: str = "validate") -> list[str]:
     """SIGKILL the child right after its ``writes``-th features write committed, before that
-    partition's validations ran."""
+    partition's validations ran (``validate-inside``: while they ran inside its transaction)."""
     child = subprocess.Popen(
-        [sys.executable, "-m", "tests.resume_child", str(db), "validate", "bf-val"],
+        [sys.executable, "-m", "tests.resume_child", str(db), mode, "bf-val"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -93,9 +93,11 @@ def kill_while_validating(db: Path, writes: int) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("writes", [1, 3, 5])
 def test_a_kill_between_write_and_validation_is_rerun_and_validated(tmp_path, writes):
+    """Checks with a consumer's own query run after the write commits: a kill in between
+    leaves a write the ledger holds as not validated, and the resume redoes it."""
     from backfill_lab.validations import validated_partitions
 
-    from .resume_child import CHECKS
+    from .resume_child import CHECKS_AFTER
 
     db = tmp_path / "lab.duckdb"
     written = kill_while_validating(db, writes)
@@ -104,7 +106,7 @@ def test_a_kill_between_write_and_validation_is_rerun_and_validated(tmp_path, wr
         assert unvalidated in wh.partition_counts("features")  # the write had committed
         assert unvalidated not in validated_partitions(wh, "features")
         result = run_backfill(daily_features(SMALL), wh, RANGE, backfill_id="bf-val",
-                              validations={"features": CHECKS})
+                              validations={"features": CHECKS_AFTER})
         assert result.ok
         # every partition of the range is both written and validated, the killed one included
         expected = set(run_backfill(daily_features(SMALL), wh, RANGE, dry_run=True,
@@ -115,6 +117,34 @@ def test_a_kill_between_write_and_validation_is_rerun_and_validated(tmp_path, wr
         assert (last.status == "success").all()
         features = ledger[(ledger.layer == "features") & (ledger.partition == unvalidated)]
         assert len(features) == 2  # the unvalidated write was redone, not trusted
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("writes", [1, 4])
+def test_a_kill_while_checks_run_inside_the_write_leaves_nothing_half_done(tmp_path, writes):
+    """The lab's own checks run inside the write's transaction: a kill while they run leaves
+    neither the partition's rows nor a ledger row nor check results, and the resume builds and
+    validates it."""
+    from backfill_lab.validations import latest_validations, validated_partitions
+
+    from .resume_child import CHECKS
+
+    db = tmp_path / "lab.duckdb"
+    killed = kill_while_validating(db, writes, "validate-inside")[-1]
+    with Warehouse(db) as wh:
+        assert killed not in wh.partition_counts("features")  # rolled back with the kill
+        assert killed not in set(latest_validations(wh, "features").partition)
+        ledger = Ledger(wh).frame("bf-val")
+        assert ledger[(ledger.layer == "features") & (ledger.partition == killed)].empty
+        result = run_backfill(daily_features(SMALL), wh, RANGE, backfill_id="bf-val",
+                              validations={"features": CHECKS})
+        assert result.ok
+        expected = set(run_backfill(daily_features(SMALL), wh, RANGE, dry_run=True,
+                                    layers=["features"])["partition"])
+        assert expected <= validated_partitions(wh, "features")
+        ledger = Ledger(wh).frame("bf-val")
+        features = ledger[(ledger.layer == "features") & (ledger.partition == killed)]
+        assert list(features.status) == ["success"]  # built once, by the resume
 
 
 def test_a_failed_validation_is_rebuilt_on_resume_not_reported_as_success(wh):
