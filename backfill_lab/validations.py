@@ -181,15 +181,21 @@ def _trusted_before(wh: Warehouse, reference: str, key: str, n: int) -> tuple[li
     """
     if not wh.has_table(reference):
         return [], 0
-    wh.ensure("_bl_validations", _SCHEMA)  # no failed verdict at all (the usual): none is bad
-    failed = run(wh.cursor(), 'SELECT 1 FROM _bl_validations WHERE "table" = ? '
-                              "AND NOT coalesce(passed, false) LIMIT 1", [reference])
-    bad = invalid_partitions(wh, reference) if failed else set()
+    wh.ensure("_bl_validations", _SCHEMA)
     pcol = quote(wh.partition_column(reference))
     daily = wh.grain(reference) == "daily"
-    found = [r[0] for r in run(
-        wh.cursor(), f"SELECT DISTINCT {pcol} FROM {quote(reference)} WHERE {pcol} < ? "
-                     f"ORDER BY {pcol} DESC LIMIT ?", [to_value(key), n + len(bad)])]
+    newest = (f"SELECT DISTINCT {pcol} AS p FROM {quote(reference)} WHERE {pcol} < $key "
+              f"ORDER BY p DESC LIMIT $n")
+    # one query: the newest partitions, and whether any verdict of the table failed at all
+    # (the usual answer is no: then none is bad, and the newest n are the history)
+    failed, found = run(wh.cursor(), f"SELECT EXISTS (SELECT 1 FROM _bl_validations WHERE "
+                        f'"table" = $table AND NOT coalesce(passed, false)), '
+                        f"(SELECT coalesce(list(p ORDER BY p DESC), []) FROM ({newest}))",
+                        {"table": reference, "key": to_value(key), "n": n})[0]
+    bad = invalid_partitions(wh, reference) if failed else set()
+    if bad:
+        found = [r[0] for r in run(wh.cursor(), newest,
+                                   {"key": to_value(key), "n": n + len(bad)})]
     keys = [parse_key(v.date() if daily and hasattr(v, "hour") else v) for v in found]
     trusted = [k for k in keys if k not in bad][:n]
     plain = next((i for i, (k, v) in enumerate(zip(keys, found, strict=True)) if k in bad
@@ -304,13 +310,16 @@ def _drift(wh: Warehouse, table: str, key: str, rows: Rows, cfg: Drift, skip: Se
     return CheckResult("drift", table, key, measured, ", ".join(limits), not failed, detail)
 
 
-def _downstream(wh: Warehouse, table: str, key: str, cfg: DownstreamRead) -> CheckResult:
+def _downstream(wh: Warehouse, table: str, key: str, cfg: DownstreamRead,
+                read: Rows | None) -> CheckResult:
+    """``read``: the partition's rows as the checks read them (every column fetched and
+    converted), which is the default consumer's read: no second query for it."""
     pcol = quote(wh.partition_column(table))
     query = cfg.query or f"SELECT * FROM {{table}} WHERE {pcol} = $partition"
     text = query.replace("{table}", quote(table))
     try:  # fetch what the consumer fetches: every column is really read and converted
-        rows = len(run(wh.cursor(), text,
-                       {"partition": to_value(key)} if "$partition" in text else None))
+        rows = len(read) if read is not None and cfg.query is None else len(run(
+            wh.cursor(), text, {"partition": to_value(key)} if "$partition" in text else None))
     except Exception as exc:  # the point of the check: a consumer's query failing is a verdict
         first = str(exc).splitlines()[0]
         return CheckResult("downstream_read", table, key, None, "query runs, >= 1 row", False,
@@ -346,8 +355,9 @@ def validate_partition(wh: Warehouse, table: str, partition: str, validations: V
             rows, history = both if both is not None else (None, None)
         if history is None:
             history = _read_keys(wh, reference, refs, span)
+    exists = wh.has_table(table)
     if rows is None:
-        rows = _partition(wh, table, key) if wh.has_table(table) else Rows()
+        rows = _partition(wh, table, key) if exists else Rows()
     skip = [wh.partition_column(table)] if wh.has_table(table) else []
     if validations.unique_keys is not None:
         skip += [k for k in validations.unique_keys.keys if k not in skip]
@@ -362,7 +372,8 @@ def validate_partition(wh: Warehouse, table: str, partition: str, validations: V
     if validations.drift is not None:
         out.append(_drift(wh, table, key, rows, validations.drift, skip, reference, history))
     if validations.downstream_read is not None:
-        out.append(_downstream(wh, table, key, validations.downstream_read))
+        out.append(_downstream(wh, table, key, validations.downstream_read,
+                               rows if exists else None))
     return out
 
 
