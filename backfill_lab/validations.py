@@ -184,18 +184,17 @@ def _trusted_before(wh: Warehouse, reference: str, key: str, n: int) -> tuple[li
     wh.ensure("_bl_validations", _SCHEMA)
     pcol = quote(wh.partition_column(reference))
     daily = wh.grain(reference) == "daily"
-    newest = (f"SELECT DISTINCT {pcol} AS p FROM {quote(reference)} WHERE {pcol} < $key "
-              f"ORDER BY p DESC LIMIT $n")
+    newest = (f"SELECT {pcol}, NULL FROM {quote(reference)} WHERE {pcol} < $key "
+              f"GROUP BY {pcol} ORDER BY {pcol} DESC LIMIT $n")
     # one query: the newest partitions, and whether any verdict of the table failed at all
     # (the usual answer is no: then none is bad, and the newest n are the history)
-    failed, found = run(wh.cursor(), f"SELECT EXISTS (SELECT 1 FROM _bl_validations WHERE "
-                        f'"table" = $table AND NOT coalesce(passed, false)), '
-                        f"(SELECT coalesce(list(p ORDER BY p DESC), []) FROM ({newest}))",
-                        {"table": reference, "key": to_value(key), "n": n})[0]
-    bad = invalid_partitions(wh, reference) if failed else set()
+    rows = run(wh.cursor(), f"(SELECT NULL, true FROM _bl_validations WHERE \"table\" = $table "
+                            f"AND NOT coalesce(passed, false) LIMIT 1) UNION ALL ({newest})",
+               {"table": reference, "key": to_value(key), "n": n})
+    bad = invalid_partitions(wh, reference) if any(f for _, f in rows) else set()
     if bad:
-        found = [r[0] for r in run(wh.cursor(), newest,
-                                   {"key": to_value(key), "n": n + len(bad)})]
+        rows = run(wh.cursor(), newest, {"key": to_value(key), "n": n + len(bad)})
+    found = sorted((v for v, f in rows if not f), reverse=True)
     keys = [parse_key(v.date() if daily and hasattr(v, "hour") else v) for v in found]
     trusted = [k for k in keys if k not in bad][:n]
     plain = next((i for i, (k, v) in enumerate(zip(keys, found, strict=True)) if k in bad
