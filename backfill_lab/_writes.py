@@ -277,8 +277,9 @@ def frame_keys_plain(frame: pd.DataFrame, keys: Sequence[str]) -> bool:
         values = frame[k]
         kind = values.dtype.kind
         if kind == "M":
-            unit = getattr(values.dtype, "unit", None) or np.datetime_data(values.dtype)[0]
-            if unit == "ns" and (values.to_numpy().view("i8") % 1000).any():
+            stamps = values.to_numpy()
+            unit = getattr(values.dtype, "unit", None) or np.datetime_data(stamps.dtype)[0]
+            if unit == "ns" and (stamps.view("i8") % 1000).any():
                 return False  # DuckDB keeps microseconds: two values could become one
         elif kind == "O":
             if pd.api.types.infer_dtype(values, skipna=False) not in ("string", "date",
