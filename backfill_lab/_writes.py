@@ -277,6 +277,8 @@ def frame_keys_plain(frame: pd.DataFrame, keys: Sequence[str]) -> bool:
         values = frame[k]
         kind = values.dtype.kind
         if kind == "M":
+            if isinstance(values.dtype, pd.DatetimeTZDtype):
+                return False  # DuckDB's TIMESTAMPTZ: let it judge
             stamps = values.to_numpy()
             unit = getattr(values.dtype, "unit", None) or np.datetime_data(stamps.dtype)[0]
             if unit == "ns" and (stamps.view("i8") % 1000).any():
