@@ -129,8 +129,10 @@ class BackfillRunner:
     ``target``, ``batch_size``, and the pins ``code_version``, ``config_hash``, ``runtime``);
     what the run is are the other keywords
     (:data:`RUN_CONTEXT`). The notebooks call it through :func:`run_backfill`. A caller running
-    backfills back to back may pass them one ``shared`` (:class:`SharedRuns`).
+    backfills back to back may make them with :meth:`sharing`.
     """
+
+    shared: SharedRuns | None = None  # what it shares with the backfills run before and after
 
     def __init__(
         self,
@@ -146,7 +148,6 @@ class BackfillRunner:
         sleep: Callable[[float], None] = time.sleep,
         on_event: Callable[[StepEvent], None] | None = None,
         validations: Validations | Mapping[str, Any] | None = None,
-        shared: SharedRuns | None = None,
         **settings: Any,
     ) -> None:
         self.options = BackfillOptions.parse(settings, base=options, also_known=RUN_CONTEXT)
@@ -173,7 +174,7 @@ class BackfillRunner:
         self.sleep = sleep
         self.on_event = on_event
         self.ledger = Ledger(warehouse)
-        self.shared = shared
+        shared = self.shared
         self.validations = self._validations(validations)
         # everything knowable before the first write is checked before it
         check_tables(pipeline, warehouse, self.layers, self.tables, self.partitions)
@@ -185,6 +186,17 @@ class BackfillRunner:
         # (table, partition) committed by this run, so present without a query for the steps
         # reading them; a caller running backfills back to back may share one set between them
         self.written: set[tuple[str, str]] = set()
+
+    @classmethod
+    def sharing(cls, shared: SharedRuns, pipeline: Pipeline, warehouse: Warehouse,
+                partitions: PartitionsLike, options: BackfillOptions | None = None,
+                **keywords: Any) -> BackfillRunner:
+        """A runner (the arguments of :class:`BackfillRunner`) that shares ``shared`` with the
+        backfills run before and after it, from its first check on."""
+        runner = cls.__new__(cls)
+        runner.shared = shared
+        cls.__init__(runner, pipeline, warehouse, partitions, options, **keywords)
+        return runner
 
     # -- planning ----------------------------------------------------------------------------
     def _tables(self, target: str | Mapping[str, str] | None) -> dict[str, str]:

@@ -150,6 +150,8 @@ class Scheduler:
         self.layers = pipeline.check_layers(check("layers", layers) or pipeline.layer_names)
         self.groups = self._groups()
         self.options, self.context = self._options(options)
+        self._of_group: dict[tuple[tuple[str, ...], tuple[str, ...]],
+                             tuple[BackfillOptions, BackfillOptions]] = {}
         self.name = name or pipeline.name
         self._id_prefix = "scheduled-" if name is None else f"scheduled-{name}-"
         warehouse.ensure(_TABLE, _SCHEMA)
@@ -220,6 +222,15 @@ class Scheduler:
             # one Faults for every run, so "fail 2 times" counts attempts across runs
             context["faults"] = Faults(context["faults"] or ())
         return base, context
+
+    def _group_options(self, keys: tuple[str, ...], layers: tuple[str, ...]) -> BackfillOptions:
+        """The options of a group's backfill: :attr:`options` with the group's layers and merge
+        keys (checked once, then kept while :attr:`options` stays the same frozen value)."""
+        kept = self._of_group.get((keys, layers))
+        if kept is None or kept[0] is not self.options:
+            kept = self._of_group[keys, layers] = (
+                self.options, self.options.replace(layers=layers, merge_keys=keys))
+        return kept[1]
 
     # -- planning -------------------------------------------------------------------------
     def plan(self, run_time: str | dt.datetime) -> tuple[str, list[str]]:
@@ -334,10 +345,10 @@ class Scheduler:
         written: set[tuple[str, str]] = set()  # what the run's earlier backfills committed
         for keys, layers in self.groups:
             bid = backfill_id if len(self.groups) == 1 else f"{backfill_id}/{layers[0]}"
-            runner = BackfillRunner(
-                self.pipeline, self.warehouse, partitions,
-                self.options.replace(layers=layers, merge_keys=keys), backfill_id=bid,
-                clock=self.clock, audit_tags=tags, shared=shared, **context,
+            runner = BackfillRunner.sharing(
+                shared, self.pipeline, self.warehouse, partitions,
+                self._group_options(keys, layers), backfill_id=bid,
+                clock=self.clock, audit_tags=tags, **context,
             )
             runner.written = written
             result = runner.run()
