@@ -19,7 +19,8 @@ from __future__ import annotations
 import heapq
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -78,6 +79,7 @@ def run_dag(
     succeeded: Callable[[R], bool] = lambda _: True,
     on_skip: Callable[[K, K], None] | None = None,
     may_start: Callable[[K], bool] | None = None,
+    pool: Executor | None = None,
 ) -> DagRun[K, R]:
     """Call ``fn(node)`` for every node, in threads, never more than ``workers`` at once.
 
@@ -86,6 +88,8 @@ def run_dag(
     node fails (``succeeded`` is false, or ``fn`` raised), everything downstream of it is
     skipped (``on_skip(node, failed_upstream)`` is called for each, in this thread). When
     ``may_start(node)`` is false, no further node starts: those left are ``not_started``.
+    ``pool`` runs the calls in its threads (a caller running DAGs back to back keeps its
+    threads); without one, a pool of its own is started and shut down here.
     """
     workers = max(1, int(workers))
     order = list(nodes)
@@ -115,9 +119,7 @@ def run_dag(
                 on_skip(node, cause)
             todo.extend((d, node) for d in dependents.get(node, ()))
 
-    # never more threads than could ever run at once: the cap, and the nodes there are
-    threads = max(1, min(workers, len(order)))
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="backfill") as pool:
+    with _executor(pool, max(1, min(workers, len(order)))) as executor:
         running: dict[Future[R], K] = {}
         while pending or running:
             while ready and len(running) < workers and not stopped:
@@ -129,7 +131,7 @@ def run_dag(
                     break
                 pending.discard(node)
                 out.started.append(node)
-                running[pool.submit(counter.call, fn, node)] = node
+                running[executor.submit(counter.call, fn, node)] = node
             if not running:
                 if stopped or not pending:
                     break
@@ -153,3 +155,11 @@ def run_dag(
     out.not_started = [n for n in order if n in pending]
     out.max_in_flight = counter.peak
     return out
+
+
+def _executor(pool: Executor | None, threads: int) -> AbstractContextManager[Executor]:
+    """``pool`` (left running), or a new pool of ``threads`` threads, shut down on exit: never
+    more threads than could ever run at once (the cap, and the nodes there are)."""
+    if pool is not None:
+        return nullcontext(pool)
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="backfill")

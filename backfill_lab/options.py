@@ -331,6 +331,8 @@ class BackfillOptions:
         keywords, offered as suggestions too); messages use ``spelling``; ``base`` supplies
         the settings not given.
         """
+        if not values and base is not None:
+            return base  # every rule already held for it, and nothing changes
         known = cls.names()
         for name in values:
             if name not in known:

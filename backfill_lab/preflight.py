@@ -90,12 +90,21 @@ def check_tables(pipeline: Pipeline, warehouse: Warehouse, layers: Sequence[str]
 
 
 def columns_of(pipeline: Pipeline, warehouse: Warehouse, layer: str, tables: Mapping[str, str],
-               partition: str) -> list[str] | None:
+               partition: str, known: dict[str, list[str]] | None = None) -> list[str] | None:
     """The columns ``layer`` writes, when they can be known without building it: its table's,
-    or its SQL's (when every table it reads exists); None otherwise (a Python layer, first run)."""
+    or its SQL's (when every table it reads exists); None otherwise (a Python layer, first run).
+
+    ``known`` keeps the columns of existing tables between calls (``{table: columns}``): only
+    for a caller that knows no table it holds is altered meanwhile (a backfill never alters
+    the columns of a table that exists; it creates the ones that do not)."""
     table = tables[layer]
     if warehouse.has_table(table):
-        return [r[0] for r in run(warehouse.cursor(), f'DESCRIBE "{table}"')]
+        columns = known.get(table) if known is not None else None
+        if columns is None:
+            columns = [r[0] for r in run(warehouse.cursor(), f'DESCRIBE "{table}"')]
+            if known is not None:
+                known[table] = columns
+        return list(columns)
     spec = pipeline.layer(layer)
     if not spec.is_sql or not all(warehouse.has_table(tables[d.layer]) for d in spec.depends_on):
         return None
@@ -108,8 +117,11 @@ def columns_of(pipeline: Pipeline, warehouse: Warehouse, layer: str, tables: Map
 
 def check_columns(pipeline: Pipeline, warehouse: Warehouse, options: BackfillOptions,
                   layers: Sequence[str], tables: Mapping[str, str], partitions: PartitionSet,
-                  validations: Mapping[str, Validations]) -> None:
-    """Merge keys and the columns validations name exist; a drift baseline is a lab table."""
+                  validations: Mapping[str, Validations],
+                  known: dict[str, list[str]] | None = None) -> None:
+    """Merge keys and the columns validations name exist; a drift baseline is a lab table.
+
+    ``known``: the tables' columns read by earlier checks (see :func:`columns_of`)."""
     first = partitions.start
     for name in layers:
         checks = validations.get(name)
@@ -132,7 +144,7 @@ def check_columns(pipeline: Pipeline, warehouse: Warehouse, options: BackfillOpt
                 wanted += [(f"column in validations.{section}", c) for c in named or ()]
         if not wanted:
             continue
-        columns = columns_of(pipeline, warehouse, name, tables, first)
+        columns = columns_of(pipeline, warehouse, name, tables, first, known)
         if columns is None:
             continue
         for what, column in wanted:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, overload
 
@@ -37,8 +39,8 @@ from .steps import Step, StepEvent, StepKey, StepResult, plan_steps, priorities,
 from .validations import Validations
 from .warehouse import Warehouse
 
-__all__ = ["RUN_CONTEXT", "BackfillResult", "BackfillRunner", "Step", "StepEvent", "StepResult",
-           "run_backfill"]
+__all__ = ["RUN_CONTEXT", "BackfillResult", "BackfillRunner", "SharedRuns", "Step", "StepEvent",
+           "StepResult", "run_backfill", "shared_runs"]
 
 RUN_CONTEXT = ("backfill_id", "faults", "audit_tags", "clock", "sleep", "on_event",
                "validations")
@@ -91,6 +93,34 @@ class BackfillResult:
         )
 
 
+@dataclass
+class SharedRuns:
+    """What backfills run back to back by one caller (a scheduler's runs) share, so none pays
+    again for what cannot have changed since the last: the worker threads (``pool``), the
+    columns of existing tables (``columns``: a backfill never alters them) and the backfill ids
+    recorded (``ids``: read once, then kept up to date by the backfills started).
+
+    Valid only while nothing but these backfills writes to the warehouse: make one with
+    :func:`shared_runs` for a stretch of runs, never keep one between calls.
+    """
+
+    pool: Executor | None = None
+    columns: dict[str, list[str]] = field(default_factory=dict)
+    ids: set[str] | None = None
+
+
+@contextmanager
+def shared_runs(warehouse: Warehouse, workers: int) -> Iterator[SharedRuns]:
+    """A :class:`SharedRuns` whose pool has at most ``workers`` threads (started as steps
+    need them); on exit the threads end and their cursors are closed."""
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers),
+                                thread_name_prefix="backfill") as pool:
+            yield SharedRuns(pool)
+    finally:
+        warehouse.release_cursors()
+
+
 class BackfillRunner:
     """Plan and run one backfill. :func:`run_backfill` is the one-call form.
 
@@ -98,8 +128,11 @@ class BackfillRunner:
     ``layers``, ``order``, ``concurrency``, ``retries``, ``backoff``, ``mode``, ``merge_keys``,
     ``target``, ``batch_size``, and the pins ``code_version``, ``config_hash``, ``runtime``);
     what the run is are the other keywords
-    (:data:`RUN_CONTEXT`). The notebooks call it through :func:`run_backfill`.
+    (:data:`RUN_CONTEXT`). The notebooks call it through :func:`run_backfill`. A caller running
+    backfills back to back may make them with :meth:`sharing`.
     """
+
+    shared: SharedRuns | None = None  # what it shares with the backfills run before and after
 
     def __init__(
         self,
@@ -141,16 +174,29 @@ class BackfillRunner:
         self.sleep = sleep
         self.on_event = on_event
         self.ledger = Ledger(warehouse)
+        shared = self.shared
         self.validations = self._validations(validations)
         # everything knowable before the first write is checked before it
         check_tables(pipeline, warehouse, self.layers, self.tables, self.partitions)
         check_columns(pipeline, warehouse, self.options, self.layers, self.tables,
-                      self.partitions, self.validations)
+                      self.partitions, self.validations,
+                      shared.columns if shared is not None else None)
         self.steps = plan_steps(pipeline, self.layers, self.partitions, self.options.order,
                                 self.options.batch_size, self.tables)
         # (table, partition) committed by this run, so present without a query for the steps
         # reading them; a caller running backfills back to back may share one set between them
         self.written: set[tuple[str, str]] = set()
+
+    @classmethod
+    def sharing(cls, shared: SharedRuns, pipeline: Pipeline, warehouse: Warehouse,
+                partitions: PartitionsLike, options: BackfillOptions | None = None,
+                **keywords: Any) -> BackfillRunner:
+        """A runner (the arguments of :class:`BackfillRunner`) that shares ``shared`` with the
+        backfills run before and after it, from its first check on."""
+        runner = cls.__new__(cls)
+        runner.shared = shared
+        cls.__init__(runner, pipeline, warehouse, partitions, options, **keywords)
+        return runner
 
     # -- planning ----------------------------------------------------------------------------
     def _tables(self, target: str | Mapping[str, str] | None) -> dict[str, str]:
@@ -215,12 +261,14 @@ class BackfillRunner:
     def _start_or_resume(self) -> dict[StepKey, tuple[str, int]]:
         """Record a new backfill, or check a resumed one matches: ``{step: (status, attempts)}``
         of what earlier runs of this backfill id did."""
-        record = self.ledger.backfill(self.backfill_id)
+        record = self._recorded()
         if record is None:
             self.ledger.start_backfill(BackfillRecord(
                 self.backfill_id, self.pipeline.name, self.code_version, self.params(),
                 self.clock.now(),
             ))
+            if self.shared is not None and self.shared.ids is not None:
+                self.shared.ids.add(self.backfill_id)
             return {}
         if record.code_version != self.code_version:
             raise CodeVersionMismatch(
@@ -238,6 +286,17 @@ class BackfillRunner:
                     f"{key}, or start a new backfill id"
                 )
         return self.ledger.last_status(self.backfill_id)
+
+    def _recorded(self) -> BackfillRecord | None:
+        """What this backfill id was started with, or None: not looked up when the shared ids
+        (read once for every backfill sharing them) prove it new."""
+        shared = self.shared
+        if shared is not None:
+            if shared.ids is None:
+                shared.ids = set(self.ledger.backfill_ids())
+            if self.backfill_id not in shared.ids:
+                return None
+        return self.ledger.backfill(self.backfill_id)
 
     def run(self) -> BackfillResult:
         """Run every unfinished step; return what happened."""
@@ -307,7 +366,8 @@ class _Run:
         dag = run_dag(
             list(self.todo), {k: s.waits_for for k, s in self.todo.items()}, priority.__getitem__,
             self.runner.options.concurrency, self.evaluate, succeeded=_all_succeeded,
-            on_skip=self.skip, may_start=self.may_start)
+            on_skip=self.skip, may_start=self.may_start,
+            pool=self.runner.shared.pool if self.runner.shared is not None else None)
         for error in dag.errors.values():
             raise error
         self.outcome.update(dag.results)

@@ -29,7 +29,7 @@ from .ledger import RUN_STATUSES, RunStatus, StepStatus
 from .options import BackfillOptions, check, check_mode, flag
 from .partitions import grain_of, parse_key
 from .pipeline import Pipeline
-from .runner import RUN_CONTEXT, BackfillRunner
+from .runner import RUN_CONTEXT, BackfillRunner, SharedRuns, shared_runs
 from .schedule import (
     LateDataPolicy,
     Schedule,
@@ -95,6 +95,13 @@ def _frame(rows: Sequence[Mapping[Any, Any]]) -> pd.DataFrame:
     return df
 
 
+def _done_after(done: dt.datetime, records: Sequence[ScheduledRun]) -> dt.datetime:
+    """The last instant done once ``records`` are recorded: what :meth:`Scheduler.last_done`
+    would read back."""
+    finished = [r.run_time for r in records if r.status in (RunStatus.SUCCESS, RunStatus.SKIPPED)]
+    return max([done, *finished])
+
+
 class Scheduler:
     """Run ``pipeline`` on ``schedule`` against ``warehouse``, on ``clock``.
 
@@ -143,6 +150,8 @@ class Scheduler:
         self.layers = pipeline.check_layers(check("layers", layers) or pipeline.layer_names)
         self.groups = self._groups()
         self.options, self.context = self._options(options)
+        self._of_group: dict[tuple[tuple[str, ...], tuple[str, ...]],
+                             tuple[BackfillOptions, BackfillOptions]] = {}
         self.name = name or pipeline.name
         self._id_prefix = "scheduled-" if name is None else f"scheduled-{name}-"
         warehouse.ensure(_TABLE, _SCHEMA)
@@ -214,6 +223,15 @@ class Scheduler:
             context["faults"] = Faults(context["faults"] or ())
         return base, context
 
+    def _group_options(self, keys: tuple[str, ...], layers: tuple[str, ...]) -> BackfillOptions:
+        """The options of a group's backfill: :attr:`options` with the group's layers and merge
+        keys (checked once, then kept while :attr:`options` stays the same frozen value)."""
+        kept = self._of_group.get((keys, layers))
+        if kept is None or kept[0] is not self.options:
+            kept = self._of_group[keys, layers] = (
+                self.options, self.options.replace(layers=layers, merge_keys=keys))
+        return kept[1]
+
     # -- planning -------------------------------------------------------------------------
     def plan(self, run_time: str | dt.datetime) -> tuple[str, list[str]]:
         """``(partition due, partitions reprocessed)`` for the run at ``run_time``."""
@@ -223,7 +241,9 @@ class Scheduler:
 
     def last_done(self) -> dt.datetime:
         """The last scheduled instant that succeeded or was skipped (before the first run when
-        nothing has run yet): runs after it are missed."""
+        nothing has run yet): runs after it are missed.
+
+        Read from the warehouse; :meth:`run_until` reads it once, then follows its own runs."""
         origin = first_run(self.start, self.schedule, self.watermark_delay) - self.schedule.period
         row = one(
             self.warehouse.cursor(),
@@ -245,10 +265,18 @@ class Scheduler:
 
         Returns the runs performed (see :meth:`runs` for the columns).
         """
-        due = self.pending()
+        done = self.last_done()
+        with shared_runs(self.warehouse, self.options.concurrency) as shared:
+            records = self._tick(done, shared)
+        return _frame([r.row() for r in records])
+
+    def _tick(self, done: dt.datetime, shared: SharedRuns) -> list[ScheduledRun]:
+        """The runs due at the clock's time after ``done`` (the last instant done): perform
+        them, record each as it ends, and return them."""
+        due = self.schedule.run_times(done, self.clock.now())
         records: list[ScheduledRun] = []
         if not due:
-            return _frame([])
+            return records
         if not self.catchup and len(due) > 1:
             now = self.clock.now()
             for t in due[:-1]:
@@ -258,12 +286,12 @@ class Scheduler:
             self._record(records)
             due = due[-1:]
         for t in due:
-            record = self._run(t)
+            record = self._run(t, shared)
             self._record([record])
             records.append(record)
             if record.status != RunStatus.SUCCESS:
                 break  # later runs would build on its hole; the next tick retries it
-        return _frame([r.row() for r in records])
+        return records
 
     def run_until(self, when: str | dt.datetime) -> pd.DataFrame:
         """Advance the clock run by run to ``when``, ticking at every scheduled instant.
@@ -276,15 +304,19 @@ class Scheduler:
             raise ConfigError.invalid(
                 "clock", "a FixedClock (run_until moves the clock)", self.clock
             )
-        frames = [self.tick()]
-        for t in self.schedule.run_times(self.clock.now(), end):
-            if self.clock.now() < t:
-                self.clock.set(t)
-            frames.append(self.tick())
+        done = self.last_done()  # then followed run by run: only these ticks record runs
+        with shared_runs(self.warehouse, self.options.concurrency) as shared:
+            records = self._tick(done, shared)
+            done = _done_after(done, records)
+            for t in self.schedule.run_times(self.clock.now(), end):
+                if self.clock.now() < t:
+                    self.clock.set(t)
+                ran = self._tick(done, shared)
+                done = _done_after(done, ran)
+                records += ran
         if self.clock.now() < end:
             self.clock.set(end)
-        rows = [r for f in frames for r in f.to_dict("records")]
-        return _frame(rows)
+        return _frame([r.row() for r in records])
 
     def runs(self) -> pd.DataFrame:
         """Every recorded run of this scheduler, in the order they happened: ``run_time``,
@@ -301,7 +333,7 @@ class Scheduler:
     def _id(self, run_time: dt.datetime) -> str:
         return f"{self._id_prefix}{run_time.isoformat(timespec='minutes')}"
 
-    def _run(self, run_time: dt.datetime) -> ScheduledRun:
+    def _run(self, run_time: dt.datetime, shared: SharedRuns) -> ScheduledRun:
         executed_at = self.clock.now()
         due, reprocessed = self.plan(run_time)
         partitions = [*reprocessed, due]
@@ -313,9 +345,9 @@ class Scheduler:
         written: set[tuple[str, str]] = set()  # what the run's earlier backfills committed
         for keys, layers in self.groups:
             bid = backfill_id if len(self.groups) == 1 else f"{backfill_id}/{layers[0]}"
-            runner = BackfillRunner(
-                self.pipeline, self.warehouse, partitions,
-                self.options.replace(layers=layers, merge_keys=keys), backfill_id=bid,
+            runner = BackfillRunner.sharing(
+                shared, self.pipeline, self.warehouse, partitions,
+                self._group_options(keys, layers), backfill_id=bid,
                 clock=self.clock, audit_tags=tags, **context,
             )
             runner.written = written

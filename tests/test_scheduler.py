@@ -218,6 +218,26 @@ def test_a_run_that_always_fails_blocks_later_runs_with_catchup():
     assert [t.isoformat() for t in s.pending()] == [f"2025-01-0{d}T02:00:00" for d in (3, 4, 5)]
 
 
+def test_a_run_until_reads_once_what_its_runs_cannot_change():
+    """Progress, the backfill ids and a table's columns are read once per run_until, not once
+    per run; only the retried run (its backfill id was recorded) looks its backfill up."""
+    from tests.test_write_statements import statements
+
+    wh, clock = Warehouse(), FixedClock("2025-01-01T00:00")
+    s = scheduler(wh, clock, mode="merge", merge_keys=["date"],
+                  faults=[Fault.fail("stamps", "2025-01-03", times=1)])
+    s.run_until("2025-01-02T02:00")  # the table exists from here on
+    ran = statements(wh, lambda: s.run_until("2025-01-06T02:00"))
+    assert [r.status for r in s.runs().itertuples()] == ["success"] * 2 + ["failed"] + [
+        "success"] * 3
+    assert sum("max(run_time)" in q for q in ran) == 1
+    assert sum(q.startswith("DESCRIBE") for q in ran) == 1
+    assert sum("FROM _bl_backfills WHERE backfill_id" in q for q in ran) == 1  # the retry
+    assert sum(q.startswith("INSERT INTO _bl_backfills") for q in ran) == 4
+    assert sum(q.startswith("SELECT backfill_id FROM _bl_backfills") for q in ran) == 1
+    assert len(wh._cursors) <= 1  # the runs' threads ended with the run_until
+
+
 def test_restart_continues_where_the_last_scheduler_stopped():
     wh, clock = Warehouse(), FixedClock("2025-01-01T00:00")
     scheduler(wh, clock, reprocess_window=1).run_until("2025-01-04T02:00")
