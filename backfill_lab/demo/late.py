@@ -98,7 +98,10 @@ def arrived_by(
         raise ConfigError.invalid("as_of", "a time like '2025-01-03T02:00'", as_of) from None
     if cutoff.tzinfo is not None:
         cutoff = cutoff.tz_convert("UTC").tz_localize(None)
-    return events[events["arrival_time"] <= cutoff].reset_index(drop=True)
+    arrived = events["arrival_time"].to_numpy() <= cutoff.to_datetime64()
+    if arrived.all():  # every event is in (an older day): the frame as it is, a new object
+        return events.reset_index(drop=True)
+    return events[arrived].reset_index(drop=True)
 
 
 @dataclass(frozen=True)
