@@ -32,8 +32,7 @@ from ..ledger import Ledger
 from ..partitions import PartitionSet, key_range, shift
 from ..plan import Plan
 from ..status import _staleness
-from ..validations import invalid_partitions
-from ..versions import view_state
+from ..versions import verdicts, view_state
 from .scenarios import Scenario, Staged, truth
 
 __all__ = ["MAX_COLUMNS", "OUTCOME_COLOURS", "OUTCOME_MEANING", "OUTCOME_STATES",
@@ -109,7 +108,8 @@ def _engine_states(st: Staged, layers: Sequence[str], keys: list[str],
     for tbl, part in run(wh.cursor(), "SELECT tbl, partition FROM _bl_built "
                                       "WHERE list_contains($t, tbl)", {"t": tables}):
         built[tbl].add(part)
-    rejected = {t: invalid_partitions(wh, t) if wh.has_table(t) else set() for t in tables}
+    checked = verdicts(wh, [t for t in tables if wh.has_table(t)])
+    rejected = {t: checked[t].invalid() if t in checked else set() for t in tables}
     out: dict[str, dict[str, str]] = {layer: {} for layer in layers}
     for combo, cols in combos.items():
         shown = dict(combo)
