@@ -40,11 +40,11 @@ from ..plan import Plan
 from ..planrun import PlanRun, run_plan
 from ..report import PassFailReport, Row
 from ..runner import BackfillResult, run_backfill
-from ..validations import latest_validations
+from ..versions import verdicts
 from ..warehouse import Warehouse
 from .rules import RULE_COLUMNS, RuleResult, rule_rows
 from .scenarios import Scenario, Staged, truth
-from .second_run import SAME_AGAIN, may_exceed, rewrites_the_same
+from .second_run import SAME_AGAIN, may_exceed, rewrites_the_same, written_tables
 
 __all__ = ["OUTCOMES", "OUTCOME_POINTS", "SimulationReport", "built_template", "copy_template",
            "may_exceed", "relation_checksums", "rewrites_the_same", "scratch_dir", "simulate",
@@ -131,9 +131,14 @@ def _result(name: str, passed: bool, message: str) -> RuleResult:
                       SECTION)
 
 
-def _state(st: Staged) -> dict[str, dict[str, str]]:
-    state = {t: st.warehouse.checksums(t) for t in st.warehouse.tables()
-             if not t.startswith("_bl_")}
+def _state(st: Staged, known: dict[str, dict[str, str]] | None = None,
+           written: set[str] | None = None) -> dict[str, dict[str, str]]:
+    """The checksums of every table (and of the view), read from the warehouse, except those
+    of a table the run since ``known`` was read could not write (not in ``written``): the
+    same as in ``known``."""
+    kept = known if known is not None and written is not None else {}
+    state = {t: kept[t] if t in kept and t not in (written or ()) else st.warehouse.checksums(t)
+             for t in st.warehouse.tables() if not t.startswith("_bl_")}
     if st.view is not None:
         state[f"view:{st.view}"] = relation_checksums(st.warehouse, st.view)
     return state
@@ -161,6 +166,7 @@ def simulate(plan: Plan, sc: Scenario, *, replay_twice: bool = False) -> Simulat
     report = SimulationReport()
     with staged(sc, plan) as st:
         before = _before(sc, st)
+        written = written_tables(plan, sc, st)
         runs: list[PlanRun] = []
         states: list[dict[str, dict[str, str]]] = []
         invalid_after_first: set[str] = set()
@@ -182,7 +188,7 @@ def simulate(plan: Plan, sc: Scenario, *, replay_twice: bool = False) -> Simulat
                 report.picture = _picture(plan, sc, st, before, _state(st), len(runs) + 1)
                 report.seconds = time.perf_counter() - t0
                 return report
-            states.append(_state(st))
+            states.append(_state(st, states[-1] if states else before, written))
             report.runs.append(str(runs[-1]))
             if i == 1:
                 invalid_after_first = _invalid(plan, sc, st)
@@ -245,8 +251,7 @@ def _invalid(plan: Plan, sc: Scenario, st: Staged) -> set[str]:
     if not plan.validations.enabled:
         return set()
     table = plan.backfill.target or st.pipeline.layer(sc.layers[-1]).default_table
-    latest = latest_validations(st.warehouse, table)
-    return set(latest.loc[~latest["passed"].astype(bool), "partition"]) & set(sc.partitions)
+    return verdicts(st.warehouse, [table])[table].invalid() & set(sc.partitions)
 
 
 def _complete(plan: Plan, sc: Scenario, st: Staged, after: dict[str, dict[str, str]],
