@@ -33,9 +33,10 @@ def written_tables(plan: Plan, sc: Scenario, st: Staged) -> set[str] | None:
     """Every table a run of ``plan`` on ``st`` can write, or None when that is not known (a
     schedule, or layers the pipeline does not have: the run fails, and says so).
 
-    A backfill writes each of its layers' tables (the last one's, or its ``target``) and
-    nothing else: a snapshot is restored into the table it was taken of, one of those; a
-    switchover changes the view, not a table.
+    A backfill writes each of its layers' tables, the last one's being its ``target`` when it
+    names one (as :func:`~backfill_lab.planrun.run_plan` does), and nothing else: a snapshot is
+    taken and restored only for an in-place write, into a table it writes; a switchover changes
+    the view, not a table.
     """
     if sc.late or plan.late_data is not None:
         return None
@@ -44,8 +45,10 @@ def written_tables(plan: Plan, sc: Scenario, st: Staged) -> set[str] | None:
         layers = st.pipeline.check_layers(b.layers or st.pipeline.layer_names)
     except BackfillLabError:
         return None
-    return {st.pipeline.layer(name).default_table for name in layers} | (
-        {b.target} if b.target else set())
+    if not layers:
+        return None
+    tables = {st.pipeline.layer(name).default_table for name in layers[:-1]}
+    return tables | {b.target or st.pipeline.layer(layers[-1]).default_table}
 
 
 def rewrites_the_same(plan: Plan, sc: Scenario, st: Staged, first: PlanRun) -> bool:

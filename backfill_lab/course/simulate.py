@@ -10,11 +10,12 @@
 
 It also reports the observed maximum concurrency and whether steps started in the plan's order.
 
-Each replay runs on a private in-memory copy of the scenario's template (built once per process);
-a table the plan cannot write is read in place from the template instead of copied, and keeps
-the checksums it had (:func:`backfill_lab.course.second_run.written_tables`). The outcome checks
-themselves are in :mod:`backfill_lab.course.outcomes`. The second run is replayed for real unless the first one proves it would write the same rows
-again (:func:`backfill_lab.course.second_run.rewrites_the_same`); then its state is the first's.
+Each replay runs on a private in-memory copy of the scenario's template (built once per
+process); a table the plan cannot write is read in place from the template instead of copied,
+and keeps the checksums it had (:func:`backfill_lab.course.second_run.written_tables`). The
+outcome checks themselves are in :mod:`backfill_lab.course.outcomes`. The second run is
+replayed for real unless the first one proves it would write the same rows again
+(:func:`backfill_lab.course.second_run.rewrites_the_same`); then its state is the first's.
 The warehouse behaves like the one the notebooks taught (:func:`throttle`): it takes the
 scenario's capacity in concurrent writes, and a write that finds no free slot in time is
 throttled and fails. A plan within the capacity never waits, so its outcome does not depend on
