@@ -368,8 +368,8 @@ class staged:
         self.st: Staged | None = None
 
     def __enter__(self) -> Staged:
-        if self.plan is None:
-            self.st = staged_copy(self.sc)
+        if self.plan is None or self.sc.late or self.plan.late_data is not None:
+            self.st = staged_copy(self.sc)  # a schedule can write any table: copy them all
         else:
             self.st = _staged_for(self.sc, self.plan)
         throttle(self.st.warehouse, self.sc, self.plan)
