@@ -24,15 +24,18 @@ from ._db import quote, run
 from .errors import ConfigError, SwitchoverBlocked, UnknownNameError
 from .options import integer
 from .partitions import PartitionSet, PartitionsLike, to_value
-from .validations import invalid_partitions, psi, validated_partitions
+from .validations import SCHEMA as VALIDATIONS_SCHEMA
+from .validations import psi
 
 __all__ = [
     "CanaryReport",
+    "Verdicts",
     "ViewState",
     "canary_compare",
     "point_view",
     "rollback_view",
     "switch_view",
+    "verdicts",
     "view_history",
     "view_state",
 ]
@@ -63,6 +66,40 @@ class ViewState:
             return f"{self.view} -> {self.base}"
         parts = PartitionSet.parse(list(self.patch_partitions))
         return f"{self.view} -> {self.base}, with {parts} from {self.patch}"
+
+
+#: the newest verdict of each check of each partition of some tables (what
+#: :func:`~backfill_lab.validations.latest_validations` reads, for several tables at once)
+_LATEST = ('SELECT "table", partition, arg_max(passed, rowid) FROM _bl_validations '
+           'WHERE list_contains($tables, "table") GROUP BY "table", partition, "check"')
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    """The newest recorded verdict of each check of each partition of one table."""
+
+    latest: dict[str, list[bool | None]] = field(default_factory=dict)  # (a NULL partition: None)
+
+    def invalid(self) -> set[str]:
+        """Partitions with a failed (or unknown) newest check: what
+        :func:`~backfill_lab.validations.invalid_partitions` says."""
+        return {k for k, passed in self.latest.items() if not all(passed)}
+
+    def validated(self) -> set[str]:
+        """Partitions whose newest checks all passed: what
+        :func:`~backfill_lab.validations.validated_partitions` says (an unknown verdict is
+        skipped, as pandas does)."""
+        return {k for k, passed in self.latest.items()
+                if k is not None and all(p for p in passed if p is not None)}
+
+
+def verdicts(wh: Any, tables: Sequence[str]) -> dict[str, Verdicts]:
+    """The newest validation verdicts of each of ``tables``, in one query."""
+    wh.ensure("_bl_validations", VALIDATIONS_SCHEMA)
+    out = {t: Verdicts() for t in tables}
+    for table, partition, passed in run(wh.cursor(), _LATEST, {"tables": list(out)}):
+        out[table].latest.setdefault(partition, []).append(passed)
+    return out
 
 
 def _now() -> dt.datetime:
@@ -231,8 +268,10 @@ def switch_view(
     else:
         targeted = list(PartitionSet.parse(partitions))
     missing = [k for k in targeted if k not in present]
-    bad = invalid_partitions(wh, to_table) & set(targeted)
-    unchecked = set(targeted) - validated_partitions(wh, to_table) - bad - set(missing)
+    old = current.base if current.base != to_table else current.patch
+    checked = verdicts(wh, [to_table] + ([old] if old and targeted else []))
+    bad = checked[to_table].invalid() & set(targeted)
+    unchecked = set(targeted) - checked[to_table].validated() - bad - set(missing)
     problems = []
     if missing:
         problems.append(f"missing in {to_table}: {PartitionSet.parse(missing)}")
@@ -245,10 +284,10 @@ def switch_view(
             f"switch of {view!r} to {to_table!r} blocked: {'; '.join(problems)}; validate and "
             f"fix those partitions first"
         )
-    old = current.base if current.base != to_table else current.patch
     # compare with the old version only where it is trusted: a fix of known-bad partitions is
     # supposed to differ from them
-    trusted = [k for k in targeted if k not in invalid_partitions(wh, old)] if old else []
+    distrusted = checked[old].invalid() if old and targeted else set()
+    trusted = [k for k in targeted if k not in distrusted] if old else []
     if canary is None and old and old != to_table and trusted:
         canary = canary_compare(wh, old, to_table, trusted, sample=sample, max_psi=max_psi)
     if canary is not None and not canary.passed:

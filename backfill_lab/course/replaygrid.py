@@ -26,11 +26,13 @@ from typing import Any
 
 import pandas as pd
 
+from .._db import run
 from ..errors import PartitionError
+from ..ledger import Ledger
 from ..partitions import PartitionSet, key_range, shift
 from ..plan import Plan
-from ..status import grid_states
-from ..versions import view_state
+from ..status import _staleness
+from ..versions import verdicts, view_state
 from .scenarios import Scenario, Staged, truth
 
 __all__ = ["MAX_COLUMNS", "OUTCOME_COLOURS", "OUTCOME_MEANING", "OUTCOME_STATES",
@@ -84,23 +86,57 @@ def _relation(st: Staged, layer: str) -> str:
     return st.pipeline.layer(layer).default_table
 
 
-def _engine_states(st: Staged, layers: Sequence[str], keys: list[str]) -> pd.DataFrame:
-    """The engine's state of every box, read from the table each box is shown from."""
-    per_key: dict[str, dict[str, str]] = {k: {} for k in keys}  # key -> layer -> table
-    for layer in layers:
-        default = st.pipeline.layer(layer).default_table
-        state = view_state(st.warehouse, st.view) if (
-            st.view is not None and layer == "features") else None
-        for k in keys:
-            per_key[k][layer] = state.table_for(k) if state is not None else default
-    frame = pd.DataFrame(index=list(layers), columns=keys, dtype=object)
-    combos = {tuple(sorted(m.items())) for m in per_key.values()}
-    for combo in combos:
-        tables = dict(combo)
-        cols = [k for k in keys if per_key[k] == tables]
-        part = grid_states(st.warehouse, layers, cols, tables, pipeline=st.pipeline)
-        frame.loc[:, cols] = part.loc[:, cols]
-    return frame
+def _engine_states(st: Staged, layers: Sequence[str], keys: list[str],
+                   after: Mapping[str, Mapping[str, str]]) -> dict[str, list[str]]:
+    """The engine's state of every box, read from the table each box is shown from: what
+    :func:`~backfill_lab.status.grid_states` says of it, from one read of the ledger, one of
+    the built marks and one of each table's validations (``after``: the checksums of every
+    table now, so which partitions hold rows is known already)."""
+    wh = st.warehouse
+    state = view_state(wh, st.view) if st.view is not None and "features" in layers else None
+    default = {layer: st.pipeline.layer(layer).default_table for layer in layers}
+    combos: dict[tuple[tuple[str, str], ...], list[str]] = {}  # layer -> table: its keys
+    for k in keys:
+        shown = {layer: state.table_for(k) if state is not None and layer == "features"
+                 else default[layer] for layer in layers}
+        combos.setdefault(tuple(sorted(shown.items())), []).append(k)
+    Ledger(wh)  # as grid_states reads it: the table exists
+    ledger = run(wh.cursor(), "SELECT rowid, layer, partition, target, status FROM _bl_ledger "
+                              "ORDER BY rowid")
+    tables = sorted({t for combo in combos for _, t in combo})
+    built: dict[str, set[str]] = {t: set() for t in tables}
+    for tbl, part in run(wh.cursor(), "SELECT tbl, partition FROM _bl_built "
+                                      "WHERE list_contains($t, tbl)", {"t": tables}):
+        built[tbl].add(part)
+    checked = verdicts(wh, [t for t in tables if wh.has_table(t)])
+    rejected = {t: checked[t].invalid() if t in checked else set() for t in tables}
+    out: dict[str, dict[str, str]] = {layer: {} for layer in layers}
+    for combo, cols in combos.items():
+        shown = dict(combo)
+        latest: dict[tuple[str, str], str] = {}
+        success: dict[tuple[str, str], Any] = {}
+        for seq, layer, part, target, status in ledger:  # in recording order: newest last
+            if target == shown.get(layer, layer):
+                latest[(layer, part)] = status
+                if status == "success":
+                    success[(layer, part)] = seq
+        stale = _staleness(st.pipeline, success)
+        for layer in layers:
+            table = shown[layer]
+            present = (set(after[table]) | built[table] if table in after
+                       else wh.existing_partitions(table, cols))
+            for k in cols:
+                if latest.get((layer, k)) == "failed":
+                    out[layer][k] = "failed"
+                elif k not in present:
+                    out[layer][k] = "missing"
+                elif k in rejected[table]:
+                    out[layer][k] = "invalid"
+                elif stale(layer, k):
+                    out[layer][k] = "stale"
+                else:
+                    out[layer][k] = "ok"
+    return {layer: [out[layer][k] for k in keys] for layer in layers}
 
 
 def replay_picture(plan: Plan, sc: Scenario, st: Staged,
@@ -109,13 +145,14 @@ def replay_picture(plan: Plan, sc: Scenario, st: Staged,
     """What the replay left in each box, as plain data (see the module's docstring).
 
     ``before`` and ``after`` are the per-relation checksums before the first run and after the
-    last (:func:`backfill_lab.course.simulate.simulate` computes both); ``runs`` is how many
-    times the plan ran.
+    last, which is now: nothing wrote to the warehouse since
+    (:func:`backfill_lab.course.simulate.simulate` computes both); ``runs`` is how many times
+    the plan ran.
     """
     layers = list(st.pipeline.layer_names)
     keys, clipped = _window(plan, sc)
     want = truth(sc)
-    engine = _engine_states(st, layers, keys)
+    engine = _engine_states(st, layers, keys, after)
     incident = set(sc.partitions)
     cells: dict[str, list[str]] = {}
     for layer in layers:
@@ -123,8 +160,8 @@ def replay_picture(plan: Plan, sc: Scenario, st: Staged,
         expected = want.get(st.pipeline.layer(layer).default_table, {})
         old, new = before.get(rel, {}), after.get(rel, {})
         row = []
-        for k in keys:
-            state = str(engine.at[layer, k])
+        for i, k in enumerate(keys):
+            state = engine[layer][i]
             broken_box = layer in sc.layers and k in incident
             if broken_box and state == "failed":
                 row.append("broken")
@@ -141,7 +178,7 @@ def replay_picture(plan: Plan, sc: Scenario, st: Staged,
                 row.append("untouched")
         cells[layer] = row
     return {"exercise": sc.exercise, "layers": layers, "partitions": keys, "cells": cells,
-            "states": {layer: [str(s) for s in engine.loc[layer]] for layer in layers},
+            "states": engine,
             "broken": str(sc.partitions), "broken_layers": list(sc.layers),
             "range": str(plan.backfill.partitions), "runs": runs, "clipped": clipped}
 

@@ -10,9 +10,12 @@
 
 It also reports the observed maximum concurrency and whether steps started in the plan's order.
 
-Each replay runs on a private in-memory copy of the scenario's template (built once per process).
-The second run is replayed for real unless the first one proves it would write the same rows
-again (:func:`backfill_lab.course.second_run.rewrites_the_same`); then its state is the first's.
+Each replay runs on a private in-memory copy of the scenario's template (built once per
+process); a table the plan cannot write is read in place from the template instead of copied,
+and keeps the checksums it had (:func:`backfill_lab.course.second_run.written_tables`). The
+outcome checks themselves are in :mod:`backfill_lab.course.outcomes`. The second run is
+replayed for real unless the first one proves it would write the same rows again
+(:func:`backfill_lab.course.second_run.rewrites_the_same`); then its state is the first's.
 The warehouse behaves like the one the notebooks taught (:func:`throttle`): it takes the
 scenario's capacity in concurrent writes, and a write that finds no free slot in time is
 throttled and fails. A plan within the capacity never waits, so its outcome does not depend on
@@ -35,24 +38,31 @@ from .._db import quote, run
 from ..clock import FixedClock
 from ..errors import BackfillLabError
 from ..faults import Faults
-from ..partitions import PartitionSet, parse_key
+from ..partitions import parse_key
 from ..plan import Plan
 from ..planrun import PlanRun, run_plan
 from ..report import PassFailReport, Row
 from ..runner import BackfillResult, run_backfill
-from ..validations import latest_validations
+from ..versions import verdicts
 from ..warehouse import Warehouse
+from .outcomes import (
+    OUTCOME_POINTS,
+    OUTCOMES,
+    SECTION,
+    complete,
+    idempotent,
+    result,
+    truth_of,
+    untouched,
+)
 from .rules import RULE_COLUMNS, RuleResult, rule_rows
-from .scenarios import Scenario, Staged, truth
-from .second_run import SAME_AGAIN, may_exceed, rewrites_the_same
+from .scenarios import Scenario, Staged
+from .second_run import SAME_AGAIN, may_exceed, rewrites_the_same, written_tables
 
-__all__ = ["OUTCOMES", "OUTCOME_POINTS", "SimulationReport", "built_template", "copy_template",
-           "may_exceed", "relation_checksums", "rewrites_the_same", "scratch_dir", "simulate",
-           "staged_copy", "throttle"]
+__all__ = ["OUTCOMES", "OUTCOME_POINTS", "SECTION", "SimulationReport", "built_template",
+           "copy_template", "may_exceed", "relation_checksums", "rewrites_the_same",
+           "scratch_dir", "simulate", "staged_copy", "throttle"]
 
-OUTCOMES: tuple[str, ...] = ("outcome_complete", "outcome_idempotent", "outcome_untouched")
-OUTCOME_POINTS = 2.0
-SECTION = "notebooks/05_designing_safe_backfills.ipynb § Your design as a plan"
 
 
 #: how long one write holds its slot, and how long a write waits for a free one, in a replay:
@@ -126,23 +136,17 @@ class SimulationReport(PassFailReport):
         return f"observed: {'; '.join(seen)} ({self.seconds:.1f} s)"
 
 
-def _result(name: str, passed: bool, message: str) -> RuleResult:
-    return RuleResult(name, passed, OUTCOME_POINTS if passed else 0.0, OUTCOME_POINTS, message,
-                      SECTION)
-
-
-def _state(st: Staged) -> dict[str, dict[str, str]]:
-    state = {t: st.warehouse.checksums(t) for t in st.warehouse.tables()
-             if not t.startswith("_bl_")}
+def _state(st: Staged, known: dict[str, dict[str, str]] | None = None,
+           written: set[str] | None = None) -> dict[str, dict[str, str]]:
+    """The checksums of every table (and of the view), read from the warehouse, except those
+    of a table the run since ``known`` was read could not write (not in ``written``): the
+    same as in ``known``."""
+    kept = known if known is not None and written is not None else {}
+    state = {t: kept[t] if t in kept and t not in (written or ()) else st.warehouse.checksums(t)
+             for t in st.warehouse.tables() if not t.startswith("_bl_")}
     if st.view is not None:
         state[f"view:{st.view}"] = relation_checksums(st.warehouse, st.view)
     return state
-
-
-def _readable(sc: Scenario, st: Staged, layer: str) -> str:
-    if st.view is not None and layer == "features":
-        return f"view:{st.view}"
-    return st.pipeline.layer(layer).default_table
 
 
 def _no_sleep(_: float) -> None:
@@ -161,6 +165,7 @@ def simulate(plan: Plan, sc: Scenario, *, replay_twice: bool = False) -> Simulat
     report = SimulationReport()
     with staged(sc, plan) as st:
         before = _before(sc, st)
+        written = written_tables(plan, sc, st)
         runs: list[PlanRun] = []
         states: list[dict[str, dict[str, str]]] = []
         invalid_after_first: set[str] = set()
@@ -178,11 +183,11 @@ def simulate(plan: Plan, sc: Scenario, *, replay_twice: bool = False) -> Simulat
                                          backfill_id=f"sim-{i}"))
             except BackfillLabError as exc:
                 message = f"the plan could not run: {exc}"
-                report.results = [_result(n, False, message) for n in OUTCOMES]
+                report.results = [result(n, False, message) for n in OUTCOMES]
                 report.picture = _picture(plan, sc, st, before, _state(st), len(runs) + 1)
                 report.seconds = time.perf_counter() - t0
                 return report
-            states.append(_state(st))
+            states.append(_state(st, states[-1] if states else before, written))
             report.runs.append(str(runs[-1]))
             if i == 1:
                 invalid_after_first = _invalid(plan, sc, st)
@@ -195,9 +200,9 @@ def simulate(plan: Plan, sc: Scenario, *, replay_twice: bool = False) -> Simulat
             firsts = list(dict.fromkeys(keys))
             report.started_in_order = [pos[k] for k in firsts] == sorted(pos[k] for k in firsts)
         report.results = [
-            _complete(plan, sc, st, states[0], runs[0], invalid_after_first),
-            _idempotent(states[0], states[1], _truth_of(sc, st)),
-            _untouched(plan, sc, before, states[1]),
+            complete(plan, sc, st, states[0], runs[0], invalid_after_first),
+            idempotent(states[0], states[1], truth_of(sc, st)),
+            untouched(plan, sc, before, states[1]),
         ]
         report.picture = _picture(plan, sc, st, before, states[-1], len(states))
     report.seconds = time.perf_counter() - t0
@@ -245,82 +250,7 @@ def _invalid(plan: Plan, sc: Scenario, st: Staged) -> set[str]:
     if not plan.validations.enabled:
         return set()
     table = plan.backfill.target or st.pipeline.layer(sc.layers[-1]).default_table
-    latest = latest_validations(st.warehouse, table)
-    return set(latest.loc[~latest["passed"].astype(bool), "partition"]) & set(sc.partitions)
-
-
-def _complete(plan: Plan, sc: Scenario, st: Staged, after: dict[str, dict[str, str]],
-              first: PlanRun, invalid: set[str]) -> RuleResult:
-    want = truth(sc)
-    problems: list[str] = []
-    for layer in sc.layers:
-        rel = _readable(sc, st, layer)
-        truth_table = st.pipeline.layer(layer).default_table
-        got, expected = after.get(rel, {}), want.get(truth_table, {})
-        missing = [k for k in sc.partitions if k not in got]
-        wrong = [k for k in sc.partitions if k in got and got[k] != expected.get(k)]
-        if missing:
-            problems.append(f"{layer} missing {PartitionSet.parse(missing)}")
-        if wrong:
-            problems.append(f"{layer} wrong in {PartitionSet.parse(wrong)}")
-    if invalid:
-        problems.append(f"failed the plan's validations: {PartitionSet.parse(sorted(invalid))}")
-    if first.error:
-        problems.append(first.error)
-    if problems:
-        return _result("outcome_complete", False,
-                       "After the backfill: " + "; ".join(problems[:4]) + ". Readers would "
-                       "still see missing or wrong data.")
-    return _result("outcome_complete", True,
-                   f"every broken partition of {', '.join(sc.layers)} holds exactly the rows it "
-                   "should, as readers see it.")
-
-
-def _truth_of(sc: Scenario, st: Staged) -> dict[str, dict[str, str]]:
-    """The rows each relation would hold had nothing broken (a view: its readers' table)."""
-    want = dict(truth(sc))
-    if st.view is not None:
-        want[f"view:{st.view}"] = want.get(st.pipeline.layer("features").default_table, {})
-    return want
-
-
-def _idempotent(one: dict[str, dict[str, str]], two: dict[str, dict[str, str]],
-                want: dict[str, dict[str, str]] | None = None) -> RuleResult:
-    """The second run changed nothing, except partitions it brought to exactly the rows they
-    should hold (filling what the first run left missing or short is not a double write)."""
-    want = want or {}
-    changed = sorted(f"{rel} {k}" for rel in set(one) | set(two)
-                     for k in set(one.get(rel, {})) | set(two.get(rel, {}))
-                     if one.get(rel, {}).get(k) != two.get(rel, {}).get(k)
-                     and not (k in want.get(rel, {}) and two.get(rel, {}).get(k) == want[rel][k]))
-    if changed:
-        return _result("outcome_idempotent", False,
-                       f"Running the plan a second time changed {len(changed)} partitions "
-                       f"(e.g. {', '.join(changed[:3])}): a retry or rerun would corrupt data.")
-    return _result("outcome_idempotent", True, "a second run changed nothing it had already "
-                                               "written right.")
-
-
-def _untouched(plan: Plan, sc: Scenario, before: dict[str, dict[str, str]],
-               after: dict[str, dict[str, str]]) -> RuleResult:
-    inside = set(plan.backfill.partitions) | set(sc.partitions)
-    changed = []
-    for rel in set(before) | set(after):
-        old, new = before.get(rel, {}), after.get(rel, {})
-        for key in set(old) | set(new):
-            if key in inside:
-                continue
-            if key not in old and sc.late:
-                continue  # the schedule keeps running past the range: new days are its job
-            if old.get(key) != new.get(key):
-                changed.append(f"{rel} {key}")
-    if changed:
-        changed.sort()
-        return _result("outcome_untouched", False,
-                       f"{len(changed)} partitions outside the plan's range changed (e.g. "
-                       f"{', '.join(changed[:3])}): a targeted fix must touch nothing else.")
-    return _result("outcome_untouched", True,
-                   "every partition outside the range is byte-for-byte unchanged.")
+    return verdicts(st.warehouse, [table])[table].invalid() & set(sc.partitions)
 
 
 # -- staging with a cached template -------------------------------------------------------
@@ -425,7 +355,12 @@ def staged_copy(sc: Scenario) -> Staged:
 
 class staged:
     """A scenario staged on a private in-memory copy of its cached template, throttled to the
-    scenario's capacity for ``plan`` (see :func:`throttle`); closed on exit."""
+    scenario's capacity for ``plan`` (see :func:`throttle`); closed on exit.
+
+    Given the ``plan``, a table it cannot write (:func:`written_tables`) is not copied: it is a
+    view of the template's table, read in place (the template stays attached, read only, until
+    the copy is closed).
+    """
 
     def __init__(self, sc: Scenario, plan: Plan | None = None) -> None:
         self.sc = sc
@@ -433,10 +368,54 @@ class staged:
         self.st: Staged | None = None
 
     def __enter__(self) -> Staged:
-        self.st = staged_copy(self.sc)
+        if self.plan is None or self.sc.late or self.plan.late_data is not None:
+            self.st = staged_copy(self.sc)  # a schedule can write any table: copy them all
+        else:
+            self.st = _staged_for(self.sc, self.plan)
         throttle(self.st.warehouse, self.sc, self.plan)
         return self.st
 
     def __exit__(self, *exc: Any) -> None:
         if self.st is not None:
             self.st.warehouse.close()
+
+
+def _staged_for(sc: Scenario, plan: Plan) -> Staged:
+    """``sc`` staged for ``plan``: the template's schema and system tables copied, then the
+    rows of each table the plan can write; every other table a view of the template's."""
+    wh = Warehouse()
+    try:
+        cur = wh.cursor()
+        run(cur, "SET threads=1")
+        for (name,) in run(cur, "SELECT table_name FROM duckdb_tables() "
+                                "WHERE database_name = 'memory'"):
+            run(cur, f"DROP TABLE {quote(name)}")
+        literal = str(template(sc)).replace("'", "''")
+        run(cur, f"ATTACH '{literal}' AS _bl_template (READ_ONLY)")
+        run(cur, "COPY FROM DATABASE _bl_template TO memory (SCHEMA)")
+        names = [r[0] for r in run(cur, "SELECT table_name FROM duckdb_tables() "
+                                        "WHERE database_name = '_bl_template' ORDER BY table_name")]
+        for name in names:
+            if name.startswith("_bl_"):
+                run(cur, f"INSERT INTO memory.main.{quote(name)} "
+                         f"SELECT * FROM _bl_template.main.{quote(name)}")
+        st = sc.restage(wh)
+        written = written_tables(plan, sc, st)
+        shared = 0
+        for name in names:
+            if name.startswith("_bl_"):
+                continue
+            if written is None or name in written:
+                run(cur, f"INSERT INTO memory.main.{quote(name)} "
+                         f"SELECT * FROM _bl_template.main.{quote(name)}")
+            else:
+                run(cur, f"DROP TABLE memory.main.{quote(name)}")
+                run(cur, f"CREATE VIEW memory.main.{quote(name)} AS "
+                         f"SELECT * FROM _bl_template.main.{quote(name)}")
+                shared += 1
+        if not shared:
+            run(cur, "DETACH _bl_template")
+        return st
+    except BaseException:
+        wh.close()
+        raise
