@@ -1,6 +1,7 @@
 """The write path in few statements, with every guarantee kept: one transaction per partition
-write (data, the built marker of an empty partition and ledger row together or not at all), the partition guard, the merge
-key checks and their messages, and upstream checks that skip what the run itself committed.
+write (data, the built marker of an empty partition and the ledger row together or not at all),
+the partition guard, the merge key checks and their messages, and upstream checks that skip
+what the run itself committed.
 
 Statements are counted with DuckDB's own query log, so the counts hold whatever wraps a cursor.
 """
