@@ -61,3 +61,35 @@ def test_plans_that_could_change_on_a_second_run_are_replayed_twice():
                     edit(plan, "retries: 2", "retries: 0"),  # the first run failed somewhere
                     edit(plan, "  mode: overwrite\n", "  mode: overwrite\n  target: f_v2\n")):
         assert not _skipped(changed, sc), changed
+
+
+def _judged(plan: str, exercise: str, **options: bool) -> tuple[object, ...]:
+    """Every outcome, message for message, and the replay's picture."""
+    report = simulate(Plan.load(plan), scenario(exercise), **options)
+    return ([(r.name, r.passed, r.message) for r in report.results], report.picture)
+
+
+LATE = {
+    "perfect": PERFECT["ex2"],
+    "overwrite": MISTAKES["late_data_overwrite"][1],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(LATE))
+def test_a_late_rerun_skipped_gives_the_verdicts_and_picture_of_a_real_one(name):
+    """Late data: when the schedule left every partition of the range as it is once every
+    event arrived, the on-call rerun is not replayed, and the outcomes and the picture are
+    those of a real rerun."""
+    plan = LATE[name]
+    assert _skipped(plan, "ex2")
+    assert _judged(plan, "ex2") == _judged(plan, "ex2", replay_twice=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["late_data_append", "wrong_merge_keys", "d0_short_window",
+                                  "raw", "features"])
+def test_late_reruns_that_could_change_something_are_replayed(name):
+    plan = (edit(PERFECT["ex2"], "layers: [raw, features]", f"layers: [{name}]")
+            if name in ("raw", "features") else MISTAKES[name][1])
+    assert not _skipped(plan, "ex2"), name

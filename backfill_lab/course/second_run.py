@@ -10,16 +10,27 @@ plan is judged faster with the same verdict.
 
 from __future__ import annotations
 
+import pandas as pd
+
+from .._db import run
 from ..errors import BackfillLabError
-from ..ledger import StepStatus
+from ..ledger import Ledger, StepStatus
+from ..partitions import PartitionSet, shift
 from ..plan import Plan
 from ..planrun import PlanRun
+from ..status import _staleness
 from .scenarios import Scenario, Staged
 
-__all__ = ["SAME_AGAIN", "may_exceed", "rewrites_the_same", "written_tables"]
+__all__ = ["LANDS_AGAIN", "SAME_AGAIN", "may_exceed", "rerun_lands_the_same",
+           "rewrites_the_same", "written_tables"]
 
 SAME_AGAIN = ("the first run rewrote every partition in place by overwrite and every step "
               "succeeded, so a second run writes the same rows again")
+
+
+LANDS_AGAIN = ("after the schedule every partition of the range already held the rows it "
+               "holds once every event has arrived, so a rerun by overwrite or by merge on the "
+               "layers' own keys writes the same rows again")
 
 
 def may_exceed(plan: Plan, sc: Scenario) -> bool:
@@ -74,3 +85,65 @@ def rewrites_the_same(plan: Plan, sc: Scenario, st: Staged, first: PlanRun) -> b
     in_place = (b.target or st.pipeline.layer(layers[-1]).default_table) == \
         st.pipeline.layer(layers[-1]).default_table
     return in_place and all(s.status == StepStatus.SUCCESS for s in first.backfill.steps)
+
+
+Checksums = dict[str, dict[str, str]]
+
+
+def rerun_lands_the_same(plan: Plan, sc: Scenario, st: Staged, first: PlanRun,
+                         state: Checksums, reference: Checksums) -> bool:
+    """Late data: would the on-call rerun of the range (every event arrived, the plan's
+    mode, no checks, no faults) after ``first`` leave every table as ``state`` has it?
+
+    True when ``first`` ran, the rerun cannot fail (the plan's code version is deployed; an
+    overwrite, or a merge on exactly the last layer's own keys, which the reference holds
+    unique and never NULL), every event of the range has arrived by the rerun's time, and
+    every table already holds, in every partition of the range (all of them refilled by the
+    plan's reference), what the reference holds there: the rows the rerun builds, upstream
+    first, from upstream partitions that hold them already. Overwriting a partition with its
+    own rows, or merging rows into a partition that holds each of them already, changes
+    nothing.
+    """
+    b = plan.backfill
+    if (not sc.late or first.error is not None or first.schedule is None
+            or b.mode not in ("overwrite", "merge")
+            or plan.code_version not in (None, st.pipeline.code_version)):
+        return False
+    try:
+        layers = st.pipeline.check_layers(b.layers or st.pipeline.layer_names)
+    except BackfillLabError:
+        return False
+    if not layers:
+        return False
+    own = st.pipeline.layer(layers[-1]).merge_keys
+    if b.mode == "merge" and (not own or set(b.merge_keys or own) != set(own)):
+        return False
+    partitions = list(b.partitions)
+    if not set(partitions) <= set(PartitionSet.parse(sc.broken)):
+        return False
+    last_event = pd.Timestamp(shift(sc.partitions.end, 1)) + pd.Timedelta(sc.max_lateness)
+    if pd.Timestamp(sc.simulated_until) < last_event:
+        return False
+    names = st.pipeline.layer_names
+    if list(layers) != names[names.index(layers[0]):]:
+        return False  # a layer below the rerun's would be left built before its upstream
+    tables = [t for t in st.warehouse.tables() if not t.startswith("_bl_")]
+    if not all(state.get(t, {}).get(p) is not None
+               and state.get(t, {}).get(p) == reference.get(t, {}).get(p)
+               for t in tables for p in partitions):
+        return False
+    # and what the grid shows stays too: each box's latest step a success, none stale (the
+    # rerun only adds successes, upstream first)
+    Ledger(st.warehouse)
+    latest: dict[tuple[str, str], str] = {}
+    success: dict[tuple[str, str], int] = {}
+    for seq, layer, part, status in run(st.warehouse.cursor(),
+                                        "SELECT rowid, layer, partition, status FROM _bl_ledger "
+                                        "ORDER BY rowid"):
+        latest[(layer, part)] = status
+        if status == StepStatus.SUCCESS:
+            success[(layer, part)] = seq
+    stale = _staleness(st.pipeline, success)
+    return all(latest.get((layer, p)) == StepStatus.SUCCESS for layer in layers
+               for p in partitions) and not any(stale(layer, p) for layer in names
+                                                for p in partitions)

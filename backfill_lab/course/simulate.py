@@ -57,7 +57,14 @@ from .outcomes import (
 )
 from .rules import RULE_COLUMNS, RuleResult, rule_rows
 from .scenarios import Scenario, Staged
-from .second_run import SAME_AGAIN, may_exceed, rewrites_the_same, written_tables
+from .second_run import (
+    LANDS_AGAIN,
+    SAME_AGAIN,
+    may_exceed,
+    rerun_lands_the_same,
+    rewrites_the_same,
+    written_tables,
+)
 
 __all__ = ["OUTCOMES", "OUTCOME_POINTS", "SECTION", "SimulationReport", "built_template",
            "copy_template", "may_exceed", "relation_checksums", "rewrites_the_same",
@@ -173,6 +180,11 @@ def simulate(plan: Plan, sc: Scenario, *, replay_twice: bool = False) -> Simulat
             if i == 2 and not replay_twice and rewrites_the_same(plan, sc, st, runs[0]):
                 states.append(states[0])
                 report.runs.append(f"backfill sim-2: not replayed: {SAME_AGAIN}")
+                break
+            if i == 2 and not replay_twice and rerun_lands_the_same(
+                    plan, sc, st, runs[0], states[0], truth_of(sc, st)):
+                states.append(states[0])
+                report.runs.append(f"backfill sim-rerun: not replayed: {LANDS_AGAIN}")
                 break
             try:
                 if sc.late and i == 2:
