@@ -78,8 +78,8 @@ def _parser() -> OneLineParser:
     g.add_argument("--exercise", help=f"override the notebooks' exercise id "
                                       f"({', '.join(registry.IDS)})")
     g.add_argument("--jobs", type=_jobs,
-                   help="kernels run at once (default: one per core); as many judges run "
-                        "beside them, so a plan is judged while the next notebooks run")
+                   help="kernels run at once (default: one per two cores); as many judges "
+                        "run beside them, so a plan is judged while the next notebooks run")
     g.add_argument("--timeline", metavar="FILE",
                    help="write when each phase of the batch ran to FILE (JSON lines)")
     for cls, prefix in LIMITS:

@@ -257,3 +257,12 @@ def test_the_gradebook_says_when_a_kernel_was_not_isolated():
     unread = GradeResult("c.ipynb", None, Status.INVALID_NOTEBOOK)
     assert [r.row()["isolation"] for r in (ran, boxed, unread)] == [
         "not isolated", "isolated", ""]
+
+
+@pytest.mark.parametrize("cores, jobs", [(None, 1), (1, 1), (2, 1), (3, 1), (4, 2), (16, 8)])
+def test_the_default_is_one_job_per_two_cores(monkeypatch, cores, jobs):
+    """A job is a kernel and a judge beside it: one job keeps two cores busy."""
+    from grader import batch
+
+    monkeypatch.setattr(batch.os, "cpu_count", lambda: cores)
+    assert batch.default_jobs() == jobs
