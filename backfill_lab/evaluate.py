@@ -27,7 +27,7 @@ from .partitions import PartitionSet
 from .pipeline import Layer, Pipeline, SamePartition, StepContext, union_all
 from .steps import Step, StepEvent, StepResult
 from .validations import SCHEMA as VALIDATIONS_SCHEMA
-from .validations import Validations, record_results, validate_partition
+from .validations import CheckResult, Validations, record_results, validate_partition
 from .warehouse import Warehouse
 
 __all__ = ["NOT_VALIDATED", "StepEvaluator", "one_line"]
@@ -230,41 +230,41 @@ class StepEvaluator:
         checks = self.validations.get(layer)
         return checks if checks is not None and checks.enabled else None
 
-    def _verdict(self, step: Step, checks: Validations) -> str | None:
-        """Run ``checks`` on the partition of ``step`` and record their results (on this
-        thread's cursor, so inside its open transaction if any): the failures, or None."""
-        reference = self.pipeline.layer(step.layer).default_table
+    def _checked(self, step: Step, checks: Validations) -> tuple[list[CheckResult], str | None]:
+        """Run ``checks`` on the partition of ``step`` (on this thread's cursor, so inside
+        its open transaction if any): the results, and the failures as one error or None."""
         results = validate_partition(self.warehouse, step.table, step.partition, checks,
-                                     reference=reference)
+                                     reference=self.pipeline.layer(step.layer).default_table)
         failed = [r for r in results if not r.passed]
+        return results, ("validation failed: " + "; ".join(f"{r.check}: {r.detail}"
+                                                           for r in failed) if failed else None)
+
+    def _verdict(self, step: Step, checks: Validations) -> str | None:
+        """Run ``checks`` on the partition of ``step`` and record their results, inside the
+        write's open transaction: the failures, or None."""
+        results, error = self._checked(step, checks)
         record_results(self.warehouse, results, self.backfill_id, self.clock.now())
-        return ("validation failed: " + "; ".join(f"{r.check}: {r.detail}" for r in failed)
-                if failed else None)
+        return error
 
     def _validate(self, step: Step, attempt: int) -> str | None:
         """Run the layer's checks on the partition just written; the failures, or None.
 
         For checks that run a query of the plan's own (a consumer's ``downstream_read``, which
-        may fail, and a failed statement aborts a DuckDB transaction): the results and the
-        step's final ledger status commit in one transaction of their own. Until they do, the
-        ledger holds the write as not validated, so a resume reruns it, and a failed check is
-        never mistaken for a success.
+        may fail, and a failed statement aborts a DuckDB transaction): they run after the
+        write, and their results and the step's final ledger status commit in one transaction
+        of their own. Until they do, the ledger holds the write as not validated, so a resume
+        reruns it, and a failed check is never mistaken for a success.
         """
         checks = self._checks(step.layer)
         if checks is None:
             return None
-        reference = self.pipeline.layer(step.layer).default_table
-        results = validate_partition(self.warehouse, step.table, step.partition, checks,
-                                     reference=reference)
-        failed = [r for r in results if not r.passed]
-        error = ("validation failed: " + "; ".join(f"{r.check}: {r.detail}" for r in failed)
-                 if failed else None)
+        results, error = self._checked(step, checks)
         self.warehouse.ensure("_bl_validations", VALIDATIONS_SCHEMA)
         cur = self.warehouse.cursor()
         with transaction(cur, "validation results"):
             record_results(self.warehouse, results, self.backfill_id, self.clock.now())
             self.ledger.settle(self.backfill_id, step.layer, step.partition, attempt,
-                               StepStatus.INVALID if failed else StepStatus.SUCCESS, error,
+                               StepStatus.INVALID if error else StepStatus.SUCCESS, error,
                                NOT_VALIDATED, cur)
         return error
 

@@ -28,7 +28,7 @@ from .pipeline import Pipeline
 from .validations import invalid_partitions
 from .warehouse import Warehouse
 
-__all__ = ["STATES", "Cell", "InvalidSpec", "grid_states", "readers"]
+__all__ = ["STATES", "Cell", "InvalidSpec", "grid_states", "readers", "staleness"]
 
 #: every state a partition of the grid can be in
 STATES: tuple[str, ...] = ("missing", "ok", "failed", "invalid", "stale", "running")
@@ -60,7 +60,7 @@ def _ledger_history(
     return status, success
 
 
-def _staleness(pipeline: Pipeline, success: Mapping[Cell, Any]) -> Callable[[str, str], bool]:
+def staleness(pipeline: Pipeline, success: Mapping[Cell, Any]) -> Callable[[str, str], bool]:
     """``stale(layer, key)``: built before an upstream partition it reads was last rebuilt.
 
     Transitive: a partition reading a stale one is stale too. A partition with no recorded
@@ -127,7 +127,7 @@ def grid_states(
         table = shown.get(layer, layer)
         if warehouse.has_table(table):
             rejected |= {(layer, k) for k in invalid_partitions(warehouse, table)}
-    stale = _staleness(pipeline, success) if pipeline is not None else None
+    stale = staleness(pipeline, success) if pipeline is not None else None
     rows = {}
     for layer in layers:
         present = warehouse.existing_partitions(shown.get(layer, layer), keys)

@@ -230,3 +230,19 @@ def test_cli_validate_killed_and_resumed_never_reports_an_unvalidated_success(tm
         passed = checks.groupby("partition")["passed"].all()
         for part in last[(last.layer == "features") & (last.status == "success")].partition:
             assert passed.get(part, False), f"{part} reported success without passing checks"
+
+
+def test_a_broken_consumer_query_in_a_backfill_is_a_verdict_and_the_write_stays(wh):
+    """A consumer's own query that fails is the check's verdict (invalid), never an error of
+    the write: it runs outside the write's transaction, whose data commits."""
+    from backfill_lab.validations import DownstreamRead, Validations, latest_validations
+
+    broken = Validations(downstream_read=DownstreamRead(
+        "SELECT entity_id, amount_30d FROM {table} WHERE date = $partition"))
+    result = run_backfill(daily_features(SMALL), wh, "2024-12-01..2024-12-02",
+                          backfill_id="bf-consumer", validations={"features": broken})
+    features = [s for s in result.steps if s.layer == "features"]
+    assert [s.status for s in features] == ["invalid", "invalid"]
+    assert all("consumer query failed" in (s.error or "") for s in features)
+    assert {"2024-12-01", "2024-12-02"} <= set(wh.partition_counts("features"))
+    assert not latest_validations(wh, "features")["passed"].any()

@@ -31,7 +31,7 @@ from ..errors import PartitionError
 from ..ledger import Ledger
 from ..partitions import PartitionSet, key_range, shift
 from ..plan import Plan
-from ..status import _staleness
+from ..status import staleness
 from ..versions import verdicts, view_state
 from .scenarios import Scenario, Staged, truth
 
@@ -120,7 +120,7 @@ def _engine_states(st: Staged, layers: Sequence[str], keys: list[str],
                 latest[(layer, part)] = status
                 if status == "success":
                     success[(layer, part)] = seq
-        stale = _staleness(st.pipeline, success)
+        stale = staleness(st.pipeline, success)
         for layer in layers:
             table = shown[layer]
             present = (set(after[table]) | built[table] if table in after

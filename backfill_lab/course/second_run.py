@@ -18,7 +18,7 @@ from ..ledger import Ledger, StepStatus
 from ..partitions import PartitionSet, shift
 from ..plan import Plan
 from ..planrun import PlanRun
-from ..status import _staleness
+from ..status import staleness
 from .scenarios import Scenario, Staged
 
 __all__ = ["LANDS_AGAIN", "SAME_AGAIN", "may_exceed", "rerun_lands_the_same",
@@ -40,6 +40,15 @@ def may_exceed(plan: Plan, sc: Scenario) -> bool:
     return not concurrency or concurrency > sc.capacity
 
 
+def _layers(plan: Plan, st: Staged) -> list[str]:
+    """The layers a run of ``plan`` writes, in pipeline order; none when the pipeline lacks
+    one (the run fails, and says so)."""
+    try:
+        return list(st.pipeline.check_layers(plan.backfill.layers or st.pipeline.layer_names))
+    except BackfillLabError:
+        return []
+
+
 def written_tables(plan: Plan, sc: Scenario, st: Staged) -> set[str] | None:
     """Every table a run of ``plan`` on ``st`` can write, or None when that is not known (a
     schedule, or layers the pipeline does not have: the run fails, and says so).
@@ -52,10 +61,7 @@ def written_tables(plan: Plan, sc: Scenario, st: Staged) -> set[str] | None:
     if sc.late or plan.late_data is not None:
         return None
     b = plan.backfill
-    try:
-        layers = st.pipeline.check_layers(b.layers or st.pipeline.layer_names)
-    except BackfillLabError:
-        return None
+    layers = _layers(plan, st)
     if not layers:
         return None
     tables = {st.pipeline.layer(name).default_table for name in layers[:-1]}
@@ -81,7 +87,7 @@ def rewrites_the_same(plan: Plan, sc: Scenario, st: Staged, first: PlanRun) -> b
             or first.view is not None or first.backfill is None or not first.backfill.ok
             or any(f.kind != "fail" for f in sc.backfill_faults)):
         return False
-    layers = st.pipeline.check_layers(b.layers or st.pipeline.layer_names)
+    layers = _layers(plan, st)
     in_place = (b.target or st.pipeline.layer(layers[-1]).default_table) == \
         st.pipeline.layer(layers[-1]).default_table
     return in_place and all(s.status == StepStatus.SUCCESS for s in first.backfill.steps)
@@ -109,10 +115,7 @@ def rerun_lands_the_same(plan: Plan, sc: Scenario, st: Staged, first: PlanRun,
             or b.mode not in ("overwrite", "merge")
             or plan.code_version not in (None, st.pipeline.code_version)):
         return False
-    try:
-        layers = st.pipeline.check_layers(b.layers or st.pipeline.layer_names)
-    except BackfillLabError:
-        return False
+    layers = _layers(plan, st)
     if not layers:
         return False
     own = st.pipeline.layer(layers[-1]).merge_keys
@@ -143,7 +146,7 @@ def rerun_lands_the_same(plan: Plan, sc: Scenario, st: Staged, first: PlanRun,
         latest[(layer, part)] = status
         if status == StepStatus.SUCCESS:
             success[(layer, part)] = seq
-    stale = _staleness(st.pipeline, success)
+    stale = staleness(st.pipeline, success)
     return all(latest.get((layer, p)) == StepStatus.SUCCESS for layer in layers
                for p in partitions) and not any(stale(layer, p) for layer in names
                                                 for p in partitions)
