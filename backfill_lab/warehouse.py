@@ -139,6 +139,12 @@ class Warehouse:
             cur.close()
         return len(done)
 
+    def forget(self) -> None:
+        """Forget what this object knows of the catalog (the tables and their registry were
+        put back behind its back: :mod:`backfill_lab.course.copies`), and its write peaks."""
+        self._ensured, self._table_info, self._untyped = set(), {}, set()
+        self.peak_writes = self.overloaded = 0
+
     @property
     def open_cursors(self) -> int:
         """How many thread cursors are open now."""
@@ -371,10 +377,8 @@ class Warehouse:
     def read_partition(self, table: str, partition: str) -> pd.DataFrame:
         """All rows of one partition, in a stable order."""
         pcol = quote(self.partition_column(table))
-        return self.sql(
-            f"SELECT * FROM {quote(table)} WHERE {pcol} = ? ORDER BY ALL",
-            [to_value(parse_key(partition))],
-        )
+        return self.sql(f"SELECT * FROM {quote(table)} WHERE {pcol} = ? ORDER BY ALL",
+                        [to_value(parse_key(partition))])
 
     def partition_counts(self, table: str) -> dict[str, int]:
         """Row count per existing partition, oldest first."""
@@ -426,11 +430,8 @@ class Warehouse:
             return {}
         pcol = quote(self.partition_column(table))
         daily = self.grain(table) == "daily"
-        rows = run(
-            self.cursor(),
-            f"SELECT {pcol}, count(*), sum(hash(_bl_row)::HUGEINT) FROM {quote(table)} AS _bl_row "
-            f"GROUP BY {pcol} ORDER BY {pcol}",
-        )
+        rows = run(self.cursor(), f"SELECT {pcol}, count(*), sum(hash(_bl_row)::HUGEINT) FROM "
+                                  f"{quote(table)} AS _bl_row GROUP BY {pcol} ORDER BY {pcol}")
         return {as_key(p, daily): (int(n), int(h)) for p, n, h in rows}
 
     def grain(self, table: str) -> str:

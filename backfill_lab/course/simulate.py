@@ -12,8 +12,9 @@ It also reports the observed maximum concurrency and whether steps started in th
 
 Each replay runs on a private in-memory copy of the scenario's template (built once per
 process); a table the plan cannot write is read in place from the template instead of copied,
-and keeps the checksums it had (:func:`backfill_lab.course.second_run.written_tables`). The
-outcome checks themselves are in :mod:`backfill_lab.course.outcomes`. The second run is
+and keeps the checksums it had (:func:`backfill_lab.course.second_run.written_tables`). A
+copy a plan ran on is put back and kept for the next (:mod:`backfill_lab.course.copies`).
+The outcome checks themselves are in :mod:`backfill_lab.course.outcomes`. The second run is
 replayed for real unless the first one proves it would write the same rows again
 (:func:`backfill_lab.course.second_run.rewrites_the_same`); then its state is the first's.
 The warehouse behaves like the one the notebooks taught (:func:`throttle`): it takes the
@@ -45,6 +46,7 @@ from ..report import PassFailReport, Row
 from ..runner import BackfillResult, run_backfill
 from ..versions import verdicts
 from ..warehouse import Warehouse
+from .copies import Layout, State, open_copy, put_back
 from .outcomes import (
     OUTCOME_POINTS,
     OUTCOMES,
@@ -69,8 +71,6 @@ from .second_run import (
 __all__ = ["OUTCOMES", "OUTCOME_POINTS", "SECTION", "SimulationReport", "built_template",
            "copy_template", "may_exceed", "relation_checksums", "rewrites_the_same",
            "scratch_dir", "simulate", "staged_copy", "throttle"]
-
-
 
 #: how long one write holds its slot, and how long a write waits for a free one, in a replay:
 #: short, so replays stay fast, and a wait shorter than a write, so excess writes fail
@@ -170,7 +170,8 @@ def simulate(plan: Plan, sc: Scenario, *, replay_twice: bool = False) -> Simulat
 
     t0 = time.perf_counter()
     report = SimulationReport()
-    with staged(sc, plan) as st:
+    context = staged(sc, plan)
+    with context as st:
         before = _before(sc, st)
         written = written_tables(plan, sc, st)
         runs: list[PlanRun] = []
@@ -196,7 +197,9 @@ def simulate(plan: Plan, sc: Scenario, *, replay_twice: bool = False) -> Simulat
             except BackfillLabError as exc:
                 message = f"the plan could not run: {exc}"
                 report.results = [result(n, False, message) for n in OUTCOMES]
-                report.picture = _picture(plan, sc, st, before, _state(st), len(runs) + 1)
+                after = _state(st)
+                report.picture = _picture(plan, sc, st, before, after, len(runs) + 1)
+                context.ran(before, after)
                 report.seconds = time.perf_counter() - t0
                 return report
             states.append(_state(st, states[-1] if states else before, written))
@@ -217,6 +220,7 @@ def simulate(plan: Plan, sc: Scenario, *, replay_twice: bool = False) -> Simulat
             untouched(plan, sc, before, states[1]),
         ]
         report.picture = _picture(plan, sc, st, before, states[-1], len(states))
+        context.ran(before, states[-1])
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -378,17 +382,30 @@ class staged:
         self.sc = sc
         self.plan = plan
         self.st: Staged | None = None
+        self._layout: Layout | None = None
+        self._states: tuple[State, State] | None = None
 
     def __enter__(self) -> Staged:
-        if self.plan is None or self.sc.late or self.plan.late_data is not None:
-            self.st = staged_copy(self.sc)  # a schedule can write any table: copy them all
-        else:
-            self.st = _staged_for(self.sc, self.plan)
+        self.st, self._layout = open_copy(self.sc, self.plan, self._new, template(self.sc))
         throttle(self.st.warehouse, self.sc, self.plan)
         return self.st
 
+    def _new(self) -> Staged:
+        if self.plan is None or self.sc.late or self.plan.late_data is not None:
+            return staged_copy(self.sc)  # a schedule can write any table: copy them all
+        return _staged_for(self.sc, self.plan)
+
+    def ran(self, before: State, after: State) -> None:
+        """The replay is over: the copy was in state ``before`` and is in ``after`` (the
+        checksums of every table), so on exit it can be put back and kept for the next plan."""
+        self._states = (before, after)
+
     def __exit__(self, *exc: Any) -> None:
-        if self.st is not None:
+        if self.st is None:
+            return
+        if exc[0] is None and self._layout is not None and self._states is not None:
+            put_back(self.sc, self.st, self._layout, *self._states)
+        else:
             self.st.warehouse.close()
 
 

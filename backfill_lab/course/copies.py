@@ -1,0 +1,212 @@
+"""Staged copies kept for the next plan: a judged plan's copy is put back as its template
+holds it, changing only what the replay changed, instead of being made again.
+
+Making a staged copy (a new DuckDB database, the template's schema, the rows of every table
+the plan can write) costs more than putting back what one replay changed: the partitions
+whose checksums it changed, the lab's system tables (``_bl_*``, small), the tables and views
+it created and the views it replaced. So :class:`~backfill_lab.course.simulate.staged` hands
+a finished copy to :func:`put_back`, and the next plan of the same scenario that writes the
+same tables gets it from :func:`take`.
+
+A copy is only kept when putting it back is exact, and that is checked:
+
+* the replay ran no SQL of the learner's own (a consumer query could change anything);
+* every table the template has is still there with the same columns and types;
+* after the put-back, the checksums of every partition put back equal the template's.
+
+Anything else closes the copy, and the next plan gets a new one. A kept copy is only ever
+used by one plan at a time (:func:`take` removes it from the pool).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._db import quote, run
+from ..partitions import parse_key, to_value
+from ..plan import Plan
+from ..snapshots import _checksums
+from .scenarios import Scenario, Staged
+from .second_run import written_tables
+
+__all__ = ["KEPT_PER_SCENARIO", "Layout", "State", "kept", "open_copy", "put_back", "reusable",
+           "take"]
+
+#: copies kept per scenario and set of written tables (one judge judges one plan at a time)
+KEPT_PER_SCENARIO = 2
+
+State = Mapping[str, Mapping[str, str]]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a copy's own catalog held when it was staged: its tables' columns and types, and
+    its views' definitions; and which tables a replay on it could write (None: any)."""
+
+    columns: Mapping[str, tuple[tuple[str, str], ...]]
+    views: Mapping[str, str]
+    written: frozenset[str] | None
+    template: str  # the template's file, attached read only to put partitions back
+    attached: bool  # the copy keeps the template attached (views of its tables)
+
+    @classmethod
+    def of(cls, st: Staged, written: set[str] | None, template: str) -> Layout:
+        """The layout of ``st``'s warehouse as it is now."""
+        columns, views = _catalog(st)
+        attached = "_bl_template" in {r[0] for r in run(
+            st.warehouse.cursor(), "SELECT database_name FROM duckdb_databases()")}
+        return cls(columns, views, None if written is None else frozenset(written), template,
+                   attached)
+
+
+@dataclass
+class _Kept:
+    st: Staged
+    layout: Layout
+
+
+_POOL: dict[Scenario, list[_Kept]] = {}
+_LOCK = threading.Lock()
+
+
+def _catalog(st: Staged) -> tuple[dict[str, tuple[tuple[str, str], ...]], dict[str, str]]:
+    cur = st.warehouse.cursor()
+    columns: dict[str, list[tuple[str, str]]] = {}
+    for table, column, kind in run(
+            cur, "SELECT table_name, column_name, data_type FROM duckdb_columns() "
+                 "WHERE database_name = 'memory' AND schema_name = 'main' "
+                 "ORDER BY table_name, column_index"):
+        columns.setdefault(table, []).append((column, kind))
+    views = dict(run(cur, "SELECT view_name, sql FROM duckdb_views() WHERE database_name = "
+                          "'memory' AND schema_name = 'main' AND NOT internal"))
+    return {t: tuple(c) for t, c in columns.items() if t not in views}, views
+
+
+def open_copy(sc: Scenario, plan: Plan | None, new: Callable[[], Staged], template: Path
+              ) -> tuple[Staged, Layout | None]:
+    """A staged copy of ``sc`` for ``plan``: a kept one (:func:`take`) or ``new()``; with its
+    layout when it can be kept after the replay (:func:`reusable`), else None."""
+    if plan is None or not reusable(plan):
+        return new(), None
+    found = take(sc, plan)
+    if found is not None:
+        return found
+    st = new()
+    try:
+        return st, Layout.of(st, written_tables(plan, sc, st), str(template))
+    except BaseException:
+        st.warehouse.close()
+        raise
+
+
+def reusable(plan: Plan | None) -> bool:
+    """Can a copy ``plan`` ran on be put back exactly? Not when the plan runs SQL of its own
+    (a consumer query), nor without a plan (a notebook's warehouse)."""
+    if plan is None:
+        return False
+    read = plan.validations.downstream_read
+    return read is None or read.query is None
+
+
+def take(sc: Scenario, plan: Plan) -> tuple[Staged, Layout] | None:
+    """A kept copy of ``sc`` staged for a plan that writes the tables ``plan`` writes, and its
+    layout, or None when there is none; it is the caller's until handed to :func:`put_back`
+    or closed."""
+    with _LOCK:
+        pool = _POOL.get(sc, [])
+        for i, kept in enumerate(pool):
+            written = written_tables(plan, sc, kept.st)
+            if kept.layout.written == (None if written is None else frozenset(written)):
+                del pool[i]
+                break
+        else:
+            return None
+    return sc.restage(kept.st.warehouse), kept.layout
+
+
+def kept(sc: Scenario) -> int:
+    """How many copies of ``sc`` are kept now."""
+    with _LOCK:
+        return len(_POOL.get(sc, []))
+
+
+def put_back(sc: Scenario, st: Staged, layout: Layout, before: State, after: State) -> bool:
+    """Put ``st`` back as its template holds it and keep it for the next plan; True if kept.
+
+    ``before`` is the copy's state (per-partition checksums) when it was staged, ``after``
+    its state now. The copy is closed instead when it cannot be put back exactly, or when
+    enough copies of ``sc`` are kept already.
+    """
+    with _LOCK:
+        full = sum(k.layout.written == layout.written for k in _POOL.get(sc, [])) \
+            >= KEPT_PER_SCENARIO
+    try:
+        ok = not full and _restore(st, layout, before, after)
+    except Exception:  # a copy that cannot be put back is not kept, whatever went wrong
+        ok = False
+    if not ok:
+        st.warehouse.close()
+        return False
+    with _LOCK:
+        _POOL.setdefault(sc, []).append(_Kept(st, layout))
+    return True
+
+
+def _restore(st: Staged, layout: Layout, before: State, after: State) -> bool:
+    wh = st.warehouse
+    wh.release_cursors()  # the replay's worker threads have ended: their cursors go
+    columns, views = _catalog(st)
+    if any(columns.get(t) != c for t, c in layout.columns.items()):
+        return False  # a table of the template is gone or changed its columns
+    cur = wh.cursor()
+    literal = layout.template.replace("'", "''")
+    attached = {r[0] for r in run(cur, "SELECT database_name FROM duckdb_databases()")}
+    if "_bl_template" not in attached:
+        run(cur, f"ATTACH '{literal}' AS _bl_template (READ_ONLY)")
+    changed: dict[str, list[str]] = {}
+    for table in layout.columns:
+        if table.startswith("_bl_") or (layout.written is not None
+                                        and table not in layout.written):
+            continue
+        was, now = before.get(table, {}), after.get(table, {})
+        keys = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
+        if keys:
+            changed[table] = keys
+    run(cur, "BEGIN TRANSACTION")
+    try:
+        for name in views.keys() - layout.views.keys():
+            run(cur, f"DROP VIEW memory.main.{quote(name)}")
+        for name in columns.keys() - layout.columns.keys():
+            run(cur, f"DROP TABLE memory.main.{quote(name)}")
+        for name, sql in layout.views.items():
+            if views.get(name) != sql:
+                run(cur, f"DROP VIEW IF EXISTS memory.main.{quote(name)}")
+                run(cur, sql)
+        for table in layout.columns:
+            if table.startswith("_bl_"):
+                run(cur, f"DELETE FROM memory.main.{quote(table)}")
+                run(cur, f"INSERT INTO memory.main.{quote(table)} "
+                         f"SELECT * FROM _bl_template.main.{quote(table)}")
+        wh.forget()  # the registry of tables was put back too
+        for table, keys in changed.items():
+            pcol = quote(wh.partition_column(table))
+            values = {"k": [to_value(parse_key(k)) for k in keys]}
+            where = f"WHERE {pcol} IN (SELECT unnest($k))"
+            run(cur, f"DELETE FROM memory.main.{quote(table)} {where}", values)
+            run(cur, f"INSERT INTO memory.main.{quote(table)} SELECT * FROM "
+                     f"_bl_template.main.{quote(table)} {where}", values)
+        run(cur, "COMMIT")
+    except BaseException:
+        run(cur, "ROLLBACK")
+        raise
+    finally:
+        wh.forget()
+    if not layout.attached:
+        run(cur, "DETACH _bl_template")
+    # exact, or not kept: every partition put back holds the template's rows again
+    return all(_checksums(wh, table, keys) == {k: v for k, v in before.get(table, {}).items()
+                                                if k in keys}
+               for table, keys in changed.items())
