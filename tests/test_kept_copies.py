@@ -111,8 +111,9 @@ def test_a_copy_whose_table_changed_shape_is_closed() -> None:
     assert found is not None
     st, layout = found
     run(st.warehouse.cursor(), "ALTER TABLE features_v1 ADD COLUMN sneaky INTEGER")
-    state = {"features_v1": {}}
-    assert not copies.put_back(sc, st, layout, state, state)
+    state: dict[str, dict[str, str]] = {"features_v1": {}}
+    assert copies.put_back(sc, st, layout, state, state)  # kept, to be put back when taken
+    assert copies.take(sc, plan) is None
     assert copies.kept(sc) == 0
     with pytest.raises(duckdb.ConnectionException):  # closed
         st.warehouse.cursor().execute("SELECT 1")
@@ -128,5 +129,8 @@ def test_a_copy_that_does_not_check_out_after_the_put_back_is_closed(monkeypatch
     # the state before says 2024-11-15 of staging held other rows: putting it back from the
     # template cannot give those, so the check after the put-back fails
     before = {"staging": {"2024-11-15": "1:1"}}
-    assert not copies.put_back(sc, st, layout, before, {"staging": {"2024-11-15": "2:2"}})
+    assert copies.put_back(sc, st, layout, before, {"staging": {"2024-11-15": "2:2"}})
+    assert copies.take(sc, plan) is None
     assert copies.kept(sc) == 0
+    with pytest.raises(duckdb.ConnectionException):  # closed
+        st.warehouse.cursor().execute("SELECT 1")

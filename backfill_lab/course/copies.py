@@ -6,9 +6,10 @@ the plan can write) costs more than putting back what one replay changed: the pa
 whose checksums it changed, the lab's system tables (``_bl_*``, small), the tables and views
 it created and the views it replaced. So :class:`~backfill_lab.course.simulate.staged` hands
 a finished copy to :func:`put_back`, and the next plan of the same scenario that writes the
-same tables gets it from :func:`take`.
+same tables gets it from :func:`take`, which puts it back first (a grader's judge that forks
+a child per plan never takes one: the child exits without closing or putting back its copy).
 
-A copy is only kept when putting it back is exact, and that is checked:
+A copy is only used again when putting it back is exact, and that is checked:
 
 * the replay ran no SQL of the learner's own (a consumer query could change anything);
 * every table the template has is still there with the same columns and types;
@@ -66,6 +67,7 @@ class Layout:
 class _Kept:
     st: Staged
     layout: Layout
+    states: tuple[State, State]  # when it was staged, and after the replay
 
 
 _POOL: dict[Scenario, list[_Kept]] = {}
@@ -112,19 +114,27 @@ def reusable(plan: Plan | None) -> bool:
 
 
 def take(sc: Scenario, plan: Plan) -> tuple[Staged, Layout] | None:
-    """A kept copy of ``sc`` staged for a plan that writes the tables ``plan`` writes, and its
-    layout, or None when there is none; it is the caller's until handed to :func:`put_back`
-    or closed."""
-    with _LOCK:
-        pool = _POOL.get(sc, [])
-        for i, kept in enumerate(pool):
-            written = written_tables(plan, sc, kept.st)
-            if kept.layout.written == (None if written is None else frozenset(written)):
-                del pool[i]
-                break
-        else:
-            return None
-    return sc.restage(kept.st.warehouse), kept.layout
+    """A kept copy of ``sc`` staged for a plan that writes the tables ``plan`` writes, put
+    back as the template holds it, and its layout; or None when there is none (a kept copy
+    that cannot be put back exactly is closed). It is the caller's until handed to
+    :func:`put_back` or closed."""
+    while True:
+        with _LOCK:
+            pool = _POOL.get(sc, [])
+            for i, kept in enumerate(pool):
+                written = written_tables(plan, sc, kept.st)
+                if kept.layout.written == (None if written is None else frozenset(written)):
+                    del pool[i]
+                    break
+            else:
+                return None
+        try:
+            ok = _restore(kept.st, kept.layout, *kept.states)
+        except Exception:  # a copy that cannot be put back is not used, whatever went wrong
+            ok = False
+        if ok:
+            return sc.restage(kept.st.warehouse), kept.layout
+        kept.st.warehouse.close()
 
 
 def kept(sc: Scenario) -> int:
@@ -134,25 +144,19 @@ def kept(sc: Scenario) -> int:
 
 
 def put_back(sc: Scenario, st: Staged, layout: Layout, before: State, after: State) -> bool:
-    """Put ``st`` back as its template holds it and keep it for the next plan; True if kept.
+    """Keep ``st`` for the next plan, to be put back as its template holds it when taken
+    (not before: a judge that exits after one plan never pays for it); True if kept.
 
     ``before`` is the copy's state (per-partition checksums) when it was staged, ``after``
-    its state now. The copy is closed instead when it cannot be put back exactly, or when
-    enough copies of ``sc`` are kept already.
+    its state now. The copy is closed instead when enough copies of ``sc`` are kept already.
     """
     with _LOCK:
-        full = sum(k.layout.written == layout.written for k in _POOL.get(sc, [])) \
-            >= KEPT_PER_SCENARIO
-    try:
-        ok = not full and _restore(st, layout, before, after)
-    except Exception:  # a copy that cannot be put back is not kept, whatever went wrong
-        ok = False
-    if not ok:
-        st.warehouse.close()
-        return False
-    with _LOCK:
-        _POOL.setdefault(sc, []).append(_Kept(st, layout))
-    return True
+        pool = _POOL.setdefault(sc, [])
+        if sum(k.layout.written == layout.written for k in pool) < KEPT_PER_SCENARIO:
+            pool.append(_Kept(st, layout, (before, after)))
+            return True
+    st.warehouse.close()
+    return False
 
 
 def _restore(st: Staged, layout: Layout, before: State, after: State) -> bool:
