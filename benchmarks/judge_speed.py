@@ -11,9 +11,11 @@ For each exercise with a plan (ex1, ex2, mini_challenge) it prints:
 * staging: building the reference truth and the incident's template, once per process (the
   grader does it once per batch, in parallel with the first kernels);
 * judging: the checklist and the outcome simulation (stage a copy, replay the plan twice,
-  compare) of N *distinct* plans, each its own (the solution with another ticket and owner),
-  judged one after another in this process: the median and the best, wall and CPU time
-  (goal: at most 0.5 s per plan);
+  compare) of 2N *distinct* plans, each its own (the solution with another ticket and owner),
+  judged one after another in this process, alternately on a new copy of the incident (as
+  the grader's judge, which forks a child per plan, and a learner's first check do) and on
+  the copy the plan before left, put back (a learner's next check): the median and the best
+  of each, wall and CPU time (goal: at most 0.5 s per plan);
 * unless ``--no-notebooks``, the learner's side: the exercise's solution notebook run top to
   bottom by nbclient in a fresh kernel, as "Run All" does (goal: under 10 s), and its
   self-check cell (``bl.check(plan, ...)``, goal: under 1 s).
@@ -72,20 +74,29 @@ def judging(exercise: str, n: int) -> None:
     template(sc)
     print(f"{exercise:>15} staging (truth + template, once): {time.perf_counter() - t0:5.2f} s "
           f"wall, {time.process_time() - c0:5.2f} s CPU ({load()})", flush=True)
-    walls, cpus = [], []
-    for plan in variants(exercise, n):
+    from backfill_lab.course.copies import close_kept
+
+    # alternating: a plan on a new copy (as in the grader, whose judge forks a child per plan,
+    # and in a learner's first check), then one on the copy it left (a learner's next check)
+    walls: dict[str, list[float]] = {"new": [], "kept": []}
+    cpus: dict[str, list[float]] = {"new": [], "kept": []}
+    for i, plan in enumerate(variants(exercise, 2 * n)):
+        copy = "kept" if i % 2 else "new"
+        if copy == "new":
+            close_kept(sc)
         t0, c0 = time.perf_counter(), time.process_time()
         report = check(plan, sc, record=False)
-        walls.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
+        walls[copy].append(time.perf_counter() - t0)
+        cpus[copy].append(time.process_time() - c0)
         if report.score != report.max_score:
             raise SystemExit(f"INVALID: a variant of the {exercise} solution lost points: "
                              f"{report.failed()}")
-    best = min(walls)
-    print(f"{exercise:>15} judging one plan (rules + simulation, {n} distinct plans): median "
-          f"{statistics.median(walls):5.2f} s wall ({statistics.median(cpus):5.2f} s CPU), "
-          f"best {best:5.2f} s  (goal <= 0.5 s: {'PASS' if best <= 0.5 else 'MISS'}; "
-          f"{load()})", flush=True)
+    for copy, label in (("new", "on a new copy "), ("kept", "on a kept copy")):
+        median = statistics.median(walls[copy])
+        print(f"{exercise:>15} judging one plan {label} (rules + simulation, {n} distinct "
+              f"plans): median {median:5.2f} s wall ({statistics.median(cpus[copy]):5.2f} s "
+              f"CPU), best {min(walls[copy]):5.2f} s  (goal: median <= 0.5 s: "
+              f"{'PASS' if median <= 0.5 else 'MISS'}; {load()})", flush=True)
 
 
 def notebook(exercise: str) -> None:

@@ -36,9 +36,7 @@ def _everything(st: Staged) -> dict[str, object]:
 
 def _drain(sc: object) -> None:
     """Close the copies kept of ``sc`` (a test starts from none)."""
-    with copies._LOCK:
-        for kept in copies._POOL.pop(sc, []):  # type: ignore[call-overload]
-            kept.st.warehouse.close()
+    copies.close_kept(sc)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("exercise", ["ex1", "ex2", "mini_challenge"])

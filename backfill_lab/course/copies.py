@@ -33,8 +33,8 @@ from ..snapshots import _checksums
 from .scenarios import Scenario, Staged
 from .second_run import written_tables
 
-__all__ = ["KEPT_PER_SCENARIO", "Layout", "State", "kept", "open_copy", "put_back", "reusable",
-           "take"]
+__all__ = ["KEPT_PER_SCENARIO", "Layout", "State", "close_kept", "kept", "open_copy", "put_back",
+           "reusable", "take"]
 
 #: copies kept per scenario and set of written tables (one judge judges one plan at a time)
 KEPT_PER_SCENARIO = 2
@@ -141,6 +141,15 @@ def kept(sc: Scenario) -> int:
     """How many copies of ``sc`` are kept now."""
     with _LOCK:
         return len(_POOL.get(sc, []))
+
+
+def close_kept(sc: Scenario | None = None) -> int:
+    """Close the copies kept of ``sc`` (of every scenario when None): how many."""
+    with _LOCK:
+        gone = [k for key in list(_POOL) if sc is None or key == sc for k in _POOL.pop(key)]
+    for k in gone:
+        k.st.warehouse.close()
+    return len(gone)
 
 
 def put_back(sc: Scenario, st: Staged, layout: Layout, before: State, after: State) -> bool:
