@@ -273,6 +273,7 @@ def frame_keys_plain(frame: pd.DataFrame, keys: Sequence[str]) -> bool:
     columns = list(frame.columns)
     if not keys or any(columns.count(k) != 1 for k in keys):
         return False
+    plain = []  # the keys' numpy values, while every key is of numpy's integers, bools, times
     for k in keys:
         values = frame[k]
         kind = values.dtype.kind
@@ -289,8 +290,32 @@ def frame_keys_plain(frame: pd.DataFrame, keys: Sequence[str]) -> bool:
                 return False
         elif kind not in "iub" or isinstance(values.dtype, pd.CategoricalDtype):
             return False
-    subset = frame[list(keys)]
-    return not subset.isna().to_numpy().any() and not subset.duplicated().any()
+        if isinstance(values.dtype, np.dtype) and kind in "iubM":
+            plain.append(stamps if kind == "M" else values.to_numpy())
+    if len(plain) < len(keys):  # text, dates, nullable integers: pandas says
+        subset = frame[list(keys)]
+        return not subset.isna().to_numpy().any() and not subset.duplicated().any()
+    # what isna and duplicated say, in numpy: NaT is NULL; a key of one value tells no rows
+    # apart (all of them: unique if at most one row); the others' values as one code each
+    codes, n = [], len(frame)
+    for x in plain:
+        if x.dtype.kind == "M" and np.isnat(x).any():
+            return False
+        x = x.view("i8") if x.dtype.kind == "M" else x
+        if n and x.min() != x.max():
+            codes.append(x)
+    if not codes:
+        return n <= 1
+    if len(codes) == 1:
+        ordered = np.sort(codes[0])
+        return not (ordered[1:] == ordered[:-1]).any()
+    codes = [np.unique(x, return_inverse=True)[1].astype(np.int64) for x in codes]
+    if n ** len(codes) < 2 ** 62:  # each row's codes as one number: it fits
+        row = np.zeros(n, dtype=np.int64)
+        for found in codes:
+            row = row * n + found
+        return len(np.unique(row)) == n
+    return len(np.unique(np.stack(codes, axis=1), axis=0)) == n
 
 
 def _check_keys(cur: duckdb.DuckDBPyConnection, src: str, keys: list[str], pcol: str,

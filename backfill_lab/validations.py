@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ._db import quote, run
-from .distributions import Rows, drift_measures, ks_statistic, psi
+from .distributions import Rows, drift_by_column, ks_statistic, psi
 from .errors import ConfigError, UnknownNameError
 from .partitions import PartitionSet, grain_of, parse_key, to_value
 from .report import Column, PassFailReport, Row
@@ -294,10 +294,10 @@ def _drift(wh: Warehouse, table: str, key: str, rows: Rows, cfg: Drift, skip: Se
         return CheckResult("drift", table, key, None, ", ".join(limits), False,
                            f"no baseline rows in {source}: cannot show the distribution held")
     worst_col, worst_psi, worst_ks, failed = "", 0.0, 0.0, False
-    for c in columns:
+    # drift_measures(base.sample(c), rows.sample(c)) of each column, up to an unknown one
+    for c, (p, k) in zip(columns, drift_by_column(base, rows, columns), strict=False):
         if c not in rows.types or c not in base.types:
             raise UnknownNameError.of(f"column of {table} in validations.drift", c, rows.columns)
-        p, k = drift_measures(base.sample(c), rows.sample(c))
         bad = (cfg.max_psi is not None and not p <= cfg.max_psi) or \
               (cfg.max_ks is not None and not k <= cfg.max_ks)
         score = p if cfg.max_psi is not None else k
