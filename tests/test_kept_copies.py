@@ -132,3 +132,17 @@ def test_a_copy_that_does_not_check_out_after_the_put_back_is_closed(monkeypatch
     assert copies.kept(sc) == 0
     with pytest.raises(duckdb.ConnectionException):  # closed
         st.warehouse.cursor().execute("SELECT 1")
+
+
+def test_no_more_than_a_few_copies_are_kept_the_oldest_closed_first() -> None:
+    sc = scenario("ex2")
+    copies.close_kept()
+    made = [staged_copy(sc) for _ in range(copies.KEPT + 1)]
+    state: dict[str, dict[str, str]] = {}
+    for st in made:
+        copies.put_back(sc, st, copies.Layout.of(st, None, "unused"), state, state)
+    assert copies.kept(sc) == copies.KEPT
+    with pytest.raises(duckdb.ConnectionException):  # the oldest was closed
+        made[0].warehouse.cursor().execute("SELECT 1")
+    made[-1].warehouse.cursor().execute("SELECT 1")
+    assert copies.close_kept() == copies.KEPT and copies.kept(sc) == 0

@@ -33,11 +33,12 @@ from ..snapshots import _checksums
 from .scenarios import Scenario, Staged
 from .second_run import written_tables
 
-__all__ = ["KEPT_PER_SCENARIO", "Layout", "State", "close_kept", "kept", "open_copy", "put_back",
+__all__ = ["KEPT", "Layout", "State", "close_kept", "kept", "open_copy", "put_back",
            "reusable", "take"]
 
-#: copies kept per scenario and set of written tables (one judge judges one plan at a time)
-KEPT_PER_SCENARIO = 2
+#: copies kept at most, of every scenario together (the oldest is closed first): a learner
+#: who checks plans of several exercises, or many drills, keeps only the latest few in memory
+KEPT = 3
 
 State = Mapping[str, Mapping[str, str]]
 
@@ -70,7 +71,8 @@ class _Kept:
     states: tuple[State, State]  # when it was staged, and after the replay
 
 
-_POOL: dict[Scenario, list[_Kept]] = {}
+_POOL: dict[Scenario, list[_Kept]] = {}  # each scenario's kept copies, oldest first
+_ORDER: list[Scenario] = []  # the scenario of every kept copy, oldest first
 _LOCK = threading.Lock()
 
 
@@ -125,6 +127,7 @@ def take(sc: Scenario, plan: Plan) -> tuple[Staged, Layout] | None:
                 written = written_tables(plan, sc, kept.st)
                 if kept.layout.written == (None if written is None else frozenset(written)):
                     del pool[i]
+                    _ORDER.remove(sc)  # one of its entries: the order of the rest is kept
                     break
             else:
                 return None
@@ -147,6 +150,7 @@ def close_kept(sc: Scenario | None = None) -> int:
     """Close the copies kept of ``sc`` (of every scenario when None): how many."""
     with _LOCK:
         gone = [k for key in list(_POOL) if sc is None or key == sc for k in _POOL.pop(key)]
+        _ORDER[:] = [key for key in _ORDER if key in _POOL]
     for k in gone:
         k.st.warehouse.close()
     return len(gone)
@@ -157,15 +161,20 @@ def put_back(sc: Scenario, st: Staged, layout: Layout, before: State, after: Sta
     (not before: a judge that exits after one plan never pays for it); True if kept.
 
     ``before`` is the copy's state (per-partition checksums) when it was staged, ``after``
-    its state now. The copy is closed instead when enough copies of ``sc`` are kept already.
+    its state now. Beyond :data:`KEPT` copies, the oldest kept one is closed.
     """
     with _LOCK:
-        pool = _POOL.setdefault(sc, [])
-        if sum(k.layout.written == layout.written for k in pool) < KEPT_PER_SCENARIO:
-            pool.append(_Kept(st, layout, (before, after)))
-            return True
-    st.warehouse.close()
-    return False
+        _POOL.setdefault(sc, []).append(_Kept(st, layout, (before, after)))
+        _ORDER.append(sc)
+        oldest = None
+        if len(_ORDER) > KEPT:
+            first = _ORDER.pop(0)
+            oldest = _POOL[first].pop(0)
+            if not _POOL[first]:
+                del _POOL[first]
+    if oldest is not None:
+        oldest.st.warehouse.close()
+    return oldest is None or oldest.st is not st
 
 
 def _restore(st: Staged, layout: Layout, before: State, after: State) -> bool:
