@@ -4,10 +4,13 @@ Run from the project root with the project's venv::
 
     python benchmarks/statement_count.py                # ex1 and ex2
     python benchmarks/statement_count.py ex2 --full     # every distinct statement, counted
+    python benchmarks/statement_count.py --kept         # each plan on the copy the last left
 
 Every cursor the warehouse hands out is wrapped so each ``execute`` is counted (a string of
 several statements counts each) and timed in CPU time of its thread. Two distinct plans are
-judged after a warm-up; the figures are per plan. Statement counts do not depend on the
+judged after a warm-up, each on a new copy of the incident, as the grader's judge does
+(``--kept``: on the copy the plan before left, put back, as a learner's next check); the
+figures are per plan. Statement counts do not depend on the
 machine's load, so they compare before/after changes on a busy machine; times do.
 """
 
@@ -66,6 +69,7 @@ def main() -> None:
     sys.path.insert(0, "benchmarks")
     from judge_speed import variants
 
+    from backfill_lab.course.copies import close_kept
     from backfill_lab.course.scenarios import scenario, truth
     from backfill_lab.course.selfcheck import check
     from backfill_lab.course.simulate import template
@@ -81,6 +85,10 @@ def main() -> None:
         ACTIVE[0] = True
         c0, t0 = time.process_time(), time.perf_counter()
         for plan in plans[1:]:
+            if "--kept" not in sys.argv:
+                ACTIVE[0] = False
+                close_kept(sc)  # a new copy for this plan, as in the grader's forked judge
+                ACTIVE[0] = True
             report = check(plan, sc, record=False)
             assert report.score == report.max_score, report.failed()
         cpu, wall = (time.process_time() - c0) / 2, (time.perf_counter() - t0) / 2
