@@ -36,7 +36,11 @@ def _get(url: str) -> tuple[int, bytes]:
 @pytest.mark.slow
 def test_make_lab_prints_one_url_and_serves_the_index_and_the_exercises():
     port = _free_port()
-    env = {**os.environ, "LAB_PORT": str(port), "LAB_BROWSER": "0"}
+    # as a learner types it in a shell: not as a sub-make of the test run (``make -C dir test``
+    # would hand it -w, and its first line would be "make[1]: Entering directory ...")
+    outer = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")
+    env = {**{k: v for k, v in os.environ.items() if k not in outer},
+           "LAB_PORT": str(port), "LAB_BROWSER": "0"}
     proc = subprocess.Popen(["make", "-s", "lab"], cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             start_new_session=True)
