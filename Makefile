@@ -72,6 +72,7 @@ release: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/engine_overhead.py
 	$(PY) benchmarks/write_paths.py
+	$(PY) benchmarks/judge_parts.py
 	$(PY) benchmarks/grader_throughput.py
 
 # the exports proven on the real tools: a venv per tool in $${XDG_CACHE_HOME:-~/.cache}/safe-backfills

@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .._db import quote, run
 from ..partitions import parse_key, to_value
@@ -58,10 +59,8 @@ class Layout:
     def of(cls, st: Staged, written: set[str] | None, template: str) -> Layout:
         """The layout of ``st``'s warehouse as it is now."""
         columns, views = _catalog(st)
-        attached = "_bl_template" in {r[0] for r in run(
-            st.warehouse.cursor(), "SELECT database_name FROM duckdb_databases()")}
         return cls(columns, views, None if written is None else frozenset(written), template,
-                   attached)
+                   _attached(st.warehouse.cursor()))
 
 
 @dataclass
@@ -74,6 +73,12 @@ class _Kept:
 _POOL: dict[Scenario, list[_Kept]] = {}  # each scenario's kept copies, oldest first
 _ORDER: list[Scenario] = []  # the scenario of every kept copy, oldest first
 _LOCK = threading.Lock()
+
+
+def _attached(cur: Any) -> bool:
+    """Is the template attached to the copy (as ``_bl_template``)?"""
+    databases = run(cur, "SELECT database_name FROM duckdb_databases()")
+    return "_bl_template" in {r[0] for r in databases}
 
 
 def _catalog(st: Staged) -> tuple[dict[str, tuple[tuple[str, str], ...]], dict[str, str]]:
@@ -93,7 +98,7 @@ def open_copy(sc: Scenario, plan: Plan | None, new: Callable[[], Staged], templa
               ) -> tuple[Staged, Layout | None]:
     """A staged copy of ``sc`` for ``plan``: a kept one (:func:`take`) or ``new()``; with its
     layout when it can be kept after the replay (:func:`reusable`), else None."""
-    if plan is None or not reusable(plan):
+    if plan is None or not reusable(plan):  # a notebook's warehouse, or SQL of the learner's
         return new(), None
     found = take(sc, plan)
     if found is not None:
@@ -106,11 +111,9 @@ def open_copy(sc: Scenario, plan: Plan | None, new: Callable[[], Staged], templa
         raise
 
 
-def reusable(plan: Plan | None) -> bool:
+def reusable(plan: Plan) -> bool:
     """Can a copy ``plan`` ran on be put back exactly? Not when the plan runs SQL of its own
-    (a consumer query), nor without a plan (a notebook's warehouse)."""
-    if plan is None:
-        return False
+    (a consumer query)."""
     read = plan.validations.downstream_read
     return read is None or read.query is None
 
@@ -185,8 +188,7 @@ def _restore(st: Staged, layout: Layout, before: State, after: State) -> bool:
         return False  # a table of the template is gone or changed its columns
     cur = wh.cursor()
     literal = layout.template.replace("'", "''")
-    attached = {r[0] for r in run(cur, "SELECT database_name FROM duckdb_databases()")}
-    if "_bl_template" not in attached:
+    if not _attached(cur):
         run(cur, f"ATTACH '{literal}' AS _bl_template (READ_ONLY)")
     changed: dict[str, list[str]] = {}
     for table in layout.columns:
@@ -224,8 +226,6 @@ def _restore(st: Staged, layout: Layout, before: State, after: State) -> bool:
     except BaseException:
         run(cur, "ROLLBACK")
         raise
-    finally:
-        wh.forget()
     if not layout.attached:
         run(cur, "DETACH _bl_template")
     # exact, or not kept: every partition put back holds the template's rows again
