@@ -27,8 +27,12 @@ beside a kernel, results, class report) and a chart of the phases over time.
 
 It prints the wall times, the grader over the floor (goal: at most 1.25x at ``--jobs 1``), the
 throughput of two jobs over one (goal: at least 1.7x on a 2-core machine), the load average
-before each run, and checks that both grader runs gave every submission the same score, full
-marks to every variant and less to every mistake; otherwise it says so and exits 1.
+before each run, the CPU time the whole machine spent during each run (from ``/proc/stat``:
+every process, kernels and sandboxes included) and what that allows: a second job cannot do the
+``--jobs 1`` run's CPU work in less than that work divided by the cores, so two jobs can be at
+most ``cores x wall / CPU`` times as fast as one. It checks that both grader runs gave every
+submission the same score, full marks to every variant and less to every mistake; otherwise it
+says so and exits 1.
 
 Both grader runs start cold: each is a fresh ``backfill-grader`` process that stages the exercise
 and judges every plan from scratch (its verdict cache is a temporary folder of that batch).
@@ -202,6 +206,38 @@ def load() -> str:
     return f"load {os.getloadavg()[0]:.1f}"
 
 
+def busy_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (every process and the
+    system's own work: all but idle and iowait), from ``/proc/stat``; None where there is none."""
+    try:
+        with open("/proc/stat") as handle:
+            ticks = [int(v) for v in handle.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+class Cpu:
+    """The machine's busy CPU seconds over a ``with`` block (None without ``/proc/stat``)."""
+
+    def __enter__(self) -> Cpu:
+        self.start = busy_seconds()
+        self.seconds: float | None = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = busy_seconds()
+        if self.start is not None and end is not None:
+            self.seconds = end - self.start
+
+    def line(self, wall: float, k: int) -> str:
+        """``CPU 27.5 s (3.44 s/nb, 1.71 cores busy)``, or nothing without a figure."""
+        if self.seconds is None:
+            return ""
+        return (f"CPU {self.seconds:.1f} s ({self.seconds / k:.2f} s/nb, "
+                f"{self.seconds / wall:.2f} cores busy)")
+
+
 def measure(k: int, identical: bool) -> tuple[float, float, float, list[str]]:
     """Floor, grader --jobs 1 and --jobs 2 on one batch; what went wrong (if anything)."""
     folder = Path(tempfile.mkdtemp(prefix="bench-subs-"))
@@ -209,15 +245,25 @@ def measure(k: int, identical: bool) -> tuple[float, float, float, list[str]]:
         expected = write_batch(folder, k, identical)
         label = "identical copies" if identical else "distinct plans"
         loads = [load()]
-        t_floor = floor(folder)
+        with Cpu() as c_floor:
+            t_floor = floor(folder)
         loads.append(load())
-        t1, one = grade(folder, 1)
+        with Cpu() as c1:
+            t1, one = grade(folder, 1)
         loads.append(load())
-        t2, two = grade(folder, 2)
+        with Cpu() as c2:
+            t2, two = grade(folder, 2)
         print(f"{label:>16}: floor {t_floor:6.1f} s ({t_floor / k:.2f} s/nb) | --jobs 1 "
               f"{t1:6.1f} s ({t1 / k:.2f} s/nb, {t1 / t_floor:.2f}x floor) | --jobs 2 "
               f"{t2:6.1f} s ({t2 / k:.2f} s/nb) | 2 jobs over 1: {t1 / t2:.2f}x  "
               f"[{', '.join(loads)} before each]", flush=True)
+        cores = os.cpu_count() or 1
+        if c1.seconds:
+            print(f"{'machine CPU':>16}: floor {c_floor.line(t_floor, k)} | --jobs 1 "
+                  f"{c1.line(t1, k)} | --jobs 2 {c2.line(t2, k)}", flush=True)
+            print(f"{'bound':>16}: the --jobs 1 run's CPU on {cores} cores takes at least "
+                  f"{c1.seconds / cores:.1f} s, so {cores} jobs can be at most "
+                  f"{cores * t1 / c1.seconds:.2f}x as fast as 1", flush=True)
         return t_floor, t1, t2, problems(expected, one, two)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
