@@ -209,6 +209,8 @@ def merge(
     run_rows(cur, create, bind(create, params), frame)
     if one_by_one:
         n_null, total, distinct, outside = _check_keys(cur, src, keys, pcol, partition)
+    elif (counted := _plain_key_counts(cur, src, keys, pcol, partition)) is not None:
+        n_null, total, distinct, outside = counted
     else:
         try:
             cols = ", ".join(quote(k) for k in keys)
@@ -316,6 +318,56 @@ def frame_keys_plain(frame: pd.DataFrame, keys: Sequence[str]) -> bool:
             row = row * n + found
         return len(np.unique(row)) == n
     return len(np.unique(np.stack(codes, axis=1), axis=0)) == n
+
+
+#: DuckDB types whose values numpy holds one to one (``fetchnumpy``: integers, booleans, DATE
+#: and TIMESTAMP as datetime64[us]), so numpy counts NULLs and distinct keys as DuckDB would
+_PLAIN_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT",
+                          "UINTEGER", "UBIGINT", "BOOLEAN", "DATE", "TIMESTAMP"})
+
+
+def _plain_key_counts(cur: duckdb.DuckDBPyConnection, src: str, keys: list[str], pcol: str,
+                      partition: dict[str, Any]) -> tuple[int, int, int, int] | None:
+    """The merge checks of the scratch table ``src`` (NULL-key rows, rows, distinct keys, rows
+    of other partitions, as the one check query counts them) from its key columns read into
+    numpy, when they and the partition column are of :data:`_PLAIN_TYPES` (one statement
+    that reads a few columns costs less than one that counts); None when they are not, or
+    the read cannot run (a key the source lacks): then the check query decides. With
+    NULL keys the other counts are not read (the NULLs are the error)."""
+    value = partition["_bl_partition"]
+    names = list(dict.fromkeys([*keys, pcol.strip('"')]))
+    if (type(value) not in (dt.date, dt.datetime) or getattr(value, "tzinfo", None) is not None
+            or len(names) != len(set(map(str.lower, names)))):
+        return None
+    try:
+        result = cur.execute(f"SELECT {', '.join(quote(c) for c in names)} FROM {src}")
+    except (ConfigError, duckdb.Error):
+        return None  # the transaction is aborted: the caller's fallback retries one by one
+    types = [str(d[1]) for d in result.description]
+    arrays = result.fetchnumpy()
+    if any(t not in _PLAIN_TYPES for t in types) or list(arrays) != names:
+        return None
+    day = types[names.index(pcol.strip('"'))]
+    if (day == "DATE") != (type(value) is dt.date):
+        return None  # a DATE compared with a timestamp (or the reverse): DuckDB casts
+    total = len(arrays[names[0]])
+    missing = np.zeros(total, dtype=bool)
+    for k in keys:
+        missing |= np.ma.getmaskarray(arrays[k])
+    if missing.any():
+        return int(missing.sum()), total, total, 0
+    p = arrays[pcol.strip('"')]
+    outside = int((np.ma.getmaskarray(p) | (np.ma.getdata(p) != np.datetime64(value, "us"))).sum())
+    codes = [np.unique(np.ma.getdata(arrays[k]), return_inverse=True)[1].astype(np.int64)
+             for k in keys]
+    if total and (total + 1) ** len(codes) < 2 ** 62:  # each row's codes as one number
+        row = np.zeros(total, dtype=np.int64)
+        for found in codes:
+            row = row * (total + 1) + found
+        distinct = len(np.unique(row))
+    else:
+        distinct = len(np.unique(np.stack(codes, axis=1), axis=0)) if total else 0
+    return 0, total, distinct, outside
 
 
 def _check_keys(cur: duckdb.DuckDBPyConnection, src: str, keys: list[str], pcol: str,
