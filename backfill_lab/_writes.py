@@ -344,7 +344,7 @@ def _plain_key_counts(cur: duckdb.DuckDBPyConnection, src: str, keys: list[str],
     except (ConfigError, duckdb.Error):
         return None  # the transaction is aborted: the caller's fallback retries one by one
     types = [str(d[1]) for d in result.description]
-    arrays = result.fetchnumpy()
+    arrays: dict[str, Any] = dict(result.fetchnumpy())  # numpy arrays, masked where NULL
     if any(t not in _PLAIN_TYPES for t in types) or list(arrays) != names:
         return None
     day = types[names.index(pcol.strip('"'))]
