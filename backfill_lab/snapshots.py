@@ -21,7 +21,8 @@ from ._writes import as_key
 from .errors import ConfigError, UnknownNameError
 from .partitions import PartitionSet, PartitionsLike, to_value
 
-__all__ = ["Snapshot", "UntouchedReport", "restore", "snapshot", "snapshots", "untouched_report"]
+__all__ = ["Snapshot", "UntouchedReport", "partition_checksums", "restore", "snapshot", "snapshots",
+           "untouched_report"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS _bl_snapshots (
@@ -47,9 +48,10 @@ class Snapshot:
                 f"[{PartitionSet.parse(list(self.partitions))}]: {held} partitions with rows")
 
 
-def _checksums(wh: Any, table: str, keys: list[str]) -> dict[str, str]:
+def partition_checksums(wh: Any, table: str, keys: list[str]) -> dict[str, str]:
     """``wh.checksums(table)`` of the partitions ``keys`` only (the same strings), without
-    hashing the rest of the table."""
+    hashing the rest of the table (snapshots, and the put-back of a kept copy,
+    :mod:`backfill_lab.course.copies`)."""
     if not keys or not wh.has_table(table):
         return {}
     pcol = quote(wh.partition_column(table))
@@ -76,7 +78,7 @@ def snapshot(wh: Any, table: str, partitions: PartitionsLike, *, snapshot_id: st
     quote(f"s_{sid}")
     copy = f"_bl_snap_{sid}"
     pcol = quote(wh.partition_column(table))
-    before = _checksums(wh, table, keys)
+    before = partition_checksums(wh, table, keys)
     sums = {k: before[k] for k in keys if k in before}
     wh.ensure("_bl_snapshots", _SCHEMA)
     cur = wh.cursor()
@@ -142,7 +144,7 @@ def restore(wh: Any, snap: Snapshot | str, *,
     except BaseException:
         run(cur, "ROLLBACK")
         raise
-    after = _checksums(wh, snap.table, keys)
+    after = partition_checksums(wh, snap.table, keys)
     rows = [{"partition": k, "at_snapshot": snap.checksums.get(k), "after_restore": after.get(k),
              "equal": snap.checksums.get(k) == after.get(k)} for k in keys]
     report = pd.DataFrame(rows)

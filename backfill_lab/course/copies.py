@@ -30,7 +30,7 @@ from typing import Any
 from .._db import quote, run
 from ..partitions import parse_key, to_value
 from ..plan import Plan
-from ..snapshots import _checksums
+from ..snapshots import partition_checksums
 from .scenarios import Scenario, Staged
 from .second_run import written_tables
 
@@ -229,6 +229,6 @@ def _restore(st: Staged, layout: Layout, before: State, after: State) -> bool:
     if not layout.attached:
         run(cur, "DETACH _bl_template")
     # exact, or not kept: every partition put back holds the template's rows again
-    return all(_checksums(wh, table, keys) == {k: v for k, v in before.get(table, {}).items()
-                                                if k in keys}
+    return all(partition_checksums(wh, table, keys)
+               == {k: v for k, v in before.get(table, {}).items() if k in keys}
                for table, keys in changed.items())
