@@ -151,7 +151,8 @@ def staging(rounds: int = 5) -> None:
 
     from backfill_lab.course import copies
     from backfill_lab.course.scenarios import scenario
-    from backfill_lab.course.simulate import simulate, staged, template
+    from backfill_lab.course.simulate import simulate, staged
+    from backfill_lab.course.templates import template
     from backfill_lab.plan import Plan
 
     for exercise in ("ex1", "ex2"):

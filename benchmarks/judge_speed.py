@@ -18,7 +18,10 @@ For each exercise with a plan (ex1, ex2, mini_challenge) it prints:
   of each, wall and CPU time (goal: at most 0.5 s per plan);
 * unless ``--no-notebooks``, the learner's side: the exercise's solution notebook run top to
   bottom by nbclient in a fresh kernel, as "Run All" does (goal: under 10 s), and its
-  self-check cell (``bl.check(plan, ...)``, goal: under 1 s).
+  self-check cell (``bl.check(plan, ...)``, goal: under 1 s), twice: first on a machine that
+  has not built the incident yet (an empty cache folder), then again (a restarted kernel takes
+  the incident and its reference from the cache folder); and ``backfill-lab check`` of the
+  solution's plan in a new process without the cache folder and with it.
 
 Times are wall-clock on this machine as it is: the load average is printed with each line.
 """
@@ -66,7 +69,7 @@ def judging(exercise: str, n: int) -> None:
     """Stage the exercise once, then judge ``n`` distinct plans; print the figures."""
     from backfill_lab.course.scenarios import scenario, truth
     from backfill_lab.course.selfcheck import check
-    from backfill_lab.course.simulate import template
+    from backfill_lab.course.templates import template
 
     sc = scenario(exercise)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -99,8 +102,9 @@ def judging(exercise: str, n: int) -> None:
               f"{'PASS' if median <= 0.5 else 'MISS'}; {load()})", flush=True)
 
 
-def notebook(exercise: str) -> None:
-    """Run the solution notebook as a learner's Run All does; time it and its self-check."""
+def notebook(exercise: str, when: str) -> None:
+    """Run the solution notebook as a learner's Run All does; time it and its self-check
+    (``when``: which run it is, for the line printed)."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -136,10 +140,47 @@ def notebook(exercise: str) -> None:
               if c.cell_type == "code" and "bl.check(plan" in c.source and i in took]
     slowest = sorted(((t, i) for i, t in took.items()), reverse=True)[:3]
     self_check = checks[0] if checks else float("nan")
-    print(f"{exercise:>15} Run All: {total:5.1f} s (goal < 10 s: "
+    print(f"{exercise:>15} Run All, {when}: {total:5.1f} s (goal < 10 s: "
           f"{'PASS' if total < 10 else 'MISS'}); self-check cell {self_check:5.2f} s (goal < 1 s: "
           f"{'PASS' if self_check < 1 else 'MISS'}); slowest cells "
           f"{', '.join(f'[{i}] {t:.1f} s' for t, i in slowest)} ({load()})", flush=True)
+
+
+def cli_check(exercise: str, cache: str) -> float:
+    """Wall time of ``backfill-lab check`` of the solution's plan in a new process, with the
+    cache folder ``cache`` (or ``off``)."""
+    import subprocess
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
+        handle.write(solution_plan(exercise))
+    env = {**os.environ, "BACKFILL_LAB_CACHE": cache, "BACKFILL_LAB_PROGRESS": os.devnull}
+    try:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "backfill_lab.cli", "check", handle.name,
+                        "--exercise", exercise], env=env, check=True, capture_output=True)
+        return time.perf_counter() - t0
+    finally:
+        os.unlink(handle.name)
+
+
+def learner(exercise: str) -> None:
+    """The learner's side: Run All on a machine without the incident built, then again, and
+    ``backfill-lab check`` without the cache folder and with it."""
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="bench-cache-")
+    try:
+        os.environ["BACKFILL_LAB_CACHE"] = folder  # the kernel inherits it
+        notebook(exercise, "first (incident built)")
+        notebook(exercise, "again (from the cache)")
+        cold, warm = cli_check(exercise, "off"), cli_check(exercise, folder)
+        print(f"{exercise:>15} backfill-lab check in a new process: {cold:5.2f} s building the "
+              f"incident, {warm:5.2f} s from the cache folder ({load()})", flush=True)
+    finally:
+        os.environ["BACKFILL_LAB_CACHE"] = "off"
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main() -> int:
@@ -150,12 +191,13 @@ def main() -> int:
     parser.add_argument("--no-notebooks", action="store_true", help="skip the Run All timings")
     args = parser.parse_args()
     os.environ.pop("BACKFILL_LAB_GRADING", None)
+    os.environ["BACKFILL_LAB_CACHE"] = "off"  # staged here, never taken from a cache folder
     print(f"{os.cpu_count()} cores; {load()}", flush=True)
     for exercise in args.exercise or sorted(NOTEBOOKS):
         judging(exercise, args.plans)
     if not args.no_notebooks:
         for exercise in args.exercise or sorted(NOTEBOOKS):
-            notebook(exercise)
+            learner(exercise)
     return 0
 
 

@@ -74,7 +74,7 @@ def main() -> None:
     from backfill_lab.course.copies import close_kept
     from backfill_lab.course.scenarios import scenario, truth
     from backfill_lab.course.selfcheck import check
-    from backfill_lab.course.simulate import template
+    from backfill_lab.course.templates import template
 
     for ex in [a for a in sys.argv[1:] if not a.startswith("-")] or ["ex1", "ex2"]:
         sc = scenario(ex)

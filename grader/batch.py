@@ -38,7 +38,7 @@ from typing import Any
 
 from backfill_lab.cli.parse import UsageError
 from backfill_lab.course import registry
-from backfill_lab.course.simulate import scratch_dir
+from backfill_lab.course.templates import no_disk_cache, scratch_dir
 from backfill_lab.errors import did_you_mean
 
 from . import score
@@ -154,8 +154,9 @@ def main(*, paths: Sequence[str], out: str | Path, exercise: str | None = None,
                    Progress(len(files)), worker, spans)
     started, t0 = time.time(), time.perf_counter()
     try:
-        batch.run(_exercises_of(files, exercise) & set(score.PLAN_IDS),
-                  lambda: isolation(PROJECT_ROOT, protect=(str(out_dir.resolve()),)))
+        with no_disk_cache():  # every reference judged against is built here, never read
+            batch.run(_exercises_of(files, exercise) & set(score.PLAN_IDS),
+                      lambda: isolation(PROJECT_ROOT, protect=(str(out_dir.resolve()),)))
     finally:
         cache.remove()
     path = write_gradebook(batch.rows, out_dir)

@@ -26,13 +26,8 @@ from backfill_lab.course.quiz import question_order, score_answers
 from backfill_lab.course.rules import rule_names
 from backfill_lab.course.scenarios import remember_truth, scenario, truth
 from backfill_lab.course.selfcheck import check
-from backfill_lab.course.simulate import (
-    OUTCOME_POINTS,
-    OUTCOMES,
-    adopt_template,
-    file_digest,
-    template,
-)
+from backfill_lab.course.simulate import OUTCOME_POINTS, OUTCOMES
+from backfill_lab.course.templates import adopt_template, file_digest, no_disk_cache, template
 from backfill_lab.errors import BackfillLabError
 from backfill_lab.plan import Plan
 
@@ -233,7 +228,8 @@ def _judge_here(exercise: str, plan_json: str) -> tuple[TestResult, ...]:
     sc = scenario(exercise)
     far = isinstance(plan, Plan) and len(plan.backfill.partitions) > max(
         FAR_MINIMUM, FAR_FACTOR * len(sc.partitions))
-    report = check(plan, sc, simulate_outcomes=not far, record=False)
+    with no_disk_cache():  # the incident and the reference are built here or handed over
+        report = check(plan, sc, simulate_outcomes=not far, record=False)
     _remember_picture(exercise, plan_json,
                       report.simulation.picture if report.simulation is not None else None)
     out = []
@@ -267,11 +263,12 @@ def stage(exercise: str, part: str) -> dict[str, Any]:
     run kernels: the parts are independent, so two workers build them at the same time.
     """
     sc = scenario(exercise)
-    if part == "truth":
-        return {"truth": truth(sc)}
-    if part == "incident":
-        path = template(sc)
-        return {"template": str(path), "sha256": file_digest(path)}
+    with no_disk_cache():  # built here, never taken from a learner's cache folder
+        if part == "truth":
+            return {"truth": truth(sc)}
+        if part == "incident":
+            path = template(sc)
+            return {"template": str(path), "sha256": file_digest(path)}
     raise ValueError(f"'part' must be one of {', '.join(STAGING_PARTS)} (got {part!r})")
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# no cache folder of built incidents, here or in what the tests start (a CLI, a kernel): every
+# test builds what it stages, as a fresh machine does; tests/test_template_cache.py turns one on
+os.environ["BACKFILL_LAB_CACHE"] = "off"
 
 from backfill_lab import EventSource, Warehouse, daily_features
 

@@ -222,10 +222,10 @@ def test_staging_handed_over_is_used_only_if_unchanged(tmp_path, monkeypatch):
     template file that changed since its builder hashed it."""
     import backfill_lab.course.scenarios as scenarios
     import grader.score as score
-    from backfill_lab.course.simulate import file_digest
+    from backfill_lab.course.templates import file_digest
 
-    simulate = sys.modules["backfill_lab.course.simulate"]
-    monkeypatch.setattr(simulate, "_TEMPLATES", {})
+    templates = sys.modules["backfill_lab.course.templates"]
+    monkeypatch.setattr(templates, "_TEMPLATES", {})
     monkeypatch.setattr(scenarios, "_TRUTHS", {})
 
     def no_staging(sc):
@@ -239,11 +239,11 @@ def test_staging_handed_over_is_used_only_if_unchanged(tmp_path, monkeypatch):
     truth = {"raw": {"2024-12-01": "1:2"}}
     score.adopt("ex1", [{"truth": truth}, {"template": str(path), "sha256": digest}])
     assert scenarios.truth(sc) is truth
-    assert simulate._TEMPLATES[sc] == path
-    simulate._TEMPLATES.clear()
+    assert templates._TEMPLATES[sc] == path
+    templates._TEMPLATES.clear()
     path.write_bytes(b"the incident, changed")
     score.adopt("ex1", [{"template": str(path), "sha256": digest}])
-    assert sc not in simulate._TEMPLATES
+    assert sc not in templates._TEMPLATES
     with pytest.raises(ValueError, match="'part' must be one of truth, incident"):
         score.stage("ex1", "everything")
 

@@ -13,7 +13,8 @@ import pytest
 from backfill_lab.course import scenarios
 from backfill_lab.course.drills import incident
 from backfill_lab.course.scenarios import Scenario, Staged, scenario
-from backfill_lab.course.simulate import built_template, may_exceed, staged, template, throttle
+from backfill_lab.course.simulate import may_exceed, staged, throttle
+from backfill_lab.course.templates import built_template, template
 from backfill_lab.faults import Fault
 from backfill_lab.plan import Plan
 
@@ -101,8 +102,8 @@ def test_the_truth_repaired_from_an_exercises_incident_equals_the_clean_one(exer
 def test_the_truth_is_repaired_only_from_a_template_at_hand(monkeypatch):
     """Without the incident built in this process, the truth is rebuilt whole (nothing is
     staged for it: the grader builds the two in parallel); with it, repaired. Same checksums."""
-    simulate = sys.modules["backfill_lab.course.simulate"]
-    monkeypatch.setattr(simulate, "_TEMPLATES", {})
+    templates = sys.modules["backfill_lab.course.templates"]
+    monkeypatch.setattr(templates, "_TEMPLATES", {})
     monkeypatch.setattr(scenarios, "_TRUTHS", {})
     sc = incident(5)
     calls: list[str] = []

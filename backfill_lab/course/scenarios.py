@@ -211,10 +211,17 @@ _TRUTH_SLOTS = 16
 
 
 def truth(sc: Scenario) -> dict[str, dict[str, str]]:
-    """Checksums of every table as they would be had nothing broken (computed once)."""
+    """Checksums of every table as they would be had nothing broken (computed once, or taken
+    from the cache folder of :mod:`backfill_lab.course.templates`)."""
+    from .templates import cached_truth, keep_truth  # they import this module: resolved here
+
     known = _TRUTHS.get(sc)
     if known is None:
-        known = remember_truth(sc, _compute_truth(sc))
+        known = cached_truth(sc)
+        if known is None:
+            known = _compute_truth(sc)
+            keep_truth(sc, known)
+        known = remember_truth(sc, known)
     return known
 
 
@@ -236,7 +243,7 @@ def _compute_truth(sc: Scenario) -> dict[str, dict[str, str]]:
     """The checksums of the clean history: repaired from the staged incident when this process
     has built it already (:func:`_repaired_truth`, the cheap way), else rebuilt whole
     (:func:`_clean_truth`). Both give the same checksums (``tests/test_staging.py``)."""
-    from .simulate import built_template  # simulate imports this module: resolved when called
+    from .templates import built_template  # it imports this module: resolved when called
 
     path = built_template(sc)
     if path is not None and (sc.late or _damage(sc) is not None):
@@ -324,7 +331,7 @@ def _repaired_truth(sc: Scenario, template: Path) -> dict[str, dict[str, str]]:
     backfill, everything else as the nightly runs left it (the same rows as a clean history:
     only the incident made them differ). Late data: the range processed as in
     :func:`_clean_truth`, on a copy of the history instead of a new one."""
-    from .simulate import copy_template
+    from .templates import copy_template
 
     staged = sc.restage(copy_template(template))
     if sc.late:

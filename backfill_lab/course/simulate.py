@@ -25,14 +25,7 @@ timing; a plan above it sees writes fail, as on a real shared warehouse.
 
 from __future__ import annotations
 
-import atexit
-import hashlib
-import os
-import shutil
-import tempfile
-import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .._db import quote, run
@@ -67,10 +60,10 @@ from .second_run import (
     rewrites_the_same,
     written_tables,
 )
+from .templates import copy_template, template
 
-__all__ = ["OUTCOMES", "OUTCOME_POINTS", "SECTION", "SimulationReport", "built_template",
-           "copy_template", "may_exceed", "relation_checksums", "rewrites_the_same",
-           "scratch_dir", "simulate", "staged_copy", "throttle"]
+__all__ = ["OUTCOMES", "OUTCOME_POINTS", "SECTION", "SimulationReport", "may_exceed",
+           "relation_checksums", "rewrites_the_same", "simulate", "staged_copy", "throttle"]
 
 #: how long one write holds its slot, and how long a write waits for a free one, in a replay:
 #: short, so replays stay fast, and a wait shorter than a write, so excess writes fail
@@ -269,100 +262,7 @@ def _invalid(plan: Plan, sc: Scenario, st: Staged) -> set[str]:
     return verdicts(st.warehouse, [table])[table].invalid() & set(sc.partitions)
 
 
-# -- staging with a cached template -------------------------------------------------------
-_TEMPLATES: dict[Scenario, Path] = {}
-_TMP: Path | None = None  # made on first use, by the process that first stages a scenario
-_TMP_OWNER = 0
-
-
-def scratch_dir() -> Path:
-    """This process's folder for template files, made on first use and removed
-    when this process exits. A process that forks workers calls it first to share one folder
-    with them (they never remove it: forked workers exit without atexit handlers)."""
-    global _TMP, _TMP_OWNER
-    if _TMP is None:
-        _TMP = Path(tempfile.mkdtemp(prefix="backfill-lab-"))
-        _TMP_OWNER = os.getpid()
-        atexit.register(_remove_scratch)
-    return _TMP
-
-
-def _remove_scratch() -> None:
-    # only the process that made the folder removes it (forked workers share it, and exit
-    # without running atexit handlers anyway)
-    if _TMP is not None and os.getpid() == _TMP_OWNER:
-        shutil.rmtree(_TMP, ignore_errors=True)
-
-
-def template(sc: Scenario) -> Path:
-    """The file of ``sc``'s staged incident that :class:`staged` copies (built on first use).
-
-    Building it is the slow part of staging (the scheduler loads the whole history); a copy
-    takes milliseconds.
-    """
-    path = _TEMPLATES.get(sc)
-    if path is None or not path.exists():
-        built = sc.build()
-        # private to this process: forked workers share _TMP but never build into one file
-        path = scratch_dir() / f"{sc.exercise}-{os.getpid()}-{uuid.uuid4().hex[:8]}.duckdb"
-        run(built.warehouse.cursor(), f"ATTACH '{path}' AS tpl")
-        run(built.warehouse.cursor(), "COPY FROM DATABASE memory TO tpl")
-        run(built.warehouse.cursor(), "DETACH tpl")
-        built.warehouse.close()
-        _TEMPLATES[sc] = path
-    return path
-
-
-def built_template(sc: Scenario) -> Path | None:
-    """The file of ``sc``'s staged incident if this process has it already (built or
-    adopted), else None: nothing is built."""
-    path = _TEMPLATES.get(sc)
-    return path if path is not None and path.exists() else None
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file, to hand a template to another process and let it check the file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def adopt_template(sc: Scenario, path: Path, sha256: str) -> bool:
-    """Use ``path`` (built by :func:`template` in another process) as ``sc``'s template here.
-
-    The file is used only if it still has the ``sha256`` its builder reported; otherwise (or
-    if it is gone) nothing changes and this process builds its own template when it needs one.
-    """
-    try:
-        if file_digest(path) != sha256:
-            return False
-    except OSError:
-        return False
-    _TEMPLATES[sc] = path
-    return True
-
-
-def copy_template(path: Path) -> Warehouse:
-    """A new in-memory warehouse holding everything in the template file ``path`` (read only,
-    never changed): no file to write, flush or remove per copy."""
-    wh = Warehouse()
-    cur = wh.cursor()
-    run(cur, "SET threads=1")
-    # the new warehouse made its empty system tables: the template's replace them
-    for (name,) in run(cur, "SELECT table_name FROM duckdb_tables() "
-                            "WHERE database_name = 'memory'"):
-        run(cur, f"DROP TABLE {quote(name)}")
-    literal = str(path).replace("'", "''")
-    run(cur, f"ATTACH '{literal}' AS _bl_template (READ_ONLY)")
-    try:
-        run(cur, "COPY FROM DATABASE _bl_template TO memory")
-    finally:
-        run(cur, "DETACH _bl_template")
-    return wh
-
-
+# -- staging -------------------------------------------------------------------------------
 def staged_copy(sc: Scenario) -> Staged:
     """``sc`` staged on a private in-memory copy of its template (what
     :meth:`Scenario.stage` returns)."""
