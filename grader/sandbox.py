@@ -209,7 +209,7 @@ def kernel_env(home: Path, *, isolated: bool) -> dict[str, str]:
         "JUPYTER_RUNTIME_DIR": str(home / ".runtime"), "MPLCONFIGDIR": str(home / ".mpl"),
         "MPLBACKEND": "Agg", "BACKFILL_LAB_GRADING": "1", "PYTHONDONTWRITEBYTECODE": "1",
         "TMPDIR": str(home), "BACKFILL_LAB_PROGRESS": str(home / "progress.json"),
-        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        "BACKFILL_LAB_CACHE": "off", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
     })
     return env
 

@@ -128,6 +128,13 @@ def test_off_or_unwritable_changes_nothing(tmp_path, monkeypatch):
     monkeypatch.delenv("BACKFILL_LAB_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache_folder() == tmp_path / "xdg" / "safe-backfills" / "incidents"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    assert cache_folder() is None  # a kernel with no home: no cache, no error
 
 
 def test_the_grader_never_reads_a_planted_entry(folder, monkeypatch):
