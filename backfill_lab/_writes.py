@@ -341,10 +341,12 @@ def _plain_key_counts(cur: duckdb.DuckDBPyConnection, src: str, keys: list[str],
         return None
     try:
         result = cur.execute(f"SELECT {', '.join(quote(c) for c in names)} FROM {src}")
-    except (ConfigError, duckdb.Error):
-        return None  # the transaction is aborted: the caller's fallback retries one by one
-    types = [str(d[1]) for d in result.description]
-    arrays: dict[str, Any] = dict(result.fetchnumpy())  # numpy arrays, masked where NULL
+        types = [str(d[1]) for d in result.description]
+        # numpy arrays, masked where NULL; a DATE numpy's microseconds cannot hold (infinity,
+        # year 300000) does not convert: then the query decides, as for any other type
+        arrays: dict[str, Any] = dict(result.fetchnumpy())
+    except (ConfigError, duckdb.Error, ValueError, OverflowError):
+        return None  # if the transaction is aborted, the caller's fallback retries one by one
     if any(t not in _PLAIN_TYPES for t in types) or list(arrays) != names:
         return None
     day = types[names.index(pcol.strip('"'))]

@@ -15,6 +15,7 @@ from backfill_lab.course import copies
 from backfill_lab.course.scenarios import Staged, scenario
 from backfill_lab.course.selfcheck import check
 from backfill_lab.course.simulate import simulate, staged, staged_copy
+from backfill_lab.course.templates import template
 from backfill_lab.plan import Plan
 from tests.plans import MINI_IN_PLACE, PERFECT, edit
 from tests.verdict_corpus import GOLDEN, corpus, verdict
@@ -45,7 +46,7 @@ def test_a_copy_put_back_holds_what_a_new_copy_holds(exercise: str) -> None:
     _drain(sc)
     simulate(Plan.load(PERFECT[exercise]), sc)
     assert copies.kept(sc) == 1
-    found = copies.take(sc, Plan.load(PERFECT[exercise]))
+    found = copies.take(sc, Plan.load(PERFECT[exercise]), template(sc))
     assert found is not None and copies.kept(sc) == 0
     fresh = staged_copy(sc)
     try:
@@ -105,13 +106,13 @@ def test_a_copy_whose_table_changed_shape_is_closed() -> None:
     sc, plan = scenario("mini_challenge"), Plan.load(MINI_IN_PLACE)
     _drain(sc)
     simulate(plan, sc)
-    found = copies.take(sc, plan)
+    found = copies.take(sc, plan, template(sc))
     assert found is not None
     st, layout = found
     run(st.warehouse.cursor(), "ALTER TABLE features_v1 ADD COLUMN sneaky INTEGER")
     state: dict[str, dict[str, str]] = {"features_v1": {}}
     assert copies.put_back(sc, st, layout, state, state)  # kept, to be put back when taken
-    assert copies.take(sc, plan) is None
+    assert copies.take(sc, plan, template(sc)) is None
     assert copies.kept(sc) == 0
     with pytest.raises(duckdb.ConnectionException):  # closed
         st.warehouse.cursor().execute("SELECT 1")
@@ -121,14 +122,14 @@ def test_a_copy_that_does_not_check_out_after_the_put_back_is_closed(monkeypatch
     sc, plan = scenario("ex1"), Plan.load(PERFECT["ex1"])
     _drain(sc)
     simulate(plan, sc)
-    found = copies.take(sc, plan)
+    found = copies.take(sc, plan, template(sc))
     assert found is not None
     st, layout = found
     # the state before says 2024-11-15 of staging held other rows: putting it back from the
     # template cannot give those, so the check after the put-back fails
     before = {"staging": {"2024-11-15": "1:1"}}
     assert copies.put_back(sc, st, layout, before, {"staging": {"2024-11-15": "2:2"}})
-    assert copies.take(sc, plan) is None
+    assert copies.take(sc, plan, template(sc)) is None
     assert copies.kept(sc) == 0
     with pytest.raises(duckdb.ConnectionException):  # closed
         st.warehouse.cursor().execute("SELECT 1")
@@ -146,3 +147,40 @@ def test_no_more_than_a_few_copies_are_kept_the_oldest_closed_first() -> None:
         made[0].warehouse.cursor().execute("SELECT 1")
     made[-1].warehouse.cursor().execute("SELECT 1")
     assert copies.close_kept() == copies.KEPT and copies.kept(sc) == 0
+
+
+def test_a_copy_kept_from_another_template_is_not_taken():
+    """A process whose template changed (the grader builds its own where a learner's check
+    took one from the cache folder) never judges on a copy of the one before."""
+    sc = scenario("ex1")
+    copies.close_kept(sc)
+    plan = Plan.load(PERFECT["ex1"])
+    st = staged_copy(sc)
+    assert copies.put_back(sc, st, copies.Layout.of(st, None, "/somewhere/else.duckdb"), {}, {})
+    assert copies.kept(sc) == 1
+    assert copies.take(sc, plan, template(sc)) is None
+    copies.close_kept(sc)
+
+
+def test_a_forked_child_never_takes_its_parents_copies():
+    import os
+
+    sc = scenario("ex1")
+    plan = Plan.load(PERFECT["ex1"])
+    check(plan, sc, record=False)  # leaves its copy kept
+    assert copies.kept(sc) >= 1
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's copies are not its own
+        try:
+            seen = copies.kept(sc)
+            found = copies.take(sc, plan, template(sc))
+            os.write(write, f"{seen} {found is None}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 100).decode()
+    os.waitpid(pid, 0)
+    assert answer == "0 True"
+    assert copies.kept(sc) >= 1  # still the parent's
+    copies.close_kept(sc)

@@ -13,11 +13,12 @@ import random
 import duckdb
 import pytest
 
-from backfill_lab import Warehouse
+from backfill_lab import Warehouse, _writes
 from backfill_lab._writes import _plain_key_counts
-from backfill_lab.errors import MergeKeyError
+from backfill_lab.errors import ConfigError, MergeKeyError
 
 DAY = dt.date(2024, 12, 5)
+FIRST_DAY = "2024-12-01"
 HOUR = dt.datetime(2024, 12, 5, 3)
 TYPES = {  # a type, and values to draw from (few, so that keys repeat)
     "BIGINT": [1, 2, 3, -(2 ** 63), 2 ** 63 - 1],
@@ -124,3 +125,38 @@ def test_every_pair_of_plain_types_is_counted() -> None:
         got = _plain_key_counts(cur, "_bl_src", ["k0", "k1"], '"p"', {"_bl_partition": DAY})
         want = _query(cur, ["k0", "k1"], "p", DAY)
         assert got is not None and (got == want or (want[0] and got[0] == want[0])), (a, b)
+
+
+# -- values numpy's microsecond timestamps cannot hold (found by a review) ------------------
+FIRST = "SELECT DATE '2024-12-01' AS date, DATE '2024-01-01' AS k, 1 AS x"
+
+
+
+def _merge(src: str) -> object:
+    wh = Warehouse()
+    wh.write_partition("t", FIRST_DAY, FIRST)
+    return wh.write_partition("t", FIRST_DAY, src, "merge", merge_keys=["k"])
+
+
+@pytest.mark.parametrize("key", ["DATE '300000-01-01'", "DATE 'infinity'"])
+def test_merge_from_sql_with_a_date_key_numpy_cannot_hold_is_merged(key):
+    # the check query accepts this key (unique, not NULL, in the partition) and the merge
+    # goes through; _plain_key_counts' fetchnumpy raises ConversionException (not caught:
+    # only the execute is guarded), so the merge fails with a raw conversion error
+    src = f"SELECT DATE '2024-12-01' AS date, {key} AS k, 2 AS x"
+    assert _merge(src).rows == 1
+
+
+def test_merge_from_sql_with_a_partition_value_numpy_cannot_hold_is_worded_outside():
+    # the check query says: a row of another partition (ConfigError, worded);
+    # the numpy path raises a raw ConversionException instead
+    with pytest.raises(ConfigError, match="other partitions"):
+        _merge("SELECT DATE 'infinity' AS date, DATE '2024-01-01' AS k, 2 AS x")
+
+
+def test_the_sql_check_agrees_on_those_inputs(monkeypatch):
+    # control: with the numpy path off, the same inputs get the decisions asserted above
+    monkeypatch.setattr(_writes, "_plain_key_counts", lambda *a: None)
+    assert _merge("SELECT DATE '2024-12-01' AS date, DATE 'infinity' AS k, 2 AS x").rows == 1
+
+

@@ -20,7 +20,7 @@ from backfill_lab.course.drills import incident
 from backfill_lab.course.scenarios import Scenario, scenario, truth
 from backfill_lab.course.selfcheck import check
 from backfill_lab.course.simulate import staged_copy
-from backfill_lab.course.templates import build_key, cache_folder, template
+from backfill_lab.course.templates import build_key, cache_folder, file_digest, template
 
 from .test_staging import _everything
 
@@ -58,7 +58,7 @@ def test_a_cached_incident_and_truth_are_what_a_build_gives(folder, monkeypatch)
     _forget(monkeypatch)
     calls = _builds(monkeypatch)
     monkeypatch.setattr(scenarios, "_compute_truth", lambda sc: pytest.fail("truth recomputed"))
-    assert template(sc).parent == folder and not calls
+    assert template(sc).exists() and ("incident", sc) in templates._FROM_CACHE and not calls
     assert _everything(staged_copy(sc)) == built
     assert truth(sc) == want
 
@@ -101,14 +101,22 @@ def test_a_changed_or_cut_file_is_never_used(folder, monkeypatch):
     again = template(sc)
     assert calls == [sc.exercise] and again.parent != folder and first.exists()
     (rebuilt,) = folder.glob("*.duckdb")  # the cut file went; the new build took its place
-    assert rebuilt.stat().st_size > 4096 and templates._cached(sc) == rebuilt
+    taken = templates._cached(sc)
+    assert rebuilt.stat().st_size > 4096 and taken is not None
+    assert file_digest(taken) == file_digest(rebuilt) and taken.parent != folder
 
 
-def test_a_truth_that_is_not_checksums_is_not_used(folder, monkeypatch):
+@pytest.mark.parametrize("body", [
+    {"raw": {"2024-12-01": "1:2"}},  # no hash
+    {"sha256": "0" * 64, "checksums": {"raw": {"2024-12-01": "1:2"}}},  # the wrong hash
+    {"sha256": "x", "checksums": {"raw": {"2024-12-01": 5}}},  # not checksums
+    [1, 2], "text", None,
+])
+def test_a_truth_that_is_not_checksums_is_not_used(folder, monkeypatch, body):
     sc = incident(3)
     want = truth(sc)
     (path,) = folder.glob("*.truth.json")
-    path.write_text(json.dumps({"raw": {"2024-12-01": 5}}))
+    path.write_text(json.dumps(body))
     _forget(monkeypatch)
     assert truth(sc) == want
 
@@ -148,13 +156,13 @@ def test_the_grader_never_reads_a_planted_entry(folder, monkeypatch):
     sc = scenario("ex1")
     other = dataclasses.replace(incident(3), exercise="ex1")
     templates._store(sc, template(other))  # filed under ex1's key, with a matching hash
-    (folder / f"ex1-{build_key(sc)}.truth.json").write_text(json.dumps({"raw": {}}))
+    templates.keep_truth(sc, {"raw": {}})  # well formed, and its hash matches
     _forget(monkeypatch)
     planted = templates._cached(sc)
-    assert planted is not None and planted.parent == folder
+    assert planted is not None and file_digest(planted) == file_digest(template(other))
     assert templates.cached_truth(sc) == {"raw": {}}
     staged_part = score.stage("ex1", "incident")
-    assert Path(staged_part["template"]).parent != folder
+    assert staged_part["sha256"] != file_digest(planted)
     truth_part = score.stage("ex1", "truth")
     assert truth_part["truth"] != {"raw": {}} and "features" in truth_part["truth"]
     assert cache_folder() == folder  # as it was, after grading
@@ -165,7 +173,7 @@ def test_the_grader_never_reads_a_planted_entry(folder, monkeypatch):
     plan = json.dumps(PERFECT["ex1"])
     judged = score.judge("ex1", plan)
     assert calls == ["ex1"] and all(t.score == t.max_score for t in judged)
-    assert templates.built_template(sc).parent != folder
+    assert file_digest(templates.built_template(sc)) != file_digest(planted)
 
 
 @pytest.mark.slow
@@ -185,3 +193,106 @@ def test_the_cli_check_fills_the_cache_then_uses_it(tmp_path):
     assert any(f.endswith(".duckdb") for f in files) and any(f.endswith(".json") for f in files)
     assert first.stdout == second.stdout
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == files
+
+
+# -- found by a review ------------------------------------------------------------------
+def test_a_deeply_nested_truth_file_does_not_crash_the_learner(folder, monkeypatch):
+    # cached_truth catches OSError and ValueError; json.loads raises RecursionError here
+    sc = incident(3)
+    want = truth(sc)
+    (path,) = folder.glob("*.truth.json")
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    monkeypatch.setattr(scenarios, "_TRUTHS", {})
+    assert truth(sc) == want
+
+
+def test_a_failed_keep_truth_leaves_no_part_file(folder, monkeypatch):
+    # os.replace fails (the name is taken by a folder): the .part file written aside stays,
+    # one more each process (the pruning only looks at *.duckdb)
+    sc = incident(3)
+    folder.mkdir(parents=True)
+    (folder / f"{sc.exercise}-{build_key(sc)}.truth.json").mkdir()
+    templates.keep_truth(sc, {"raw": {"2024-12-01": "x"}})
+    templates.keep_truth(sc, {"raw": {"2024-12-01": "x"}})
+    assert not list(folder.glob(".*.part"))
+
+
+def test_the_grader_in_a_process_that_used_the_cache_still_builds_its_own(folder, monkeypatch):
+    """score.stage runs under no_disk_cache, but truth() and template() first look in this
+    process's memo (_TRUTHS, _TEMPLATES), filled from the cache folder by any earlier
+    learner-side call in the same process (an instructor's notebook calling check() and then
+    grader.grade_notebook / score_plan): the planted entry is judged against."""
+    import grader.score as score
+
+    sc = scenario("ex1")
+    other = dataclasses.replace(incident(3), exercise="ex1")
+    templates._store(sc, templates.template(other))
+    templates.keep_truth(sc, {"raw": {}})  # well formed, and its hash matches
+    monkeypatch.setattr(templates, "_TEMPLATES", {})
+    monkeypatch.setattr(scenarios, "_TRUTHS", {})
+    truth(sc)  # a learner-side call in this process (the cache is theirs: fine)
+    templates.template(sc)
+    assert score.stage("ex1", "truth")["truth"] != {"raw": {}}
+    staged_part = score.stage("ex1", "incident")
+    assert staged_part["sha256"] != templates.file_digest(templates.template(other))
+    assert templates.usable_here("incident", sc)  # the learner's process: theirs to use
+
+
+_UNEDITABLE = (  # the editable install's finder would import the worktree's backfill_lab
+    "import sys; sys.meta_path = [f for f in sys.meta_path "
+    "if 'editable' not in getattr(f, '__module__', '') + getattr(f, '__name__', '')]\n")
+
+_OLD_KERNEL = _UNEDITABLE + """
+import pathlib, sys
+import backfill_lab.demo.daily  # what this kernel runs: imported before the course update
+from backfill_lab.course import templates
+from backfill_lab.course.drills import incident
+daily = pathlib.Path(sys.argv[1]) / "backfill_lab" / "demo" / "daily.py"
+daily.write_text(daily.read_text().replace('"store")', '"shop")'))  # the update lands on disk
+templates.template(incident(3))  # built with the old code, filed under the new code's key
+"""
+
+_NEW_KERNEL = _UNEDITABLE + """
+import os, sys
+sys.path.append(sys.argv[2])
+from backfill_lab.course import templates
+from backfill_lab.course.drills import incident
+from backfill_lab.course.simulate import staged_copy
+from tests.test_staging import _everything
+sc = incident(3)
+import backfill_lab
+assert backfill_lab.__file__.startswith(sys.argv[1]), backfill_lab.__file__
+cached = _everything(staged_copy(sc))
+print("from cache:", ("incident", sc) in templates._FROM_CACHE)
+os.environ["BACKFILL_LAB_CACHE"] = "off"
+fresh = _everything(sc.build())
+for d in (cached, fresh):
+    d.pop("_bl_views")  # wall-clock times of the build
+print("same as a fresh build:", cached == fresh)
+"""
+
+
+@pytest.mark.slow
+def test_code_changed_on_disk_after_import_never_serves_an_old_build(tmp_path):
+    """_code_fingerprint hashes backfill_lab's files on disk when build_key is first called,
+    not the code this process imported: a kernel that imported the course, then saw the
+    files change (a course update, an edit) before it first staged, files its old-code build
+    under the new code's key; every new process then takes that stale incident."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    src = tmp_path / "src"
+    shutil.copytree(root / "backfill_lab", src / "backfill_lab",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(src),
+           "BACKFILL_LAB_CACHE": str(tmp_path / "cache"), "HOME": str(tmp_path)}
+    for script in (_OLD_KERNEL, _NEW_KERNEL):
+        done = subprocess.run([sys.executable, "-c", script, str(src), str(root)], env=env,
+                              cwd=tmp_path, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    # the kernel that saw its code change on disk filed nothing: the next process builds
+    assert "from cache: False" in done.stdout, done.stdout
+    assert "same as a fresh build: True" in done.stdout, done.stdout

@@ -21,6 +21,7 @@ used by one plan at a time (:func:`take` removes it from the pool).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -73,6 +74,18 @@ class _Kept:
 _POOL: dict[Scenario, list[_Kept]] = {}  # each scenario's kept copies, oldest first
 _ORDER: list[Scenario] = []  # the scenario of every kept copy, oldest first
 _LOCK = threading.Lock()
+_OWNER = [os.getpid()]  # the process the kept copies belong to
+_INHERITED: list[list[_Kept]] = []  # a parent's, after a fork: never used, never closed here
+
+
+def _own() -> None:
+    """After a fork, set the parent's kept copies aside (call with :data:`_LOCK` held): a
+    DuckDB database is not the child's to use (or close) once its process forked."""
+    if _OWNER[0] != os.getpid():
+        _INHERITED.append([k for pool in _POOL.values() for k in pool])
+        _POOL.clear()
+        _ORDER.clear()
+        _OWNER[0] = os.getpid()
 
 
 def _attached(cur: Any) -> bool:
@@ -100,7 +113,7 @@ def open_copy(sc: Scenario, plan: Plan | None, new: Callable[[], Staged], templa
     layout when it can be kept after the replay (:func:`reusable`), else None."""
     if plan is None or not reusable(plan):  # a notebook's warehouse, or SQL of the learner's
         return new(), None
-    found = take(sc, plan)
+    found = take(sc, plan, template)
     if found is not None:
         return found
     st = new()
@@ -118,17 +131,19 @@ def reusable(plan: Plan) -> bool:
     return read is None or read.query is None
 
 
-def take(sc: Scenario, plan: Plan) -> tuple[Staged, Layout] | None:
-    """A kept copy of ``sc`` staged for a plan that writes the tables ``plan`` writes, put
-    back as the template holds it, and its layout; or None when there is none (a kept copy
-    that cannot be put back exactly is closed). It is the caller's until handed to
-    :func:`put_back` or closed."""
+def take(sc: Scenario, plan: Plan, template: Path) -> tuple[Staged, Layout] | None:
+    """A kept copy of ``sc``, made from the file ``template``, staged for a plan that writes
+    the tables ``plan`` writes, put back as the template holds it, and its layout; or None
+    when there is none (a kept copy that cannot be put back exactly is closed). It is the
+    caller's until handed to :func:`put_back` or closed."""
     while True:
         with _LOCK:
+            _own()
             pool = _POOL.get(sc, [])
             for i, kept in enumerate(pool):
                 written = written_tables(plan, sc, kept.st)
-                if kept.layout.written == (None if written is None else frozenset(written)):
+                if kept.layout.template == str(template) and kept.layout.written == (
+                        None if written is None else frozenset(written)):
                     del pool[i]
                     _ORDER.remove(sc)  # one of its entries: the order of the rest is kept
                     break
@@ -146,12 +161,14 @@ def take(sc: Scenario, plan: Plan) -> tuple[Staged, Layout] | None:
 def kept(sc: Scenario) -> int:
     """How many copies of ``sc`` are kept now."""
     with _LOCK:
+        _own()
         return len(_POOL.get(sc, []))
 
 
 def close_kept(sc: Scenario | None = None) -> int:
     """Close the copies kept of ``sc`` (of every scenario when None): how many."""
     with _LOCK:
+        _own()
         gone = [k for key in list(_POOL) if sc is None or key == sc for k in _POOL.pop(key)]
         _ORDER[:] = [key for key in _ORDER if key in _POOL]
     for k in gone:
@@ -167,6 +184,7 @@ def put_back(sc: Scenario, st: Staged, layout: Layout, before: State, after: Sta
     its state now. Beyond :data:`KEPT` copies, the oldest kept one is closed.
     """
     with _LOCK:
+        _own()
         _POOL.setdefault(sc, []).append(_Kept(st, layout, (before, after)))
         _ORDER.append(sc)
         oldest = None

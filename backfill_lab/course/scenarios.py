@@ -213,15 +213,16 @@ _TRUTH_SLOTS = 16
 def truth(sc: Scenario) -> dict[str, dict[str, str]]:
     """Checksums of every table as they would be had nothing broken (computed once, or taken
     from the cache folder of :mod:`backfill_lab.course.templates`)."""
-    from .templates import cached_truth, keep_truth  # they import this module: resolved here
+    from .templates import cached_truth, keep_truth, taken_from_cache, usable_here
 
     known = _TRUTHS.get(sc)
-    if known is None:
-        known = cached_truth(sc)
-        if known is None:
-            known = _compute_truth(sc)
+    if known is None or not usable_here("truth", sc):  # (taken from a cache now off)
+        cached = cached_truth(sc)
+        known = cached if cached is not None else _compute_truth(sc)
+        if cached is None:
             keep_truth(sc, known)
-        known = remember_truth(sc, known)
+        remember_truth(sc, known)
+        taken_from_cache("truth", sc, cached is not None)
     return known
 
 
@@ -233,9 +234,12 @@ def remember_truth(sc: Scenario, checksums: dict[str, dict[str, str]]
     exercise once per batch, in whichever worker is free): :func:`truth` then returns it
     without staging the scenario again.
     """
+    from .templates import taken_from_cache  # it imports this module: resolved when called
+
     if sc not in _TRUTHS and len(_TRUTHS) >= _TRUTH_SLOTS:
         del _TRUTHS[next(iter(_TRUTHS))]
     _TRUTHS[sc] = checksums
+    taken_from_cache("truth", sc, False)
     return checksums
 
 
