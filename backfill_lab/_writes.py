@@ -311,13 +311,22 @@ def frame_keys_plain(frame: pd.DataFrame, keys: Sequence[str]) -> bool:
     if len(codes) == 1:
         ordered = np.sort(codes[0])
         return not (ordered[1:] == ordered[:-1]).any()
-    codes = [np.unique(x, return_inverse=True)[1].astype(np.int64) for x in codes]
+    return _distinct_rows(codes) == n
+
+
+def _distinct_rows(columns: Sequence[Any]) -> int:
+    """How many distinct rows the numpy arrays ``columns`` (one length, at least one) make:
+    each column's values coded 0..n-1, each row's codes as one number when it fits."""
+    n = len(columns[0])
+    codes = [np.unique(x, return_inverse=True)[1].astype(np.int64) for x in columns]
+    if not n:
+        return 0
     if n ** len(codes) < 2 ** 62:  # each row's codes as one number: it fits
         row = np.zeros(n, dtype=np.int64)
         for found in codes:
             row = row * n + found
-        return len(np.unique(row)) == n
-    return len(np.unique(np.stack(codes, axis=1), axis=0)) == n
+        return len(np.unique(row))
+    return len(np.unique(np.stack(codes, axis=1), axis=0))
 
 
 #: DuckDB types whose values numpy holds one to one (``fetchnumpy``: integers, booleans, DATE
@@ -360,16 +369,7 @@ def _plain_key_counts(cur: duckdb.DuckDBPyConnection, src: str, keys: list[str],
         return int(missing.sum()), total, total, 0
     p = arrays[pcol.strip('"')]
     outside = int((np.ma.getmaskarray(p) | (np.ma.getdata(p) != np.datetime64(value, "us"))).sum())
-    codes = [np.unique(np.ma.getdata(arrays[k]), return_inverse=True)[1].astype(np.int64)
-             for k in keys]
-    if total and (total + 1) ** len(codes) < 2 ** 62:  # each row's codes as one number
-        row = np.zeros(total, dtype=np.int64)
-        for found in codes:
-            row = row * (total + 1) + found
-        distinct = len(np.unique(row))
-    else:
-        distinct = len(np.unique(np.stack(codes, axis=1), axis=0)) if total else 0
-    return 0, total, distinct, outside
+    return 0, total, _distinct_rows([np.ma.getdata(arrays[k]) for k in keys]), outside
 
 
 def _check_keys(cur: duckdb.DuckDBPyConnection, src: str, keys: list[str], pcol: str,
