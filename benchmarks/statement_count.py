@@ -5,6 +5,7 @@ Run from the project root with the project's venv::
     python benchmarks/statement_count.py                # ex1 and ex2
     python benchmarks/statement_count.py ex2 --full     # every distinct statement, counted
     python benchmarks/statement_count.py --kept         # each plan on the copy the last left
+    python benchmarks/statement_count.py ex1 --concurrency 1   # the plans at another concurrency
 
 Every cursor the warehouse hands out is wrapped so each ``execute`` is counted (a string of
 several statements counts each) and timed in CPU time of its thread. Two distinct plans are
@@ -12,7 +13,10 @@ judged after a warm-up, each on a new copy of the incident, as the grader's judg
 (``--kept``: on the copy the plan before left, put back, as a learner's next check); the
 figures are per plan. Statement counts do not depend on the
 machine's load, so they compare before/after changes on a busy machine; times do. The CPU the
-statements take, divided by the cores, is what no schedule of them can go below.
+statements take, divided by the cores, is what no schedule of them can go below. It also
+prints how busy the replay's workers were: the steps' time over the workers' time from the
+first step's start to the last one's end, and how long a finished step's slot waited on
+average before the next step started in it.
 """
 
 from __future__ import annotations
@@ -60,8 +64,24 @@ class Counting:
         return getattr(self._cur, name)
 
 
+STEPS: list[list[tuple[float, float]]] = []  # each judged plan's steps: (start, end)
+
+
 def main() -> None:
     original = W.Warehouse.cursor
+    from backfill_lab import _dag
+
+    call = _dag._Counter.call
+
+    def timed(self: Any, fn: Any, node: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return call(self, fn, node)
+        finally:
+            if ACTIVE[0] and STEPS:
+                STEPS[-1].append((t0, time.perf_counter()))
+
+    _dag._Counter.call = timed  # type: ignore[method-assign]
 
     def cursor(self: W.Warehouse) -> Any:
         cur = original(self)
@@ -80,10 +100,13 @@ def main() -> None:
         sc = scenario(ex)
         truth(sc)
         template(sc)
-        plans = variants(ex, 3)
+        conc = sys.argv[sys.argv.index("--concurrency") + 1] if "--concurrency" in sys.argv else ""
+        plans = [p.replace("concurrency: 2", f"concurrency: {conc}") if conc else p
+                 for p in variants(ex, 3)]
         check(plans[0], sc, record=False)  # warm-up: caches, imports
         for counter in (COUNTS, FULL, TIMES):
             counter.clear()
+        STEPS.clear()
         ACTIVE[0] = True
         c0, t0 = time.process_time(), time.perf_counter()
         for plan in plans[1:]:
@@ -91,6 +114,7 @@ def main() -> None:
                 ACTIVE[0] = False
                 close_kept(sc)  # a new copy for this plan, as in the grader's forked judge
                 ACTIVE[0] = True
+            STEPS.append([])
             report = check(plan, sc, record=False)
             assert report.score == report.max_score, report.failed()
         cpu, wall = (time.process_time() - c0) / 2, (time.perf_counter() - t0) / 2
@@ -103,6 +127,18 @@ def main() -> None:
         cores = os.cpu_count() or 1
         print(f"  in execute (thread CPU) per plan: {in_sql:.3f} s (on {cores} cores the "
               f"statements alone take at least {in_sql / cores:.3f} s); top:")
+        if any(STEPS):
+            workers = int(conc or 2)
+            busy, waits = [], []
+            for steps in STEPS:
+                starts, ends = sorted(a for a, _ in steps), sorted(b for _, b in steps)
+                busy.append(sum(b - a for a, b in steps) / (workers * (ends[-1] - starts[0])))
+                waits += [s0 - max(e for e in ends if e <= s0) for s0 in starts[workers:]
+                          if any(e <= s0 for e in ends)]
+            print(f"  steps: {sum(map(len, STEPS)) / len(STEPS):.0f} per plan; workers busy "
+                  f"{min(busy):.0%}-{max(busy):.0%} of a replay (concurrency {workers}); a free "
+                  f"slot waited {sum(waits) / max(1, len(waits)) * 1e3:.2f} ms on average for "
+                  f"the next step")
         for k, t in TIMES.most_common(15):
             print(f"   {t / 2 * 1e3:7.1f} ms  {k[:70]}")
         if "--full" in sys.argv:
