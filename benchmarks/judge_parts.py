@@ -147,7 +147,7 @@ def merge_keys() -> None:
 def staging(rounds: int = 5) -> None:
     """A new copy for a plan (made, closed) and a kept one (put back after a replay, taken)."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from judge_speed import solution_plan  # type: ignore[import-not-found]
+    from judge_speed import solution_plan
 
     from backfill_lab.course import copies
     from backfill_lab.course.scenarios import scenario
@@ -157,7 +157,7 @@ def staging(rounds: int = 5) -> None:
 
     for exercise in ("ex1", "ex2"):
         sc, plan = scenario(exercise), Plan.load(solution_plan(exercise))
-        template(sc)
+        path = template(sc)
         new, kept = [], []
         for _ in range(rounds):
             copies.close_kept()
@@ -167,7 +167,7 @@ def staging(rounds: int = 5) -> None:
             new.append(time.perf_counter() - t0)
             simulate(plan, sc)  # leaves its copy kept, as the replay changed it
             t0 = time.perf_counter()
-            found = copies.take(sc, plan)
+            found = copies.take(sc, plan, path)
             kept.append(time.perf_counter() - t0)
             assert found is not None
             found[0].warehouse.close()
