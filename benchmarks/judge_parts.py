@@ -8,6 +8,8 @@ It prints, each as the median of many runs on this machine as it is (the load is
 
 * a DuckDB transaction in one process: ``BEGIN; COMMIT`` alone, and with a one-row insert of 4
   and of 16 columns (the ledger's row): what each table a step's transaction touches costs;
+* one staging step's transaction (BEGIN, DELETE, the demo's staging INSERT ... SELECT, COMMIT)
+  at 4,000 events a day (ex1's), 400 and 40: what a smaller incident would save a step;
 * the drift check of one ex1 features partition against its 7-day history (five numeric
   columns): the columns measured together (:func:`~backfill_lab.distributions.drift_by_column`)
   and one by one (:func:`~backfill_lab.distributions.drift_measures` per column, as before);
@@ -197,8 +199,41 @@ def memory() -> None:
           f"closing it", flush=True)
 
 
+def rows_per_day() -> None:
+    """One staging step's transaction (BEGIN, DELETE, the demo's staging INSERT ... SELECT,
+    COMMIT) on a month of raw events, at 4,000 events a day (ex1's), 400 and 40: what a smaller
+    incident would save a step."""
+    import duckdb
+
+    from backfill_lab.demo.daily import STAGING_SQL, EventSource
+
+    figures = []
+    for per_day in (4000, 400, 40):
+        src = EventSource(seed=7, entities=max(10, per_day // 4), events_per_day=per_day)
+        cur = duckdb.connect().cursor()
+        cur.execute("SET threads=1")
+        month = [src.events(f"2024-11-{day:02d}") for day in range(1, 31)]
+        first = month[0]  # noqa: F841 (DuckDB reads it by name)
+        cur.execute("CREATE TABLE raw AS SELECT * FROM first")
+        for frame in month[1:]:  # noqa: B007 (DuckDB reads it by name)
+            cur.execute("INSERT INTO raw SELECT * FROM frame")
+        cur.execute("CREATE TABLE staging AS SELECT * FROM raw LIMIT 0")
+        write = ("INSERT INTO staging BY NAME SELECT * FROM ("
+                 + STAGING_SQL.replace("{raw}", "raw") + ")")
+
+        def step(cur: Any = cur, write: str = write) -> None:
+            cur.execute("BEGIN TRANSACTION")
+            cur.execute("DELETE FROM staging WHERE date = DATE '2024-11-15'")
+            cur.execute(write, {"partition": "2024-11-15"})
+            cur.execute("COMMIT")
+
+        figures.append(f"{per_day:,} events a day {median_ms(step, 200):.2f} ms")
+    print(f"a staging step's transaction: {', '.join(figures)} ({load()})", flush=True)
+
+
 def main() -> int:
     transactions()
+    rows_per_day()
     drift()
     merge_keys()
     staging()
