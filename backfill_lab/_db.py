@@ -6,14 +6,16 @@ leaves it open), so every statement here is read completely before the next one 
 
 from __future__ import annotations
 
+import json
 import re
+import weakref
 from typing import Any
 
 import duckdb
 
 from .errors import ConfigError
 
-__all__ = ["ROWS", "bind", "one", "quote", "run", "run_rows"]
+__all__ = ["ROWS", "bind", "fence", "fenced", "one", "quote", "run", "run_rows", "run_select"]
 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _IDENT_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
@@ -22,6 +24,8 @@ Params = dict[str, Any] | list[Any] | None
 
 ROWS = "_bl_rows"
 """The name a statement run by :func:`run_rows` reads its DataFrame by."""
+
+_FENCED: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()  # see fence()
 
 
 def quote(name: str) -> str:
@@ -63,6 +67,49 @@ def run_rows(cur: duckdb.DuckDBPyConnection, sql: str, params: Params,
 
     DuckDB finds a name no table has among the local variables of the Python frame that runs
     the statement (its replacement scan): this one's. That costs less than registering the
-    DataFrame as a view and removing it again, two catalog changes per write.
+    DataFrame as a view and removing it again, two catalog changes per write; a fenced
+    database (:func:`fence`) reads no Python variables, so there it is registered.
     """
-    return cur.execute(sql, params).fetchall()
+    if cur not in _FENCED:
+        return cur.execute(sql, params).fetchall()
+    cur.register(ROWS, _bl_rows)
+    try:
+        return cur.execute(sql, params).fetchall()
+    finally:
+        cur.unregister(ROWS)
+
+
+def fence(con: duckdb.DuckDBPyConnection, *cursors: duckdb.DuckDBPyConnection) -> None:
+    """Cut the database of ``con`` off from everything but itself, for good: no files, no
+    network, no extensions, no Python variables (DuckDB's ``enable_external_access`` off), and
+    its settings locked. The grader's judge does it to a copy before a plan's own SQL runs on
+    it. ``cursors``: those already open on it (a new one is marked by :func:`fenced`)."""
+    run(con, "SET enable_external_access = false")
+    run(con, "SET lock_configuration = true")
+    for c in (con, *cursors):
+        _FENCED.add(c)
+
+
+def fenced(parent: duckdb.DuckDBPyConnection,
+           cur: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """``cur``, a new cursor of ``parent``, marked as fenced when ``parent`` is."""
+    if parent in _FENCED:
+        _FENCED.add(cur)
+    return cur
+
+
+def run_select(cur: duckdb.DuckDBPyConnection, sql: str, params: Params = None
+               ) -> list[tuple[Any, ...]]:
+    """Run SQL that is not the lab's own (a plan's consumer query) so that it can change
+    nothing: it must be one SELECT statement (DuckDB's own parser says whether it is), and it
+    runs in a transaction rolled back after it (a SELECT can still hold a data-changing
+    ``WITH``). Raises ValueError, naming what it got, when it is anything else."""
+    parsed = json.loads(cur.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0])
+    if parsed.get("error") or len(parsed.get("statements", ())) != 1:
+        raise ValueError(f"the query must be one SELECT statement (got {sql[:80]!r}); "
+                         "write a single SELECT that reads the partition")
+    run(cur, "BEGIN TRANSACTION")
+    try:
+        return run(cur, sql, params)
+    finally:
+        run(cur, "ROLLBACK")

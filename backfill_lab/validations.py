@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._db import quote, run
+from ._db import quote, run, run_select
 from .distributions import Rows, drift_by_column, ks_statistic, psi
 from .errors import ConfigError, UnknownNameError
 from .partitions import PartitionSet, grain_of, parse_key, to_value
@@ -317,8 +317,9 @@ def _downstream(wh: Warehouse, table: str, key: str, cfg: DownstreamRead,
     query = cfg.query or f"SELECT * FROM {{table}} WHERE {pcol} = $partition"
     text = query.replace("{table}", quote(table))
     try:  # fetch what the consumer fetches: every column is really read and converted
-        rows = len(read) if read is not None and cfg.query is None else len(run(
-            wh.cursor(), text, {"partition": to_value(key)} if "$partition" in text else None))
+        rows = len(read) if read is not None and cfg.query is None else len(
+            (run_select if cfg.query else run)(
+                wh.cursor(), text, {"partition": to_value(key)} if "$partition" in text else None))
     except Exception as exc:  # the point of the check: a consumer's query failing is a verdict
         first = str(exc).splitlines()[0]
         return CheckResult("downstream_read", table, key, None, "query runs, >= 1 row", False,

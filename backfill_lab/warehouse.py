@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from ._db import ROWS, bind, one, quote, run
+from ._db import ROWS, bind, fence, fenced, one, quote, run
 from ._writes import (
     BUILT_SCHEMA,
     OnCommit,
@@ -104,23 +104,23 @@ class Warehouse:
         self._ensured: set[str] = set()
         self._table_info: dict[str, tuple[str, str]] = {}
         self._untyped: set[str] = set()  # tables with columns an empty first write left untyped
-        run(
-            self._con,
-            "CREATE TABLE IF NOT EXISTS _bl_tables ("
-            "name VARCHAR PRIMARY KEY, partition_column VARCHAR, grain VARCHAR)"
-        )
-        run(
-            self._con,
-            "CREATE TABLE IF NOT EXISTS _bl_meta (key VARCHAR PRIMARY KEY, value VARCHAR)"
-        )
+        run(self._con, "CREATE TABLE IF NOT EXISTS _bl_tables (name VARCHAR PRIMARY KEY, "
+                       "partition_column VARCHAR, grain VARCHAR)")
+        run(self._con, "CREATE TABLE IF NOT EXISTS _bl_meta (key VARCHAR PRIMARY KEY, "
+                       "value VARCHAR)")
         run(self._con, BUILT_SCHEMA)
+
+    def fence(self) -> None:
+        """Cut this database off from files, the network and Python, for good (before SQL that
+        is not the lab's own runs on it: :func:`backfill_lab._db.fence`)."""
+        fence(self._con, *(c for _, c in self._cursors))
 
     # -- connections ---------------------------------------------------------------------
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """This thread's own DuckDB cursor (DuckDB connections are not shared across threads)."""
         cur = getattr(self._local, "cursor", None)
         if cur is None:
-            cur = self._con.cursor()
+            cur = fenced(self._con, self._con.cursor())
             self._local.cursor = cur
             with self._cursor_lock:
                 self._cursors.append((threading.current_thread(), cur))

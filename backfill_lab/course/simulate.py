@@ -39,7 +39,7 @@ from ..report import PassFailReport, Row
 from ..runner import BackfillResult, run_backfill
 from ..versions import verdicts
 from ..warehouse import Warehouse
-from .copies import Layout, State, open_copy, put_back
+from .copies import Layout, State, open_copy, put_back, reusable
 from .outcomes import (
     OUTCOME_POINTS,
     OUTCOMES,
@@ -287,6 +287,8 @@ class staged:
 
     def __enter__(self) -> Staged:
         self.st, self._layout = open_copy(self.sc, self.plan, self._new, template(self.sc))
+        if self.plan is not None and not reusable(self.plan):
+            self.st.warehouse.fence()  # the plan's own SQL runs on it: no files, no network
         throttle(self.st.warehouse, self.sc, self.plan)
         return self.st
 
