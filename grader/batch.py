@@ -433,7 +433,7 @@ def _exercises_of(files: Sequence[Submission], override: str | None) -> set[str]
     for f in files:
         try:
             meta = json.loads(read_regular(f.path)).get("metadata", {}).get("backfill_lab", {})
-        except (InputError, ValueError, AttributeError):
+        except (InputError, ValueError, AttributeError, RecursionError):
             continue
         if isinstance(meta, dict) and isinstance(meta.get("exercise"), str):
             found.add(meta["exercise"])

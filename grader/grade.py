@@ -110,6 +110,9 @@ def parse_submission(raw: bytes, name: str) -> tuple[nbformat.NotebookNode | Non
         data = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return None, f"{path.name} is not a notebook (not JSON: {str(exc).splitlines()[0]})"
+    except RecursionError:  # a notebook is a few levels deep; '[[[[...' crashed the batch
+        return None, (f"{path.name} is not a notebook (its JSON is nested too deep to be one); "
+                      f"submit the notebook as Jupyter saved it")
     if not isinstance(data, dict) or ("cells" not in data and "worksheets" not in data):
         return None, f"{path.name} is JSON but not a Jupyter notebook (no cells)"
     try:

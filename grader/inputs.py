@@ -80,6 +80,10 @@ def _names(found: list[tuple[Path, str, str]]) -> list[Submission]:
     taken: set[str] = set()
     out = []
     for path, rel, given in found:
+        # a file name need not be UTF-8 (bytes Python keeps as surrogates); its results and
+        # reports are text, so its name shows the bytes that are not as U+FFFD
+        rel, given = (t.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                      for t in (rel, given))
         name = rel if rel not in taken else f"{given.rstrip('/')}/{rel}"
         stem, n = name, 2
         while name in taken:

@@ -203,18 +203,28 @@ class GradeResult:
         return "isolated" if self.isolated else "not isolated"
 
 
+RESULT_SUFFIXES = (".json", ".md", ".html")
+"""The files each submission's results are written to, after its stem."""
+_BATCH_STEMS = frozenset({"report", "gradebook", "run"})  # the batch's own files in ``out``
+
+
 def output_name(submission: str, taken: set[str]) -> str:
     """The relative file stem of a submission's results, unique within one output folder: its
-    name without ``.ipynb``, folders kept, nothing that could leave the folder.
+    name without ``.ipynb``, folders kept, nothing that could leave the folder, no folder that
+    is another's result file, none of the batch's own files.
 
     >>> output_name("alice/dup.ipynb", set()), output_name("../../etc/x.ipynb", set())
     ('alice/dup', 'etc/x')
+    >>> output_name("x.json/y.ipynb", set()), output_name("report.ipynb", set())
+    ('x.json_/y', 'report-2')
     """
     parts = [p for p in PurePosixPath(submission.replace("\\", "/")).parts
              if p not in ("", ".", "..", "/")]
+    # a folder named like a result file ("x.json/") would be another's file: it gets a "_"
+    parts = [p + "_" if p.endswith(RESULT_SUFFIXES) else p for p in parts[:-1]] + parts[-1:]
     stem = "/".join(parts).removesuffix(".ipynb") or "submission"
     name, n = stem, 2
-    while name in taken:
+    while name in taken or name in _BATCH_STEMS:
         name, n = f"{stem}-{n}", n + 1
     taken.add(name)
     return name
