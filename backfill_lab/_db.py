@@ -70,7 +70,7 @@ def run_rows(cur: duckdb.DuckDBPyConnection, sql: str, params: Params,
     DataFrame as a view and removing it again, two catalog changes per write; a fenced
     database (:func:`fence`) reads no Python variables, so there it is registered.
     """
-    if cur not in _FENCED:
+    if _bl_rows is None or cur not in _FENCED:
         return cur.execute(sql, params).fetchall()
     cur.register(ROWS, _bl_rows)
     try:

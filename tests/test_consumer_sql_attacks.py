@@ -88,3 +88,12 @@ def test_an_honest_consumer_query_still_reads_its_partition():
     report = validate(wh, "features", "2024-12-02", Validations(downstream_read=DownstreamRead(
         "SELECT entity_id, amount_7d FROM {table} WHERE date = $partition")), record=False)
     assert report.passed and (report.results[0].measured or 0) >= 40
+
+
+def test_a_plan_with_an_honest_consumer_query_keeps_full_marks_on_a_fenced_copy():
+    """The judge fences the copy for such a plan: its DataFrame writes (raw) and SQL writes
+    (staging, features) and the consumer query itself all still run."""
+    plan = _with_query('SELECT entity_id FROM {table} WHERE "date" = $partition')
+    tests = _judged(plan)
+    assert sum(t.score for t in tests) == sum(t.max_score for t in tests), \
+        [t.output for t in tests if not t.passed]

@@ -222,3 +222,47 @@ def test_drill_hints_do_not_give_away_the_grading_thresholds():
         for hint in sc.hints:
             numbers = {int(n) for n in re.findall(r"\d+", hint)}
             assert not numbers & thresholds(sc), hint
+
+
+# -- a learner who wants points: checks that can never fail (found by a hostile-learner helper)
+IDLE_EX1 = PERFECT["ex1"].replace("  row_count: {min: 900, max: 1100}\n  null_rate: {max: 0.01}\n"
+                                  "  unique_keys: [entity_id, date]\n  drift: {max_psi: 0.2}\n"
+                                  "  downstream_read: true\n",
+                                  "  row_count: {min: 0}\n  null_rate: {max: 1}\n"
+                                  "  downstream_read: {query: SELECT 1}\n"
+                                  ).replace("{ticket: INC-1234, owner: data-platform}", "{x: ''}")
+IDLE_MINI = PERFECT["mini_challenge"].replace("drift: {max_psi: 0.2, reference_window: 7}",
+                                              "drift: {max_psi: 1.0e+300}")
+
+
+@pytest.mark.parametrize(("exercise", "plan", "why"), [
+    ("ex1", IDLE_EX1, "row_count has no bound above 0 rows"),
+    ("mini_challenge", IDLE_MINI, "drift allows a PSI above 1.0"),
+])
+def test_checks_that_can_never_fail_earn_no_validation_points(exercise, plan, why):
+    """Both plans got full marks: the rule counted checks without asking whether any could
+    fail, and the replay cannot tell (a refill of good data passes any check)."""
+    assert IDLE_EX1 != PERFECT["ex1"] and IDLE_MINI != PERFECT["mini_challenge"]
+    report = check(plan, exercise, record=False)
+    failed = {r.name: r.message for r in report.results if not r.passed}
+    assert report.score < report.max_score
+    assert "validations" in failed and why in failed["validations"], failed
+    if exercise == "ex1":
+        assert "lineage" in failed  # {x: ''} tags nobody
+
+
+def test_each_kind_of_idle_check_is_named():
+    from backfill_lab.course.rules import never_fails
+
+    def idle(validations):
+        return never_fails(load_plan({"pipeline": "daily_features", "partitions": "2024-12-01",
+                                      "validations": validations}), scenario("ex1"))
+
+    assert idle({"row_count": {"min": 900, "max": 1100}, "null_rate": {"max": 0.01},
+                 "drift": {"max_psi": 0.2}, "downstream_read": {"query": "SELECT 1 FROM {table}"}
+                 }) == []
+    assert idle({"row_count": {"relative": 0.5}, "drift": {"max_psi": 5, "max_ks": 0.3}}) == []
+    assert idle({"drift": {"max_psi": None, "max_ks": 1.0}}) == \
+        ["drift allows a PSI above 1.0 and a KS of 1"]
+    assert idle({"downstream_read": {"query": "SELECT 42 AS answer"}}) == \
+        ["downstream_read's query reads none of the pipeline's tables"]

@@ -19,8 +19,9 @@ from .late_rules import MAX_WINDOW, rule_merge_keys, rule_reprocess_window, rule
 from .scenarios import Scenario
 from .verdicts import RULE_COLUMNS, SECTIONS, RuleResult, ScoredReport, _fail, _ok, rule_rows
 
-__all__ = ["CHECKLIST", "LATE_RULES", "MAX_RETRIES", "MAX_WINDOW", "RULES", "RULE_COLUMNS",
-           "SECTIONS", "RuleResult", "ScoredReport", "judge", "rule_names", "rule_rows"]
+__all__ = ["CHECKLIST", "LATE_RULES", "MAX_PSI", "MAX_RETRIES", "MAX_WINDOW", "RULES",
+           "RULE_COLUMNS", "SECTIONS", "RuleResult", "ScoredReport", "judge", "never_fails",
+           "rule_names", "rule_rows"]
 
 MAX_RETRIES = 5
 
@@ -203,6 +204,12 @@ def rule_validations(plan: Plan, sc: Scenario) -> RuleResult:
         return _fail("validations", f"The checks leave out {missing}.",
                      f"This incident is exactly what {missing[0]} catches; without it you "
                      "cannot prove the fix.", f"add {missing[0]} to validations.")
+    idle = never_fails(plan, sc)
+    if idle:
+        return _fail("validations", f"{idle[0]}, so it can never fail.",
+                     "A check that passes every partition, empty or broken, proves nothing: "
+                     "the plan would mark bad data valid.",
+                     "set each check's limits from the healthy days (see the incident's facts).")
     if len(enabled) < 3:
         return _fail("validations", f"Only {len(enabled)} check(s) per partition: {enabled}.",
                      "One or two checks leave whole kinds of bad data unseen.",
@@ -219,6 +226,36 @@ def rule_validations(plan: Plan, sc: Scenario) -> RuleResult:
                      "Every correct partition would be marked invalid.",
                      "set bounds around the real daily count (compare recent partitions).")
     return _ok("validations", f"{len(enabled)} checks per partition: {', '.join(enabled)}.")
+
+
+#: a PSI above this is several times what the workbook calls a major shift (0.25): a limit
+#: higher than it lets drift like the mini challenge's (PSI about 4.5) through as well as any
+MAX_PSI = 1.0
+
+
+def never_fails(plan: Plan, sc: Scenario) -> list[str]:
+    """The plan's checks that no partition can fail, each said in a few words.
+
+    >>> from backfill_lab.course.scenarios import scenario
+    >>> never_fails(Plan.load({"pipeline": "daily_features", "partitions": "2024-12-01",
+    ...     "validations": {"row_count": {"min": 0}, "null_rate": {"max": 1}}}), scenario("ex1"))
+    ['row_count has no bound above 0 rows', 'null_rate allows a share of 1 (every value null)']
+    """
+    v, out = plan.validations, []
+    rc = v.row_count
+    if rc is not None and (rc.min or 0) <= 0 and rc.max is None and rc.relative is None:
+        out.append("row_count has no bound above 0 rows")
+    if v.null_rate is not None and v.null_rate.max >= 1:
+        out.append("null_rate allows a share of 1 (every value null)")
+    d = v.drift
+    if d is not None and (d.max_psi is None or d.max_psi > MAX_PSI) and \
+            (d.max_ks is None or d.max_ks >= 1):
+        out.append(f"drift allows a PSI above {MAX_PSI} and a KS of 1")
+    q = v.downstream_read.query if v.downstream_read is not None else None
+    tables = {*sc.layers, sc.features_table, "features", "{table}"}
+    if q is not None and not any(t.lower() in q.lower() for t in tables):
+        out.append("downstream_read's query reads none of the pipeline's tables")
+    return out
 
 
 def rule_rollback(plan: Plan, sc: Scenario) -> RuleResult:
@@ -268,7 +305,7 @@ def rule_code_version(plan: Plan, sc: Scenario) -> RuleResult:
 def rule_lineage(plan: Plan, sc: Scenario) -> RuleResult:
     """Design step 5: audit tags on every write, so the ledger says who rewrote what
     and why."""
-    if not plan.audit_tags:
+    if not plan.audit_tags or not any(v.strip() for v in plan.audit_tags.values()):  # {x: ''}
         return _fail("lineage", "The plan records no audit tags.",
                      "Months later nobody can tell why these partitions were rewritten, by "
                      "whom, or under which ticket.",
