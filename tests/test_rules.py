@@ -242,7 +242,7 @@ IDLE_MINI = PERFECT["mini_challenge"].replace("drift: {max_psi: 0.2, reference_w
 def test_checks_that_can_never_fail_earn_no_validation_points(exercise, plan, why):
     """Both plans got full marks: the rule counted checks without asking whether any could
     fail, and the replay cannot tell (a refill of good data passes any check)."""
-    assert IDLE_EX1 != PERFECT["ex1"] and IDLE_MINI != PERFECT["mini_challenge"]
+    assert PERFECT["ex1"] != IDLE_EX1 and PERFECT["mini_challenge"] != IDLE_MINI
     report = check(plan, exercise, record=False)
     failed = {r.name: r.message for r in report.results if not r.passed}
     assert report.score < report.max_score
