@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import re
 import weakref
+from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from .errors import ConfigError
 
-__all__ = ["ROWS", "bind", "fence", "fenced", "one", "quote", "run", "run_rows", "run_select"]
+__all__ = ["ROWS", "bind", "fence", "fenced", "one", "open_advice", "quote", "run", "run_rows",
+           "run_select"]
 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _IDENT_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
@@ -26,6 +28,22 @@ ROWS = "_bl_rows"
 """The name a statement run by :func:`run_rows` reads its DataFrame by."""
 
 _FENCED: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()  # see fence()
+
+
+def open_advice(error: str, path: Path) -> str:
+    """What to do when DuckDB could not open the file ``path`` (its first error line).
+
+    >>> open_advice("IO Error: Cannot open file: No such file or directory", Path("no/x.duckdb"))
+    "its folder 'no' does not exist; create it first"
+    """
+    lowered = error.lower()
+    if "lock" in lowered:
+        return "close the other program (or notebook kernel) that has it open"
+    if "permission denied" in lowered:
+        return "you may not write it or its folder; check their permissions, or copy it"
+    if "no such file or directory" in lowered and not path.parent.exists():
+        return f"its folder {str(path.parent)!r} does not exist; create it first"
+    return "it is not a DuckDB database file"
 
 
 def quote(name: str) -> str:

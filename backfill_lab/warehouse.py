@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from ._db import ROWS, bind, fence, fenced, one, quote, run
+from ._db import ROWS, bind, fence, fenced, one, open_advice, quote, run
 from ._writes import (
     BUILT_SCHEMA,
     OnCommit,
@@ -85,8 +85,7 @@ class Warehouse:
             self._con = duckdb.connect(self.path)
         except duckdb.IOException as exc:
             first = str(exc).splitlines()[0]
-            advice = ("close the other program (or notebook kernel) that has it open"
-                      if "lock" in first.lower() else "it is not a DuckDB database file")
+            advice = open_advice(first, Path(self.path))
             raise ConfigError(f"cannot open warehouse {self.path!r}: {first[:160]}; {advice}"
                               ) from None
         self.capacity = capacity

@@ -46,7 +46,7 @@ from ..validations import (
 )
 from ..versions import point_view, rollback_view, switch_view
 from ..warehouse import Warehouse
-from .guard import Kept, check_path, open_warehouse
+from .guard import check_path, guarded, open_warehouse, refuse
 from .parse import OneLineParser, UsageError
 
 __all__ = ["main"]
@@ -171,6 +171,8 @@ def _parser() -> OneLineParser:
     rn.add_argument("plan", help="plan YAML file")
     rn.add_argument("--db", required=True)
     rn.add_argument("--quiet", action="store_true", help="no line per step")
+    rn.add_argument("--backfill-id", help="name this run (default plan-START); reuse it to "
+                    "resume, or give an edited plan a new one")
 
     ex = sub.add_parser("export", help="print the matching orchestrator commands")
     ex.add_argument("plan", help="plan YAML file")
@@ -329,8 +331,17 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     plan = _plan_file(args.plan)
+    bid = args.backfill_id or f"plan-{plan.backfill.partitions.start}"
+    again = (f"; to run it as a new backfill, give it its own id: --backfill-id NAME "
+             f"(this is {bid!r})")
     with open_warehouse(args.db) as wh:
-        result = run_plan(plan, wh, on_event=None if args.quiet else _print_event)
+        try:
+            result = run_plan(plan, wh, backfill_id=bid,
+                              on_event=None if args.quiet else _print_event)
+        except ConfigError as exc:  # e.g. its snapshot ids are another run's
+            raise UsageError(f"{exc}{again}") from None
+        if result.backfill is None and result.error:  # refused before any step ran
+            raise UsageError(f"{result.error}{again}")
         print(result)
         return 0 if result.ok else 1
 
@@ -400,31 +411,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
     except UsageError as exc:
-        return _refuse(exc)
-    kept = Kept(getattr(args, "db", None))
-    try:
-        code = _dispatch(args)
-        if code == 2:
-            kept.restore()
-        return code
-    finally:
-        kept.discard()
-
-
-def _refuse(exc: BaseException) -> int:
-    """Report a refusal in one line on stderr: exit code 2."""
-    if isinstance(exc, UsageError | BackfillLabError):
-        text = str(exc)
-    elif isinstance(exc, OSError):
-        where = f" {shorten(str(exc.filename))}" if exc.filename else ""
-        text = f"cannot use{where}: {exc.strerror or exc}"
-    elif isinstance(exc, RecursionError):
-        text = "input nests too deeply to read"
-    else:
-        text = f"{type(exc).__name__}: {shorten(str(exc).strip(), 300)}"
-    line = " ".join(text.split())
-    print(f"{PROG}: error: {line}", file=sys.stderr)
-    return 2
+        return refuse(exc)
+    return guarded(args, _dispatch)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -440,7 +428,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     except (UsageError, BackfillLabError, OSError, UnicodeError, RecursionError, ValueError,
             duckdb.Error) as exc:
-        return _refuse(exc)
+        return refuse(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

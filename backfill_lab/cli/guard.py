@@ -9,19 +9,24 @@ that fits, instead of "close the other program".
 
 from __future__ import annotations
 
+import argparse
 import errno
+import filecmp
 import os
 import shutil
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 
 from .._yaml import shorten
+from ..errors import BackfillLabError
 from ..warehouse import Warehouse
 from .parse import UsageError
 
-__all__ = ["Kept", "check_path", "open_warehouse"]
+__all__ = ["Kept", "check_path", "guarded", "open_warehouse", "refuse"]
 
 PROG = "backfill-lab"
 MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB database file
@@ -105,7 +110,11 @@ class Kept:
             if present and not regular:
                 continue  # a directory: DuckDB cannot write it, nothing to keep
             self.paths.append(path)
-            self.copies[path] = self._copy(path) if regular else None
+            try:
+                self.copies[path] = self._copy(path) if regular else None
+            except OSError:
+                self.discard()
+                raise
 
     def _copy(self, path: Path) -> Path:
         if self._dir is None:
@@ -120,11 +129,56 @@ class Kept:
             copy = self.copies[path]
             if copy is None:
                 path.unlink(missing_ok=True)
-            else:
-                shutil.copy2(copy, path)
+            elif not path.is_file() or not filecmp.cmp(copy, path, shallow=False):
+                shutil.copy2(copy, path)  # unchanged (a read-only file): nothing to put back
 
     def discard(self) -> None:
         """Drop the copies."""
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+
+
+def guarded(args: argparse.Namespace, dispatch: Callable[[argparse.Namespace], int]) -> int:
+    """``dispatch(args)`` with the ``--db`` file kept aside and put back when the command is
+    refused (exit code 2); Ctrl-C is one line that says how to resume (exit code 130)."""
+    db = getattr(args, "db", None)
+    try:
+        kept = Kept(db)
+    except OSError as exc:  # e.g. a file this user may not read: nothing has run yet
+        return refuse(exc)
+    try:
+        code = dispatch(args)
+        if code == 2:
+            kept.restore()
+        return code
+    except KeyboardInterrupt:  # what committed stays; say how to go on
+        bid = getattr(args, "backfill_id", None)
+        how = (f"rerun the same command with --backfill-id {bid} to resume" if bid else
+               f"'{PROG} status --db {db}' lists its id; rerun with --backfill-id ID to "
+               "resume" if db else "rerun it")
+        print(f"{PROG}: interrupted; the partitions already written stay; {how}",
+              file=sys.stderr)
+        return 130
+    except OSError as exc:  # putting the file back failed (it changed and is not writable)
+        return refuse(exc)
+    finally:
+        kept.discard()
+
+
+def refuse(exc: BaseException) -> int:
+    """Report a refusal in one line on stderr: exit code 2."""
+    if isinstance(exc, UsageError | BackfillLabError):
+        text = str(exc)
+    elif isinstance(exc, OSError):
+        name = str(exc.filename)  # the file's own name kept, however long its folders
+        where = f" {shorten(name if len(name) < 50 else '...' + name[-46:])}" \
+            if exc.filename else ""
+        text = f"cannot use{where}: {exc.strerror or exc}"
+    elif isinstance(exc, RecursionError):
+        text = "input nests too deeply to read"
+    else:
+        text = f"{type(exc).__name__}: {shorten(str(exc).strip(), 300)}"
+    line = " ".join(text.split())
+    print(f"{PROG}: error: {line}", file=sys.stderr)
+    return 2

@@ -1,0 +1,123 @@
+"""What a tired engineer typed, found by a helper given that role: each got a traceback, an exit
+code of 1 for a refusal, advice that could not be followed, or wrote before it was refused.
+
+The standard: one line on stderr naming what was wrong, what was received and how to fix it;
+exit code 2; the warehouse file byte for byte as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+import backfill_lab.cli.guard as guard
+from backfill_lab import Warehouse
+from backfill_lab.cli import commands
+from backfill_lab.cli.commands import main
+from backfill_lab.errors import ConfigError, PartitionError
+from backfill_lab.partitions import parse_key
+
+from .test_cli import SMALL_DEMO
+
+
+@pytest.fixture
+def db(tmp_path, capsys):
+    path = tmp_path / "lab.duckdb"
+    assert main(["demo", "--db", str(path), *SMALL_DEMO]) == 0
+    capsys.readouterr()
+    return path
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _one_line_refusal(capsys, code: int, *needles: str) -> str:
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("backfill-lab: error: "), err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def test_rerunning_an_edited_plan_is_refused_in_one_line_and_can_be_given_its_own_id(
+        db, tmp_path, capsys):
+    first, second = tmp_path / "p1.yaml", tmp_path / "p2.yaml"
+    first.write_text("backfill: {start: 2024-12-01, end: 2024-12-03, concurrency: 2}\n"
+                     "rollback: {strategy: snapshot}\n")
+    second.write_text("backfill: {start: 2024-12-01, end: 2024-12-04, concurrency: 2}\n"
+                      "rollback: {strategy: snapshot}\n")
+    assert main(["run", str(first), "--db", str(db), "--quiet"]) == 0
+    capsys.readouterr()
+    before = _digest(db)
+    code = main(["run", str(second), "--db", str(db), "--quiet"])
+    _one_line_refusal(capsys, code, "plan-2024-12-01", "--backfill-id")
+    assert _digest(db) == before  # its snapshots were taken before the refusal: put back
+    assert main(["run", str(second), "--db", str(db), "--quiet", "--backfill-id",
+                 "dec-fix-2"]) == 0
+    assert "success" in capsys.readouterr().out
+
+
+def test_a_warehouse_that_cannot_be_copied_aside_is_refused_in_one_line(db, capsys,
+                                                                        monkeypatch):
+    """As a user who may read but not copy it (mode 000, an unsearchable folder): the guard's
+    copy raised PermissionError with an 18-line traceback, and left its folder behind."""
+    def denied(src, dst, **_):
+        raise PermissionError(13, "Permission denied", str(src))
+
+    monkeypatch.setattr(guard.shutil, "copy2", denied)
+    leftovers = set(Path(guard.tempfile.gettempdir()).glob("backfill-lab-kept-*"))
+    code = main(["status", "--db", str(db)])
+    _one_line_refusal(capsys, code, "lab.duckdb", "Permission denied")
+    assert set(Path(guard.tempfile.gettempdir()).glob("backfill-lab-kept-*")) == leftovers
+
+
+def test_a_refusal_on_a_read_only_warehouse_does_not_crash_putting_it_back(
+        db, capsys, monkeypatch):
+    """A read-only file: the command was refused, then putting the file back raised
+    PermissionError with a traceback (the file had not changed: there was nothing to put back)."""
+    real = shutil.copy2
+
+    def read_only(src, dst, **kw):
+        if Path(dst) == db:
+            raise PermissionError(13, "Permission denied", str(dst))
+        return real(src, dst, **kw)
+
+    monkeypatch.setattr(guard.shutil, "copy2", read_only)
+    before = _digest(db)
+    code = main(["backfill", "--db", str(db), "--partitions", "2024-12-01", "--order", "asc"])
+    _one_line_refusal(capsys, code, "order")
+    assert _digest(db) == before
+
+
+def test_ctrl_c_during_a_backfill_is_one_line_and_names_what_to_resume(db, capsys,
+                                                                       monkeypatch):
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands.BackfillRunner, "run", interrupted)
+    code = main(["backfill", "--db", str(db), "--partitions", "2024-12-01..2024-12-04",
+                 "--backfill-id", "dec-1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 130 and len(err) == 1, err
+    assert "interrupted" in err[0] and "--backfill-id dec-1" in err[0]
+
+
+@pytest.mark.parametrize(("typed", "why"), [
+    ("2024-02-30", "day is out of range for month"),
+    ("2024-13-01", r"month must be in 1\.\.12"),
+])
+def test_an_impossible_date_says_why(typed, why):
+    with pytest.raises(PartitionError, match=why):
+        parse_key(typed)
+
+
+def test_opening_a_warehouse_says_what_is_really_wrong(tmp_path):
+    with pytest.raises(ConfigError, match=r"folder .* does not exist") as missing:
+        Warehouse(tmp_path / "nodir" / "x.duckdb")
+    assert "not a DuckDB database file" not in str(missing.value)
