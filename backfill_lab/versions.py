@@ -318,6 +318,10 @@ def rollback_view(wh: Any, view: str, *, now: dt.datetime | None = None) -> View
             stack.pop()
         else:
             stack.append(row)
+    views = {r[0] for r in run(wh.cursor(), "SELECT view_name FROM duckdb_views() WHERE "
+                                            "database_name = current_database() AND NOT internal")}
+    if not stack and view not in views:  # a typo, or a table: not "nothing earlier"
+        raise UnknownNameError.of("view", view, views)
     if len(stack) < 2:
         raise ConfigError(f"view {view!r} has no earlier definition to roll back to "
                           f"(it shows what it was created with)")

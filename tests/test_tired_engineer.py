@@ -121,3 +121,36 @@ def test_opening_a_warehouse_says_what_is_really_wrong(tmp_path):
     with pytest.raises(ConfigError, match=r"folder .* does not exist") as missing:
         Warehouse(tmp_path / "nodir" / "x.duckdb")
     assert "not a DuckDB database file" not in str(missing.value)
+
+
+def test_a_plan_for_another_pipeline_is_refused_before_it_writes(db, tmp_path, capsys):
+    plan = tmp_path / "late.yaml"
+    plan.write_text("pipeline: late_features\nbackfill: {start: 2024-12-01, end: 2024-12-03}\n")
+    before = _digest(db)
+    code = main(["run", str(plan), "--db", str(db), "--quiet"])
+    _one_line_refusal(capsys, code, "'late_features'", "'daily_features'",
+                      "set pipeline: daily_features")
+    assert _digest(db) == before
+
+
+def test_merge_keys_without_a_merge_are_refused(db, capsys):
+    before = _digest(db)
+    code = main(["backfill", "--db", str(db), "--partitions", "2024-12-01",
+                 "--merge-keys", "entity_id,date"])
+    _one_line_refusal(capsys, code, "--merge-keys", "--write-mode merge", "overwrite")
+    assert _digest(db) == before
+
+
+def test_a_schedule_that_ends_before_it_starts_is_refused(db, capsys):
+    before = _digest(db)
+    code = main(["schedule", "--db", str(db), "--start", "2025-02-05", "--until", "2025-02-01"])
+    _one_line_refusal(capsys, code, "before '--start' 2025-02-05")
+    assert _digest(db) == before
+
+
+def test_rolling_back_a_view_that_does_not_exist_names_the_views(db, capsys):
+    assert main(["switchover", "--db", str(db), "--view", "features_live", "--to", "features",
+                 "--create"]) == 0
+    capsys.readouterr()
+    code = main(["rollback", "--db", str(db), "--view", "features_lve"])
+    _one_line_refusal(capsys, code, "unknown view 'features_lve'", "Did you mean 'features_live'")

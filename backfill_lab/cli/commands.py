@@ -46,7 +46,7 @@ from ..validations import (
 )
 from ..versions import point_view, rollback_view, switch_view
 from ..warehouse import Warehouse
-from .guard import check_path, guarded, open_warehouse, refuse
+from .guard import check_path, guarded, open_warehouse, pipelines_of, refuse
 from .parse import OneLineParser, UsageError
 
 __all__ = ["main"]
@@ -235,6 +235,9 @@ def _print_event(event: StepEvent) -> None:
 
 def _options(args: argparse.Namespace) -> BackfillOptions:
     """The backfill's options from its flags, checked before the warehouse is opened."""
+    if args.merge_keys and args.write_mode != "merge":  # silently ignored before
+        raise UsageError(f"'--merge-keys' is for '--write-mode merge' (got --write-mode "
+                         f"{args.write_mode}); add --write-mode merge, or drop --merge-keys")
     return BackfillOptions.parse({
         "layers": args.layers, "order": args.order, "concurrency": args.max_parallel,
         "retries": args.retries, "mode": args.write_mode, "merge_keys": args.merge_keys,
@@ -335,6 +338,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     again = (f"; to run it as a new backfill, give it its own id: --backfill-id NAME "
              f"(this is {bid!r})")
     with open_warehouse(args.db) as wh:
+        built = pipelines_of(wh)
+        if built and plan.pipeline not in built:  # it would write the wrong tables' rows
+            raise UsageError(f"the plan is for pipeline {plan.pipeline!r}, but warehouse "
+                             f"{shorten(args.db)} was built by {', '.join(map(repr, built))}; "
+                             f"set pipeline: {built[0]} (or use a warehouse of its own)")
         try:
             result = run_plan(plan, wh, backfill_id=bid,
                               on_event=None if args.quiet else _print_event)
@@ -360,6 +368,9 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
     except ValueError:
         raise UsageError(f"'until' must be a date or time like 2025-01-08 or "
                          f"2025-01-08T03:00 (got {shorten(args.until)})") from None
+    if until < dt.datetime.fromisoformat(start):
+        raise UsageError(f"'--until' {args.until} is before '--start' {args.start}; the "
+                         f"scheduler runs from start until a later time")
     check_days(PartitionSet.range(start, max(start, parse_key(until.date()))))
     with open_warehouse(args.db) as wh:
         pipeline = demo_pipeline(wh)

@@ -21,12 +21,13 @@ from pathlib import Path
 
 import duckdb
 
+from .._db import run
 from .._yaml import shorten
 from ..errors import BackfillLabError
 from ..warehouse import Warehouse
 from .parse import UsageError
 
-__all__ = ["Kept", "check_path", "guarded", "open_warehouse", "refuse"]
+__all__ = ["Kept", "check_path", "guarded", "open_warehouse", "pipelines_of", "refuse"]
 
 PROG = "backfill-lab"
 MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB database file
@@ -84,6 +85,16 @@ def open_warehouse(text: str) -> Warehouse:
                          f"warehouse (it has no _bl_tables); point --db at the lab's "
                          f"warehouse, or create one with '{PROG} demo --db NEW_FILE'")
     return Warehouse(path)
+
+
+def pipelines_of(wh: Warehouse) -> list[str]:
+    """The pipelines whose backfills ``wh`` records (none for a new warehouse): a plan for
+    another is refused before it writes a row."""
+    cur = wh.cursor()
+    if not run(cur, "SELECT 1 FROM duckdb_tables() WHERE table_name = '_bl_backfills'"):
+        return []
+    return [r[0] for r in run(cur, "SELECT DISTINCT pipeline FROM _bl_backfills "
+                                   "WHERE pipeline IS NOT NULL ORDER BY 1")]
 
 
 class Kept:
