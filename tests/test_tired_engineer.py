@@ -154,3 +154,11 @@ def test_rolling_back_a_view_that_does_not_exist_names_the_views(db, capsys):
     capsys.readouterr()
     code = main(["rollback", "--db", str(db), "--view", "features_lve"])
     _one_line_refusal(capsys, code, "unknown view 'features_lve'", "Did you mean 'features_live'")
+
+
+def test_switching_a_view_to_a_typo_names_the_tables(db, capsys):
+    assert main(["switchover", "--db", str(db), "--view", "features_live", "--to", "features",
+                 "--create"]) == 0
+    capsys.readouterr()
+    code = main(["switchover", "--db", str(db), "--view", "features_live", "--to", "featurs"])
+    _one_line_refusal(capsys, code, "unknown table 'featurs'", "Did you mean 'features'")

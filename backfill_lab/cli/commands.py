@@ -297,6 +297,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_switchover(args: argparse.Namespace) -> int:
     with open_warehouse(args.db) as wh:
+        if not wh.has_table(args.to):  # a typo, not a table that is not ready yet
+            raise UnknownNameError.of("table", args.to, wh.tables())
         if args.create:
             state = point_view(wh, args.view, args.to)
         else:
