@@ -282,6 +282,9 @@ class Plan:
                                         and source.strip().endswith((".yaml", ".yml"))):
             source = _read_plan(Path(source))
         data = load_text(source) if isinstance(source, str) else source
+        if isinstance(data, str) and "\n" not in data and "." in data:  # 'plan.txt', 'P.YAML'
+            raise ConfigError(f"a plan given as a string is YAML text, and {data!r} reads as "
+                              f"one word; for a file, pass Path({data!r}) or name it .yaml")
         if not isinstance(data, Mapping):
             raise ConfigError.invalid("plan", "a mapping with a 'backfill' section",
                                       type(data).__name__ if data is not None else None)

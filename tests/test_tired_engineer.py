@@ -162,3 +162,12 @@ def test_switching_a_view_to_a_typo_names_the_tables(db, capsys):
     capsys.readouterr()
     code = main(["switchover", "--db", str(db), "--view", "features_live", "--to", "featurs"])
     _one_line_refusal(capsys, code, "unknown table 'featurs'", "Did you mean 'features'")
+
+
+@pytest.mark.parametrize("name", ["plan.txt", "/tmp/x/GOOD.YAML"])
+def test_a_plan_file_name_that_is_not_yaml_says_it_was_read_as_text(name):
+    from backfill_lab import load_plan
+
+    with pytest.raises(ConfigError, match="YAML text") as refused:
+        load_plan(name)
+    assert "Path(" in str(refused.value)
