@@ -33,8 +33,14 @@ def did_you_mean(received: str, choices: Iterable[str]) -> str:
     " Did you mean 'concurrency'?"
     >>> did_you_mean("zzz", ["concurrency"])
     ''
+    >>> did_you_mean("asc", ["ascending", "descending"]), did_you_mean("EX1", ["ex1", "ex2"])
+    (" Did you mean 'ascending'?", " Did you mean 'ex1'?")
     """
-    close = difflib.get_close_matches(str(received), [str(c) for c in choices], n=1, cutoff=0.6)
+    names, typed = [str(c) for c in choices], str(received)
+    folded = [c for c in names if c.lower() == typed.lower()]  # the case was all that was off
+    prefixed = [c for c in names if len(typed) >= 3 and c.lower().startswith(typed.lower())]
+    close = folded or (prefixed if len(prefixed) == 1 else []) or \
+        difflib.get_close_matches(typed, names, n=1, cutoff=0.6)
     return f" Did you mean '{close[0]}'?" if close else ""
 
 

@@ -20,7 +20,8 @@ from .pipeline import Pipeline
 from .validations import Validations
 from .warehouse import Warehouse
 
-__all__ = ["MAX_ID", "check_backfill_id", "check_columns", "check_tables", "columns_of"]
+__all__ = ["MAX_ID", "check_arguments", "check_backfill_id", "check_columns", "check_tables",
+           "columns_of"]
 
 MAX_ID = 120
 """The longest backfill id accepted (ids are typed, printed and stored in every ledger row)."""
@@ -44,6 +45,36 @@ def check_backfill_id(value: object) -> str | None:
         raise ConfigError(f"'backfill_id' must be a printable name of 1 to {MAX_ID} characters, "
                           f"like 'dec-outage' (got {shorten(value)})")
     return value
+
+
+def check_arguments(pipeline: object, warehouse: object, options: object, audit_tags: object,
+                    clock: object, sleep: object, on_event: object) -> None:
+    """What a backfill is handed is what it needs, before it writes anything: a swapped
+    argument or a string where an object goes gets one line, not an AttributeError from deep
+    inside (or, for ``on_event``, after the first ledger row).
+
+    >>> check_arguments("daily_features", None, None, None, None, print, None)
+    Traceback (most recent call last):
+    ...
+    backfill_lab.errors.ConfigError: 'pipeline' must be a Pipeline, like bl.demo_pipeline(wh) ...
+    """
+    wants: list[tuple[str, object, type | tuple[type, ...], str]] = [
+             ("pipeline", pipeline, Pipeline, "a Pipeline, like bl.demo_pipeline(wh)"),
+             ("warehouse", warehouse, Warehouse, "a Warehouse, like bl.Warehouse('lab.duckdb')"),
+             ("options", options, (BackfillOptions, type(None)),
+              "BackfillOptions, or the settings as keywords (concurrency=2)"),
+             ("audit_tags", audit_tags, (Mapping, type(None)), "a mapping like {'ticket': 'X'}")]
+    for name, value, kind, like in wants:
+        if not isinstance(value, kind):
+            raise ConfigError(f"{name!r} must be {like} (got {type(value).__name__} "
+                              f"{shorten(value)})")
+    if clock is not None and not callable(getattr(clock, "now", None)):
+        raise ConfigError(f"'clock' must have a now() method, like bl.FixedClock(...) "
+                          f"(got {type(clock).__name__} {shorten(clock)})")
+    for name, fn in (("sleep", sleep), ("on_event", on_event)):
+        if fn is not None and not callable(fn):
+            raise ConfigError(f"{name!r} must be a function (got {type(fn).__name__} "
+                              f"{shorten(fn)})")
 
 
 def _catalog(warehouse: Warehouse) -> dict[str, str]:

@@ -34,7 +34,7 @@ from .options import BackfillOptions
 from .partitions import PartitionSet, PartitionsLike
 from .pins import check_deployed, check_resume
 from .pipeline import Pipeline
-from .preflight import check_backfill_id, check_columns, check_tables
+from .preflight import check_arguments, check_backfill_id, check_columns, check_tables
 from .steps import Step, StepEvent, StepKey, StepResult, plan_steps, priorities, start_order
 from .validations import Validations
 from .warehouse import Warehouse
@@ -150,6 +150,7 @@ class BackfillRunner:
         validations: Validations | Mapping[str, Any] | None = None,
         **settings: Any,
     ) -> None:
+        check_arguments(pipeline, warehouse, options, audit_tags, clock, sleep, on_event)
         self.options = BackfillOptions.parse(settings, base=options, also_known=RUN_CONTEXT)
         self.pipeline = pipeline
         self.warehouse = warehouse

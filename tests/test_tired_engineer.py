@@ -171,3 +171,24 @@ def test_a_plan_file_name_that_is_not_yaml_says_it_was_read_as_text(name):
     with pytest.raises(ConfigError, match="YAML text") as refused:
         load_plan(name)
     assert "Path(" in str(refused.value)
+
+
+def test_the_wrong_arguments_to_a_backfill_are_one_line_before_anything_is_written():
+    from backfill_lab import EventSource, daily_features, run_backfill
+
+    wh = Warehouse()
+    pipeline = daily_features(EventSource(seed=3, entities=20, events_per_day=50))
+    before = wh.tables()
+    for args, kwargs, needle in [
+        ((pipeline, "lab.duckdb", "2024-12-01"), {}, "'warehouse' must be a Warehouse"),
+        (("daily_features", wh, "2024-12-01"), {}, "'pipeline' must be a Pipeline"),
+        ((wh, pipeline, "2024-12-01"), {}, "'pipeline' must be a Pipeline"),
+        ((pipeline, wh, "2024-12-01", {"concurrency": 2}), {}, "'options' must be"),
+        ((pipeline, wh, "2024-12-01"), {"audit_tags": ["a"]}, "'audit_tags' must be"),
+        ((pipeline, wh, "2024-12-01"), {"clock": "now"}, "'clock' must have a now()"),
+        ((pipeline, wh, "2024-12-01"), {"on_event": "print"}, "'on_event' must be a function"),
+    ]:
+        with pytest.raises(ConfigError, match=needle):
+            run_backfill(*args, **kwargs)
+    assert wh.tables() == before
+    assert not wh.sql("SELECT * FROM duckdb_tables() WHERE table_name LIKE '_bl_ledger'").shape[0]
