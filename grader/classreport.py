@@ -410,5 +410,5 @@ def write_class_report(dirs: Sequence[Path], out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     entries, runs = load_results(dirs, out)
     path = out / REPORT_FILE
-    path.write_text(ClassReport(entries, runs, out).render())
+    path.write_text(ClassReport(entries, runs, out).render(), encoding="utf-8", errors="replace")
     return path

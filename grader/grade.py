@@ -108,7 +108,7 @@ def parse_submission(raw: bytes, name: str) -> tuple[nbformat.NotebookNode | Non
     try:
         text = raw.decode("utf-8")
         data = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # not UTF-8, not JSON, or JSON no notebook holds (a 5,000-digit int)
         return None, f"{path.name} is not a notebook (not JSON: {str(exc).splitlines()[0]})"
     except RecursionError:  # a notebook is a few levels deep; '[[[[...' crashed the batch
         return None, (f"{path.name} is not a notebook (its JSON is nested too deep to be one); "

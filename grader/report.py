@@ -17,6 +17,7 @@ neutralised; on a terminal, control characters are shown, never sent.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -206,6 +207,21 @@ class GradeResult:
 RESULT_SUFFIXES = (".json", ".md", ".html")
 """The files each submission's results are written to, after its stem."""
 _BATCH_STEMS = frozenset({"report", "gradebook", "run"})  # the batch's own files in ``out``
+_BATCH_FILES = frozenset({"report.html", "gradebook.csv", "run.jsonl"})
+_NAME_BYTES = 200  # a file name is at most 255 bytes: room for "-2", "_" and ".html"
+
+
+def _fits(part: str) -> str:
+    """``part`` cut to a name the file system takes (its own hash keeps two cut names apart).
+
+    >>> len(_fits("a" * 300).encode()), _fits("short")
+    (200, 'short')
+    """
+    if len(part.encode()) <= _NAME_BYTES:
+        return part
+    digest = hashlib.sha256(part.encode("utf-8", "replace")).hexdigest()[:12]
+    cut = part.encode()[:_NAME_BYTES - 13].decode("utf-8", "ignore")
+    return f"{cut}~{digest}"
 
 
 def output_name(submission: str, taken: set[str]) -> str:
@@ -220,9 +236,11 @@ def output_name(submission: str, taken: set[str]) -> str:
     """
     parts = [p for p in PurePosixPath(submission.replace("\\", "/")).parts
              if p not in ("", ".", "..", "/")]
-    # a folder named like a result file ("x.json/") would be another's file: it gets a "_"
-    parts = [p + "_" if p.endswith(RESULT_SUFFIXES) else p for p in parts[:-1]] + parts[-1:]
-    stem = "/".join(parts).removesuffix(".ipynb") or "submission"
+    # a folder named like a result file ("x.json/") or, at the top, like one of the batch's own
+    # files ("gradebook.csv/") would be that file: it gets a "_"
+    parts = [p + "_" if p.endswith(RESULT_SUFFIXES) or (i == 0 and p in _BATCH_FILES) else p
+             for i, p in enumerate(parts[:-1])] + parts[-1:]
+    stem = "/".join(_fits(p) for p in parts).removesuffix(".ipynb") or "submission"
     name, n = stem, 2
     while name in taken or name in _BATCH_STEMS:
         name, n = f"{stem}-{n}", n + 1
@@ -236,16 +254,18 @@ def write_result(result: GradeResult, out: Path, name: str) -> None:
     from .html import FeedbackPage
 
     (out / name).parent.mkdir(parents=True, exist_ok=True)
+    # learner text may hold lone surrogates (JSON's "\\ud800"): written as U+FFFD, never a crash
     (out / f"{name}.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
-    (out / f"{name}.md").write_text(result.to_markdown())
-    (out / f"{name}.html").write_text(FeedbackPage(result).render())
+    (out / f"{name}.md").write_text(result.to_markdown(), encoding="utf-8", errors="replace")
+    (out / f"{name}.html").write_text(FeedbackPage(result).render(), encoding="utf-8",
+                                      errors="replace")
 
 
 def write_gradebook(rows: Iterable[dict[str, Any]], out: Path) -> Path:
     """Write ``out/gradebook.csv``, one row per submission, sorted; returns its path."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / "gradebook.csv"
-    with path.open("w", newline="") as handle:
+    with path.open("w", newline="", encoding="utf-8", errors="replace") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(GRADEBOOK_COLUMNS))
         writer.writeheader()
         for row in sorted(rows, key=lambda r: (str(r["submission"]), str(r["exercise"]))):

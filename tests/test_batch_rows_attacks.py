@@ -33,12 +33,15 @@ def test_a_notebook_nested_too_deep_is_invalid_and_the_batch_goes_on(tmp_path, c
     deep_meta = dict(NOTEBOOK, metadata={**NOTEBOOK["metadata"], "x": "@"})
     text = json.dumps(deep_meta).replace('"@"', "[" * 200_000 + "]" * 200_000)
     (subs / "deep_metadata_crashes_batch.ipynb").write_text(text)
+    (subs / "bigint_crashes_batch.ipynb").write_text(  # JSON, but no notebook holds it
+        json.dumps(NOTEBOOK)[:-1] + ', "x": ' + "9" * 5000 + "}")
     for extra in ([], ["--exercise", "ex1"]):
         out = tmp_path / f"out{len(extra)}"
         assert main(["grade", str(subs), "--out", str(out), "--jobs", "1", *extra]) == 0
         rows = _rows(out)
         assert rows == {"deep_json_crashes_batch.ipynb": "invalid_notebook",
-                        "deep_metadata_crashes_batch.ipynb": "invalid_notebook"}
+                        "deep_metadata_crashes_batch.ipynb": "invalid_notebook",
+                        "bigint_crashes_batch.ipynb": "invalid_notebook"}
         page = json.loads((out / "deep_json_crashes_batch.json").read_text())
         assert "nested too deep" in page["reason"]
     capsys.readouterr()
@@ -83,3 +86,22 @@ def test_output_names_never_clash_with_each_other_or_the_batch_files():
     files = {f"{n}{s}" for n in names for s in (".json", ".md", ".html")}
     folders = {str(p) for n in names for p in Path(n).parents if str(p) != "."}
     assert not files & folders and "report.html" not in files
+
+
+def test_the_second_round_of_batch_breakers_each_get_their_row(tmp_path, monkeypatch, capsys):
+    """A second attacker's files: a lone surrogate as the exercise, a 200-byte non-UTF-8 name, a 255-byte folder named '.json',
+    and folders named like the batch's own files (gradebook.csv/, run.jsonl/)."""
+    subs = _fake_batch(tmp_path, monkeypatch, _fake_run, ("a-honest",))
+    (subs / "surrogate_exercise.ipynb").write_text(json.dumps(
+        dict(NOTEBOOK, metadata={"backfill_lab": {"exercise": "\ud800"}})))
+    shutil.copy(subs / "a-honest.ipynb", os.fsencode(subs) + b"/" + b"\xff" * 200 + b".ipynb")
+    for folder in ("a" * 250 + ".json", "gradebook.csv", "run.jsonl", "report.html"):
+        (subs / folder).mkdir()
+        shutil.copy(subs / "a-honest.ipynb", subs / folder / "a-x.ipynb")
+    out = tmp_path / "out"
+    assert main(["grade", str(subs), "--out", str(out), "--jobs", "1"]) == 0
+    rows = _rows(out)
+    assert len(rows) == 7 and rows["a-honest.ipynb"] == "graded"
+    assert (out / "gradebook.csv").is_file() and (out / "run.jsonl").is_file()
+    assert "class report" in (out / "report.html").read_text().lower()
+    capsys.readouterr()
