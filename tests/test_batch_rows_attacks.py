@@ -89,8 +89,9 @@ def test_output_names_never_clash_with_each_other_or_the_batch_files():
 
 
 def test_the_second_round_of_batch_breakers_each_get_their_row(tmp_path, monkeypatch, capsys):
-    """A second attacker's files: a lone surrogate as the exercise, a 200-byte non-UTF-8 name, a 255-byte folder named '.json',
-    and folders named like the batch's own files (gradebook.csv/, run.jsonl/)."""
+    """A second attacker's files: a lone surrogate as the exercise, a 200-byte non-UTF-8
+    name, a 255-byte folder named '.json', and folders named like the batch's own files
+    (gradebook.csv/, run.jsonl/). The 5,000-digit integer is in the test above."""
     subs = _fake_batch(tmp_path, monkeypatch, _fake_run, ("a-honest",))
     (subs / "surrogate_exercise.ipynb").write_text(json.dumps(
         dict(NOTEBOOK, metadata={"backfill_lab": {"exercise": "\ud800"}})))

@@ -236,8 +236,8 @@ IDLE_MINI = PERFECT["mini_challenge"].replace("drift: {max_psi: 0.2, reference_w
 
 
 @pytest.mark.parametrize(("exercise", "plan", "why"), [
-    ("ex1", IDLE_EX1, "row_count has no bound above 0 rows"),
-    ("mini_challenge", IDLE_MINI, "drift allows a PSI above 1.0"),
+    ("ex1", IDLE_EX1, "row_count passes a day that lost 60% of its rows"),
+    ("mini_challenge", IDLE_MINI, "drift passes a shift of PSI 1 and KS 0.5"),
 ])
 def test_checks_that_can_never_fail_earn_no_validation_points(exercise, plan, why):
     """Both plans got full marks: the rule counted checks without asking whether any could
@@ -259,10 +259,51 @@ def test_each_kind_of_idle_check_is_named():
                                       "validations": validations}), scenario("ex1"))
 
     assert idle({"row_count": {"min": 900, "max": 1100}, "null_rate": {"max": 0.01},
-                 "drift": {"max_psi": 0.2}, "downstream_read": {"query": "SELECT 1 FROM {table}"}
-                 }) == []
+                 "drift": {"max_psi": 0.2}, "downstream_read": {
+                     "query": "SELECT 1 FROM {table} WHERE date = $partition"}}) == []
     assert idle({"row_count": {"relative": 0.5}, "drift": {"max_psi": 5, "max_ks": 0.3}}) == []
     assert idle({"drift": {"max_psi": None, "max_ks": 1.0}}) == \
-        ["drift allows a PSI above 1.0 and a KS of 1"]
+        ["drift passes a shift of PSI 1 and KS 0.5"]
     assert idle({"downstream_read": {"query": "SELECT 42 AS answer"}}) == \
-        ["downstream_read's query reads none of the pipeline's tables"]
+        ["downstream_read's query does not read the partition ({table} and $partition)"]
+
+
+# the second attacker's plans: just inside the first rule, still unable to catch anything
+_V = ("  row_count: {min: 900, max: 1100}\n  null_rate: {max: 0.01}\n"
+      "  unique_keys: [entity_id, date]\n  drift: {max_psi: 0.2}\n  downstream_read: true\n")
+NEAR_IDLE = {
+    "row_count_min_1": (_V.replace("{min: 900, max: 1100}", "{min: 1, max: 1000000000000}"),
+                        "row_count passes a day that lost 60% of its rows"),
+    "row_count_relative_huge": (_V.replace("{min: 900, max: 1100}", "{relative: 1.0e+300}"),
+                                "row_count passes a day that lost 60% of its rows"),
+    "null_rate_nearly_1": (_V.replace("{max: 0.01}", "{max: 0.999999}"),
+                           "null_rate passes a day with half its values null"),
+    "drift_ks_nearly_1": (_V.replace("{max_psi: 0.2}", "{max_psi: null, max_ks: 0.999999999}"),
+                          "drift passes a shift of PSI 1 and KS 0.5"),
+    "drift_against_itself": (_V.replace("{max_psi: 0.2}", "{baseline: features, max_psi: 0.2}"),
+                             "drift compares features with itself"),
+    "drift_on_a_key": (_V.replace("{max_psi: 0.2}", "{max_psi: 0.2, columns: [entity_id]}"),
+                       "drift measures only key columns"),
+    "query_reads_no_partition": (_V.replace("downstream_read: true",
+                                            "downstream_read: {query: 'SELECT 1 FROM {table}'}"),
+                                 "downstream_read's query does not read the partition"),
+    "query_names_a_table_only": (_V.replace("downstream_read: true",
+                                            "downstream_read: {query: 'SELECT 1 AS features'}"),
+                                 "downstream_read's query does not read the partition"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NEAR_IDLE))
+def test_checks_just_inside_the_first_rule_still_earn_no_validation_points(case):
+    validations, why = NEAR_IDLE[case]
+    plan = PERFECT["ex1"].replace(_V, validations)
+    assert plan != PERFECT["ex1"]
+    failed = {r.name: r.message for r in judge(load_plan(plan), scenario("ex1")) if not r.passed}
+    assert "validations" in failed and why in failed["validations"], failed
+
+
+def test_tags_that_only_look_like_text_are_no_lineage():
+    plan = PERFECT["ex1"].replace("{ticket: INC-1234, owner: data-platform}",
+                                  '{"\\u200b": "\\u200b"}')
+    failed = {r.name for r in judge(load_plan(plan), scenario("ex1")) if not r.passed}
+    assert failed == {"lineage"}
